@@ -1,0 +1,102 @@
+"""Config composition: Hydra's compose API over ``bench/conf`` plus the top-level ``studies/``.
+
+Studies live in ``studies/<name>.yaml`` (the design card's layout), not in a Hydra group folder, so
+they are registered into Hydra's ConfigStore under the group ``study``; ``study=NAME`` then works
+like any other group and an unknown name lists the ones that exist. The compose API is used instead
+of ``@hydra.main`` so that nothing changes the working directory, hijacks logging or creates
+``outputs/`` folders: the run directory is ours (``run_dir``), which is what resume relies on.
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Iterable
+
+from omegaconf import DictConfig, OmegaConf
+
+CONF_DIR = Path(__file__).parent / "conf"
+GROUPS = ("dataset", "flow", "representation", "model", "trainer", "protocol", "tuning", "tracking",
+          "executor", "study")
+
+
+class ConfigError(ValueError):
+    """A bad command line or config: the message says what exists."""
+
+
+_registered = False
+
+
+def _register_studies() -> None:
+    global _registered
+    if _registered:
+        return
+    from hydra.core.config_store import ConfigStore
+
+    from studies import STUDY_DIR
+
+    cs = ConfigStore.instance()
+    for path in sorted(STUDY_DIR.glob("*.yaml")):
+        try:
+            node = OmegaConf.load(path)
+        except Exception as e:  # a broken study file must name itself
+            raise ConfigError(f"cannot read study file {path}: {e}") from e
+        cs.store(group="study", name=path.stem, node=node)
+    _registered = True
+
+
+def group_options(group: str) -> list[str]:
+    if group == "study":
+        from studies import list_studies
+
+        return list_studies()
+    return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+
+
+def _friendly(err: Exception, overrides: list[str]) -> str:
+    msg = str(err).strip()
+    if "Could not override" in msg or "Key '" in msg and "is not in struct" in msg:
+        # Name the keys that exist at the failing level instead of Hydra's bare refusal.
+        for ov in overrides:
+            key = ov.split("=", 1)[0].lstrip("+~")
+            if key and key.split(".")[0] and f"'{key}'" in msg:
+                parent, _, leaf = key.rpartition(".")
+                try:
+                    base = compose([o for o in overrides if o != ov]) if parent else None
+                except ConfigError:
+                    base = None
+                if parent and base is not None:
+                    node = OmegaConf.select(base, parent)
+                    if isinstance(node, DictConfig):
+                        keys = sorted(str(k) for k in node.keys())
+                        close = difflib.get_close_matches(leaf, keys, n=3)
+                        hint = f" Did you mean {', '.join(close)}?" if close else ""
+                        return (f"unknown config key '{key}'.{hint} Keys under '{parent}': {', '.join(keys)}. "
+                                f"(Use +{key}=... to add a new key.)")
+                top = sorted(set(GROUPS) | {"paths", "input_size", "run_dir", "resume", "report", "progress"})
+                return f"unknown config key '{key}'. Top-level keys: {', '.join(top)}."
+    return msg
+
+
+def compose(overrides: Iterable[str] = (), *, with_choices: bool = False) -> DictConfig:
+    """Compose the root config with Hydra override strings (``key=value``, ``group=option``).
+
+    ``with_choices`` keeps Hydra's node so ``cfg.hydra.runtime.choices`` names the chosen options.
+    """
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    overrides = list(overrides)
+    _register_studies()
+    try:
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3", job_name="dualflow"):
+            cfg = hydra_compose(config_name="config", overrides=overrides, return_hydra_config=with_choices)
+    except (HydraException, OmegaConfBaseException) as e:
+        raise ConfigError(_friendly(e, overrides)) from None
+    return cfg
+
+
+def to_container(cfg: DictConfig) -> dict:
+    return OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)  # type: ignore[return-value]

@@ -1,0 +1,225 @@
+"""``precomputed`` dataset: flows distributed instead of frames (many public MER works do this).
+
+``root/<annotation>`` (csv or xlsx, header row) with columns ``subject, clip, label`` (+ optional
+``emotion, au`` and ``onset, apex, offset``), and per-sample flow files for each phase located by
+filename templates relative to ``root`` (absolute allowed), e.g.::
+
+    phase1_template: "{subject}_{clip} .png"      # onset -> apex
+    phase2_template: "{subject}_{clip}_1 .png"    # apex -> offset (names may contain spaces)
+
+Template fields: every annotation column (headers normalised: lower case, no spaces/underscores, so
+``Onset Frame`` -> ``{onsetframe}``), ``{dataset}`` and ``{row}`` (0-based data row). Instead of a
+template, ``phase1_array`` / ``phase2_array`` may name ONE stacked ``.npy`` (N, C, H, W) whose
+sample i is the annotation's i-th data row (MEB's ``per_of.npy`` layout). A phase with neither is
+absent: its flow is zeros (flag ``phase2_missing:zeros``) and the representations that need it are
+reported as unavailable.
+
+Formats (by extension): ``.npy`` / ``.npz`` float arrays, Middlebury ``.flo``, or 8-bit/16-bit
+images; ``flow_file`` declares how to read them (``bench.flow.store.FlowFileSpec``): ``channels``
+(e.g. ``[u, v, strain]``; images: RGB order), ``layout`` (chw | hwc | auto), ``npz_key``, and for
+images ``normalisation`` (``fixed`` with ``scale``/``offset``: value = pixel * scale + offset;
+``minmax``: per-image stretch, sign and scale of u, v lost). The loader logs, and records in
+``table.meta["exactness"]``, which representations are exact and which only approximate.
+
+``label`` is an emotion (mapped through ``classes``, see ``bench.data.classes``) or a class index
+(then ``classes`` is the list of names, or None for "0", "1", ...). Without onset/apex/offset the
+frame numbers are placeholders 0/1/2 (flag ``no_frame_numbers``): nothing reads frames here.
+The table gets columns ``flow1_path, flow1_index, flow2_path, flow2_index`` (index -1 = one file
+per sample; path '' = phase absent), which ``bench.flow.compute_flows`` loads instead of computing.
+Validation (labels, duplicates, subjects) is ``bench.data.validate.finalize`` with frame checks off;
+flow files are checked to exist here (all missing files listed in one error).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from bench.data import register_dataset
+from bench.data._sheets import norm_header, read_table
+from bench.data.table import DataError, SampleTable
+from bench.data.validate import MAX_ERRORS_SHOWN, finalize, parse_frame, split_options
+from bench.flow.store import FLOW_EXTS, IMAGE_EXTS, FlowFileSpec, spec_from_mapping
+
+log = logging.getLogger("bench.data")
+
+_ACCEPTED = ("root", "annotation", "phase1_template", "phase2_template", "phase1_array", "phase2_array",
+             "flow_file", "classes", "columns", "sheet", "dataset")
+
+REPRESENTATIONS_PHASE1 = ("single_phase", "strain")
+REPRESENTATIONS_PHASE2 = ("single_phase_offset", "cof", "mm_cof", "two_phase_stack")
+
+
+def exactness(exts: set[str], spec: FlowFileSpec, has_phase2: bool) -> dict[str, str]:
+    """Representation name -> 'exact' | 'exact up to ...' | 'approximate: why' | 'unavailable: why'."""
+    images = bool(exts & IMAGE_EXTS)
+    if not images:
+        base = "exact"
+    elif spec.normalisation == "fixed":
+        base = f"exact up to the images' quantisation (step = scale = {spec.scale} px)"
+    else:
+        base = ("approximate: per-image min-max normalised images lost the sign and scale of u, v "
+                "(u, v, magnitudes, strain and Mc are computed from rescaled values in [-1, 1])")
+    out = {}
+    for r in REPRESENTATIONS_PHASE1 + REPRESENTATIONS_PHASE2:
+        if r in REPRESENTATIONS_PHASE2 and not has_phase2:
+            out[r] = "unavailable: no apex->offset flow (phase 2 is zeros)"
+        else:
+            out[r] = base
+    if "strain" in spec.channels:
+        out["strain"] += "; the stored strain channel is not used (strain is recomputed from u, v)"
+    return out
+
+
+def _template_path(root: Path, template: str, values: Mapping[str, Any], at: str) -> Path:
+    try:
+        p = Path(template.format(**values))
+    except (KeyError, IndexError, ValueError) as e:
+        raise DataError(f"{at}: bad flow file template {template!r} ({type(e).__name__}: {e}); "
+                        f"fields available: {sorted(values)}") from e
+    return p if p.is_absolute() else root / p
+
+
+@register_dataset("precomputed")
+def load_precomputed(
+    root: str | Path,
+    annotation: str = "annotations.csv",
+    phase1_template: str | None = None,
+    phase2_template: str | None = None,
+    phase1_array: str | None = None,
+    phase2_array: str | None = None,
+    flow_file: Mapping[str, Any] | None = None,
+    classes: Any = None,
+    columns: Mapping[str, str] | None = None,
+    sheet: str | None = None,
+    dataset: str = "precomputed",
+    **options: Any,
+) -> SampleTable:
+    """A precomputed-flow dataset (see the module docstring)."""
+    opts = split_options("precomputed", options, _ACCEPTED)
+    if opts.check_frames:
+        opts.check_frames = False  # there are no frames; flow files are checked below instead
+    spec = spec_from_mapping(flow_file)
+    root = Path(root).expanduser().resolve()
+    ann = Path(annotation)
+    ann = ann if ann.is_absolute() else root / ann
+    if phase1_template is None and phase1_array is None:
+        raise DataError(f"{ann}: precomputed needs phase1_template or phase1_array (onset->apex flows)")
+    for ph, (t, a) in enumerate(((phase1_template, phase1_array), (phase2_template, phase2_array)), 1):
+        if t is not None and a is not None:
+            raise DataError(f"{ann}: give phase{ph}_template or phase{ph}_array, not both")
+
+    renames = {norm_header(k): norm_header(v) for k, v in (columns or {}).items()}
+    subject_aliases = [k for k, v in renames.items() if v == "subject"] or ["subject"]
+    df = read_table(ann, sheet=sheet, header_keys=subject_aliases[:1]).rename(columns=renames)
+    missing = [c for c in ("subject", "clip", "label") if c not in df.columns]
+    if missing:
+        raise DataError(f"{ann}: missing column(s) {missing}; found "
+                        f"{[c for c in df.columns if not c.startswith('_')]} (rename with columns=...)")
+    frame_cols = [c for c in ("onset", "apex", "offset") if c in df.columns]
+    if frame_cols and len(frame_cols) != 3:
+        raise DataError(f"{ann}: give all of onset, apex, offset or none (found only {frame_cols})")
+
+    arrays: dict[int, tuple[Path, int]] = {}
+    for ph, a in ((1, phase1_array), (2, phase2_array)):
+        if a is None:
+            continue
+        p = Path(a) if Path(a).is_absolute() else root / a
+        if p.suffix.lower() != ".npy" or not p.is_file():
+            raise DataError(f"{ann}: phase{ph}_array {p} must be an existing stacked .npy file")
+        arr = np.load(p, mmap_mode="r", allow_pickle=False)
+        if arr.ndim != 4 or arr.shape[0] != len(df):
+            raise DataError(f"{p}: phase{ph}_array has shape {arr.shape}; expected (N={len(df)} rows of "
+                            f"{ann.name}, C, H, W)")
+        arrays[ph] = (p, arr.shape[0])
+
+    labels = [str(v).strip() for v in df["label"]]
+    int_labels = bool(labels) and all(_is_int(v) for v in labels if v)
+    raw = df[["subject", "clip", "_row", "_file"]].copy()
+    raw["dataset"] = dataset
+    raw["au"] = df["au"] if "au" in df.columns else ""
+    if int_labels:
+        raw["label"] = labels
+        raw["emotion"] = df["emotion"] if "emotion" in df.columns else ""
+    else:
+        raw["emotion"] = labels
+    if frame_cols:
+        for c in frame_cols:
+            raw[c] = df[c]
+        raw["flags"] = ""
+    else:
+        raw["onset"], raw["apex"], raw["offset"] = 0, 1, 2
+        raw["apex_source"] = "fallback:no_frame_numbers"
+        raw["flags"] = "no_frame_numbers"
+    raw["frame_template"] = ""
+
+    flow_cols: dict[tuple[str, str], tuple[str, int, str, int]] = {}
+    errors: list[str] = []
+    exts: set[str] = set()
+    for k, (i, r) in enumerate(df.iterrows()):
+        at = f"{ann}, row {r['_row']}"
+        values = {c: r[c] for c in df.columns if not c.startswith("_")}
+        values.update(dataset=dataset, row=k)
+        entry: list[Any] = []
+        for ph, t in ((1, phase1_template), (2, phase2_template)):
+            if ph in arrays:
+                entry += [str(arrays[ph][0]), k]
+                exts.add(".npy")
+            elif t is None:
+                entry += ["", -1]
+            else:
+                p = _template_path(root, t, values, at)
+                if p.suffix.lower() not in FLOW_EXTS:
+                    errors.append(f"{at}: phase-{ph} flow {p}: unsupported type {p.suffix!r} "
+                                  f"(supported: {sorted(FLOW_EXTS)})")
+                elif not p.is_file():
+                    errors.append(f"{at}: phase-{ph} flow file missing: {p}")
+                exts.add(p.suffix.lower())
+                entry += [str(p), -1]
+        flow_cols[(str(r["subject"]).strip(), str(r["clip"]).strip())] = tuple(entry)  # type: ignore[assignment]
+    if errors:
+        more = f"\n  ... and {len(errors) - MAX_ERRORS_SHOWN} more" if len(errors) > MAX_ERRORS_SHOWN else ""
+        raise DataError(f"{len(errors)} flow file error(s):\n  " + "\n  ".join(errors[:MAX_ERRORS_SHOWN]) + more)
+    if exts & IMAGE_EXTS and spec.normalisation is None:
+        raise DataError(f"{ann}: flows are images; declare flow_file.normalisation (fixed | minmax)")
+
+    given = None
+    if int_labels:
+        if classes is None:
+            n = max(int(parse_frame(v)) for v in raw["label"]) + 1 if len(raw) else 0
+            given = [str(i) for i in range(n)]
+        elif isinstance(classes, Sequence) and not isinstance(classes, str):
+            given = [str(c) for c in classes]
+        else:
+            raise DataError(f"{ann}: labels are class indices, so classes must be a list of class names")
+    has_phase2 = phase2_template is not None or phase2_array is not None
+    exact = exactness(exts, spec, has_phase2)
+    spec_dict = {"channels": list(spec.channels), "layout": spec.layout, "npz_key": spec.npz_key,
+                 "normalisation": spec.normalisation,
+                 "scale": list(spec.scale) if isinstance(spec.scale, tuple) else spec.scale,
+                 "offset": list(spec.offset) if isinstance(spec.offset, tuple) else spec.offset}
+    table = finalize(raw, name=dataset, source=str(ann), classes=classes, options=opts, given_classes=given,
+                     meta={"flow_file": spec_dict, "flow_formats": sorted(exts), "exactness": exact})
+    cols = [flow_cols[(s, c)] for s, c in zip(table.df["subject"], table.df["clip"])]
+    table.df["flow1_path"] = [c[0] for c in cols]
+    table.df["flow1_index"] = np.array([c[1] for c in cols], dtype=np.int64)
+    table.df["flow2_path"] = [c[2] for c in cols]
+    table.df["flow2_index"] = np.array([c[3] for c in cols], dtype=np.int64)
+
+    approx = sorted(k for k, v in exact.items() if v != "exact")
+    if approx:
+        log.warning("precomputed flows %s (%s): %s", ann, ", ".join(sorted(exts)),
+                    "; ".join(f"{k}: {exact[k]}" for k in sorted(exact)))
+    else:
+        log.info("precomputed flows %s (%s): every representation is exact", ann, ", ".join(sorted(exts)))
+    return table
+
+
+def _is_int(v: str) -> bool:
+    try:
+        return parse_frame(v) is not None
+    except ValueError:
+        return False

@@ -1,0 +1,442 @@
+"""Validation every loader's rows go through (``finalize``) before they become a ``SampleTable``.
+
+Loaders produce a *raw* frame: text columns ``dataset, subject, clip, onset, apex, offset, emotion, au,
+frame_template`` (optionally ``label`` when the source gives class indices, ``apex_source`` when the
+loader chose the apex itself) plus ``_file`` and ``_row`` (the 1-based spreadsheet row the user sees;
+``None`` for folder-derived rows, which are then named by their clip). ``finalize`` applies these checks:
+
+=============================== ========================================================================
+check                           outcome
+=============================== ========================================================================
+onset/offset missing or         error. Without both ends the clip's extent is unknown.
+non-numeric / non-integer /
+negative
+offset <= onset                 error (a clip needs onset < apex <= offset, hence >= 2 frames).
+apex missing or non-numeric     fallback: apex = middle frame ``(onset + offset + 1) // 2``,
+(CASME II writes "/", SAMM -1)  ``apex_source = fallback:missing_apex``. The middle frame is the
+                                convention the field uses for unannotated apexes (SMIC, MEB).
+apex outside onset..offset      fallback: middle frame, ``fallback:apex_outside_range``. The two SAMM v2
+(SAMM v2 has two)               cases are typing slips of a digit; onset/offset bound the clip reliably,
+                                the apex does not, and dropping the clips would cost scarce classes.
+apex == onset                   fallback: middle frame, ``fallback:apex_equals_onset`` — an onset->apex
+                                phase of zero length has no motion, which would poison any
+                                representation built on it.
+unknown emotion (typo, empty)   error (see ``bench.data.classes``); a known emotion the class set does
+                                not use is dropped with a logged per-emotion count.
+class index out of range        error (sources giving integer labels).
+duplicated clip                 error naming both rows (same subject and clip twice).
+missing frame files             ``check_frames=True``: error naming the row and the missing file;
+(onset, apex, offset frames)    ``"summary"``: one summarised problem, rows kept; ``False``: not checked.
+class empty after mapping       error (a LOSO metric over an empty class is undefined).
+fewer than ``min_subjects``     error (LOSO needs at least two subjects).
+=============================== ========================================================================
+
+Known errata in a source sheet can be corrected in configuration instead of editing the licensed file:
+``overrides: {"<subject>/<clip>": {offset: 91}}`` (fields onset, apex, offset, emotion, au, label) is
+applied before the checks, flagged ``override:<fields>`` and listed in ``problems`` with the old values.
+
+Every fallback is logged (``logging`` at WARNING, logger ``bench.data``), marked in the row's ``flags``
+and ``apex_source``, and counted in ``SampleTable.problems``. ``strict=True`` turns every fallback into an
+error. ``errors="collect"`` (used by ``python -m bench.data summary``) drops erroneous rows and records
+each error in ``problems`` instead of raising, so the summary shows every problem at once. With
+``errors="raise"`` all row errors are gathered first and raised together in one ``DataError``.
+"""
+
+from __future__ import annotations
+
+import logging
+import numbers
+import re
+from collections import Counter
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+import pandas as pd
+
+from bench.data.classes import ClassSet, resolve_class_set
+from bench.data.table import ALL_COLUMNS, DataError, SampleTable
+
+log = logging.getLogger("bench.data")
+
+_MISSING_TEXT = {"", "/", "-", "nan", "none", "null", "n/a", "na", "?"}
+MAX_ERRORS_SHOWN = 25
+
+
+@dataclass
+class Options:
+    """Validation options every loader accepts as keyword arguments."""
+
+    check_frames: bool | str = True  # True | False | "summary"
+    strict: bool = False
+    errors: str = "raise"  # "raise" | "collect"
+    min_subjects: int = 2
+    # per-clip corrections of known errata, {"<subject>/<clip>": {"offset": 91, ...}}, applied before the
+    # checks and recorded (flag ``override:<fields>`` + a problem line); an unknown clip or field is an error
+    overrides: Mapping[str, Mapping[str, Any]] | None = None
+
+    def __post_init__(self):
+        if isinstance(self.check_frames, str):
+            v = self.check_frames.strip().lower()
+            mapping = {"true": True, "false": False, "summary": "summary", "yes": True, "no": False}
+            if v not in mapping:
+                raise ValueError(f"check_frames must be true, false or 'summary', not {self.check_frames!r}")
+            self.check_frames = mapping[v]
+        if self.errors not in ("raise", "collect"):
+            raise ValueError(f"errors must be 'raise' or 'collect', not {self.errors!r}")
+
+
+OPTION_NAMES = tuple(f.name for f in fields(Options))
+
+
+def split_options(loader: str, params: Mapping[str, Any], accepted: Sequence[str] = ()) -> Options:
+    """Options from a loader's ``**kwargs``; anything else is an unknown parameter (listed)."""
+    unknown = [k for k in params if k not in OPTION_NAMES]
+    if unknown:
+        raise TypeError(
+            f"dataset {loader!r}: unknown parameter(s) {unknown}. "
+            f"Accepted: {', '.join([*accepted, *OPTION_NAMES])}"
+        )
+    return Options(**params)
+
+
+def where(file: str, row: Any, clip: str = "") -> str:
+    if row is None or (pd.api.types.is_scalar(row) and pd.isna(row)):
+        return f"{file}, sample {clip}" if clip else file
+    return f"{file}, row {int(row)}"
+
+
+def parse_frame(text: Any) -> int | None:
+    """A frame number from text; ``None`` when missing; ``ValueError`` when not a non-negative int."""
+    if text is None:
+        return None
+    if isinstance(text, numbers.Integral) and not isinstance(text, bool):
+        v = int(text)
+    else:
+        s = str(text).strip()
+        if s.lower() in _MISSING_TEXT:
+            return None
+        try:
+            f = float(s)
+        except ValueError:
+            raise ValueError(f"{s!r} is not a frame number") from None
+        if f != f:
+            return None
+        if not f.is_integer():
+            raise ValueError(f"{s!r} is not an integer frame number")
+        v = int(f)
+    return v
+
+
+def _text(v: Any) -> str:
+    """Cell text; ``None``/NaN (absent in a concatenated source) -> ``''``."""
+    if v is None or (pd.api.types.is_scalar(v) and pd.isna(v)):
+        return ""
+    return str(v).strip()
+
+
+def middle(onset: int, offset: int) -> int:
+    """Middle frame, rounded up so it is after the onset whenever offset > onset."""
+    return (onset + offset + 1) // 2
+
+
+class _Collector:
+    def __init__(self, opts: Options):
+        self.opts = opts
+        self.errors: list[str] = []
+        self.problems: list[str] = []
+
+    def error(self, msg: str) -> None:
+        self.errors.append(msg)
+
+    def fallback(self, msg: str) -> None:
+        if self.opts.strict:
+            self.errors.append(msg + " (strict mode: fallbacks are errors)")
+        else:
+            log.warning(msg)
+            self.problems.append(msg)
+
+    def note(self, msg: str) -> None:
+        log.warning(msg)
+        self.problems.append(msg)
+
+    def flush(self, stage: str) -> None:
+        if not self.errors:
+            return
+        if self.opts.errors == "collect":
+            for e in self.errors:
+                log.warning(e)
+                self.problems.append(f"error: {e}")
+            self.errors = []
+            return
+        errs = self.errors
+        shown = errs[:MAX_ERRORS_SHOWN]
+        more = f"\n  ... and {len(errs) - len(shown)} more" if len(errs) > len(shown) else ""
+        if len(errs) == 1:
+            raise DataError(errs[0])
+        raise DataError(f"{len(errs)} {stage} errors:\n  " + "\n  ".join(shown) + more)
+
+
+def _frame_paths(template: str, frames: Iterable[int]) -> list[Path]:
+    return [Path(template.format(frame=int(f))) for f in frames]
+
+
+def finalize(
+    raw: pd.DataFrame,
+    *,
+    name: str,
+    source: str,
+    classes: Any = None,
+    options: Options | None = None,
+    given_classes: Sequence[str] | None = None,
+    problems: Sequence[str] = (),
+    meta: Mapping[str, Any] | None = None,
+) -> SampleTable:
+    """Validate a raw loader frame and build the ``SampleTable`` (see the module docstring).
+
+    ``classes`` is a class-set spec (``bench.data.classes``) applied to ``emotion``. When the source
+    already gives class indices, pass ``given_classes`` (names in index order) and a ``label`` column.
+    """
+    opts = options or Options()
+    col = _Collector(opts)
+    col.problems.extend(problems)
+    raw = raw.reset_index(drop=True)
+    if opts.overrides:
+        raw = _apply_overrides(raw, opts.overrides, source, col)
+    for c in ("dataset", "subject", "clip", "onset", "apex", "offset", "frame_template", "_file", "_row"):
+        if c not in raw.columns:
+            raise ValueError(f"loader bug: raw table lacks column {c!r}")
+
+    recs: list[dict] = []
+    for r in raw.to_dict("records"):
+        file, row = r["_file"], r.get("_row")
+        subject = str(r["subject"]).strip()
+        clip = str(r["clip"]).strip()
+        at = where(file, row, f"{subject}/{clip}")
+        if not subject or subject.lower() == "nan":
+            col.error(f"{at}: empty subject")
+            continue
+        if not clip or clip.lower() == "nan":
+            col.error(f"{at}: empty clip name")
+            continue
+        vals = {}
+        bad = False
+        for k in ("onset", "offset"):
+            try:
+                v = parse_frame(r[k])
+            except ValueError as e:
+                col.error(f"{at}: {k} {e}")
+                bad = True
+                continue
+            if v is None:
+                col.error(f"{at}: {k} frame is missing")
+                bad = True
+            elif v < 0:
+                col.error(f"{at}: {k} frame {v} is negative")
+                bad = True
+            vals[k] = v
+        if bad:
+            continue
+        onset, offset = vals["onset"], vals["offset"]
+        if offset <= onset:
+            col.error(f"{at}: offset {offset} is not after onset {onset}")
+            continue
+        flags: list[str] = []
+        apex_source = _text(r.get("apex_source")) or "annotated"
+        try:
+            apex = parse_frame(r["apex"])
+        except ValueError:
+            apex = None
+            raw_apex = r["apex"]
+        else:
+            raw_apex = r["apex"]
+        if apex is not None and apex < 0:  # SAMM-style -1 sentinel for "not annotated"
+            apex = None
+        if apex is None:
+            apex = middle(onset, offset)
+            flags.append("missing_apex")
+            apex_source = "fallback:missing_apex"
+            col.fallback(f"{at}: apex {str(raw_apex)!r} is not a frame number; using the middle frame {apex}")
+        elif not onset <= apex <= offset:
+            new = middle(onset, offset)
+            flags.append("apex_outside_range")
+            apex_source = "fallback:apex_outside_range"
+            col.fallback(f"{at}: apex {apex} outside onset..offset {onset}..{offset}; using the middle frame {new}")
+            apex = new
+        elif apex == onset:
+            new = middle(onset, offset)
+            flags.append("apex_equals_onset")
+            apex_source = "fallback:apex_equals_onset"
+            col.fallback(f"{at}: apex equals onset {onset}; using the middle frame {new}")
+            apex = new
+        extra_flags = [f for f in _text(r.get("flags")).split(";") if f]
+        recs.append(
+            dict(
+                dataset=str(r["dataset"]),
+                subject=subject,
+                clip=clip,
+                onset=onset,
+                apex=apex,
+                offset=offset,
+                label=r.get("label"),
+                emotion=_text(r.get("emotion")),
+                au=_text(r.get("au")),
+                frame_template=str(r["frame_template"]),
+                apex_source=apex_source,
+                flags=";".join(extra_flags + flags),
+                _at=at,
+                _file=file,
+            )
+        )
+    col.flush("row")
+
+    # ---- labels
+    if given_classes is not None:
+        cs = list(given_classes)
+        kept = []
+        for r in recs:
+            try:
+                lab = int(parse_frame(r["label"]))  # type: ignore[arg-type]
+            except (TypeError, ValueError):
+                col.error(f"{r['_at']}: label {r['label']!r} is not a class index")
+                continue
+            if not 0 <= lab < len(cs):
+                col.error(f"{r['_at']}: label {lab} is not an index into the {len(cs)} classes {cs}")
+                continue
+            r["label"] = lab
+            if not r["emotion"]:
+                r["emotion"] = cs[lab]
+            kept.append(r)
+        recs = kept
+        class_set_name = "given"
+    else:
+        cset: ClassSet = resolve_class_set(classes, [r["emotion"] for r in recs])
+        cs = list(cset.classes)
+        kept, dropped = [], Counter()
+        for r in recs:
+            e = r["emotion"]
+            if not e or e.lower() == "nan":
+                col.error(f"{r['_at']}: emotion is empty")
+                continue
+            if not cset.is_known(e):
+                col.error(
+                    f"{r['_at']}: unknown emotion {e!r} for class set {cset.name!r} "
+                    f"(known: {', '.join(sorted(_vocab_hint(cset)))})"
+                )
+                continue
+            lab = cset.label_of(e)
+            if lab is None:
+                dropped[e] += 1
+                continue
+            r["label"] = lab
+            kept.append(r)
+        recs = kept
+        class_set_name = cset.name
+        if dropped:
+            n = sum(dropped.values())
+            detail = ", ".join(f"{k}: {v}" for k, v in sorted(dropped.items()))
+            col.note(f"{source}: dropped {n} clip(s) whose emotion is not in class set {class_set_name!r} ({detail})")
+    col.flush("label")
+
+    # ---- duplicates
+    first: dict[tuple[str, str], str] = {}
+    for r in recs:
+        k = (r["subject"], r["clip"])
+        if k in first:
+            col.error(f"{r['_at']}: duplicated clip {r['subject']}/{r['clip']} (first at {first[k]})")
+        else:
+            first[k] = r["_at"]
+    if col.errors and opts.errors == "collect":
+        seen: set = set()
+        recs = [r for r in recs if not ((r["subject"], r["clip"]) in seen or seen.add((r["subject"], r["clip"])))]
+    col.flush("duplicate")
+
+    # ---- frame files
+    if opts.check_frames:
+        missing = []
+        for r in recs:
+            for p in _frame_paths(r["frame_template"], dict.fromkeys((r["onset"], r["apex"], r["offset"]))):
+                if not p.is_file():
+                    missing.append((r, p))
+                    break
+        if missing:
+            if opts.check_frames == "summary":
+                r0, p0 = missing[0]
+                col.note(
+                    f"{source}: key frames missing for {len(missing)} of {len(recs)} clips "
+                    f"(first: {r0['_at']} -> {p0}); frames were not loaded, only the annotation was checked"
+                )
+            else:
+                for r, p in missing:
+                    col.error(f"{r['_at']}: frame file missing: {p}")
+                if opts.errors == "collect":
+                    bad_ids = {id(r) for r, _ in missing}
+                    recs = [r for r in recs if id(r) not in bad_ids]
+        col.flush("frame")
+
+    df = pd.DataFrame.from_records(recs, columns=[*ALL_COLUMNS])
+    df = df.astype(
+        {
+            "dataset": str, "subject": str, "clip": str, "emotion": str, "au": str, "frame_template": str,
+            "apex_source": str, "flags": str, "onset": "int64", "apex": "int64", "offset": "int64", "label": "int64",
+        }
+    )
+
+    # ---- table-level checks
+    counts = Counter(df["label"].tolist())
+    empty = [c for i, c in enumerate(cs) if counts.get(i, 0) == 0]
+    if empty:
+        col.error(f"{source}: class(es) {empty} of class set {class_set_name!r} have no samples after mapping")
+    n_sub = df["subject"].nunique()
+    if n_sub < opts.min_subjects:
+        col.error(f"{source}: {n_sub} subject(s); leave-one-subject-out needs at least {opts.min_subjects}")
+    col.flush("table")
+
+    m = dict(meta or {})
+    m.setdefault("class_set", class_set_name)
+    return SampleTable(df=df, classes=cs, name=name, source=source, problems=col.problems, meta=m)
+
+
+_OVERRIDABLE = ("onset", "apex", "offset", "emotion", "au", "label")
+
+
+def _apply_overrides(raw: pd.DataFrame, overrides: Mapping[str, Mapping[str, Any]], source: str,
+                     col: _Collector) -> pd.DataFrame:
+    raw = raw.copy()
+    if "flags" not in raw.columns:
+        raw["flags"] = ""
+    raw["flags"] = raw["flags"].astype(object)
+    index = {f"{str(s).strip()}/{str(c).strip()}": i for i, (s, c) in enumerate(zip(raw["subject"], raw["clip"]))}
+    for key, changes in dict(overrides).items():
+        if key not in index:
+            col.error(f"{source}: override for unknown clip {key!r} (keys are '<subject>/<clip>' as loaded)")
+            continue
+        bad = [f for f in changes if f not in _OVERRIDABLE]
+        if bad:
+            col.error(f"{source}: override for {key!r} sets {bad}; only {list(_OVERRIDABLE)} can be overridden")
+            continue
+        i = index[key]
+        r = raw.iloc[i]
+        before = {f: _text(r.get(f)) for f in changes}
+        for f, v in changes.items():
+            if f not in raw.columns:
+                raw[f] = ""
+            raw[f] = raw[f].astype(object)
+            raw.at[i, f] = v
+        raw.at[i, "flags"] = ";".join([x for x in _text(r.get("flags")).split(";") if x] + [f"override:{','.join(changes)}"])
+        col.note(f"{where(r['_file'], r['_row'], key)}: override applied {before} -> {dict(changes)}")
+    return raw
+
+
+def _vocab_hint(cset: ClassSet) -> set[str]:
+    from bench.data.classes import SYNONYMS
+
+    return set(SYNONYMS) if cset.canonicalise else set(cset.mapping)
+
+
+def subject_key(s: Any) -> str:
+    """Text of a subject cell without Excel's float noise (``6.0`` -> ``6``)."""
+    s = str(s).strip()
+    if re.fullmatch(r"\d+\.0+", s):
+        s = s.split(".")[0]
+    return s

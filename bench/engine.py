@@ -1,0 +1,422 @@
+"""The training engine: in-memory, seeded, leak-free by construction.
+
+``fit(model, x, y, cfg, val=..., augment=..., on_epoch=...)`` trains a model on tensors that are
+moved to the device once; each epoch draws a seeded permutation (``torch.Generator``) and slices
+batches from the preloaded tensors, so there is no DataLoader, no worker process and no file read
+after the caller built ``x`` (MER datasets have hundreds of samples; a DataLoader's per-sample
+collation costs more than the small models' forward passes).
+
+Why test leakage is impossible by construction: ``fit`` has no parameter for test data. The only
+data it sees are the training tensors and the optional ``val`` pair, which the caller draws *by
+subject from the training subjects*. Every model-selection decision ``fit`` makes (the epoch to
+stop at and the weights to restore) is a function of ``val`` alone, or there is no decision at all
+(fixed epoch budget). The test fold's tensors can only reach the model after ``fit`` returns,
+through ``predict_proba`` — which never changes weights.
+
+Determinism: ``fit`` seeds Python, NumPy and torch from ``cfg.seed`` and enables
+``torch.use_deterministic_algorithms`` (warn-only) for its duration; with the same seed, the same
+initial weights (seed before ``create_model`` with :func:`seed_everything`), the same machine and
+the same torch thread count, CPU training gives bitwise identical weights and predictions (tested).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import importlib.util
+import inspect
+import logging
+import math
+import random
+import time
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Callable, Iterator, Mapping, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from bench.losses import class_weights as make_class_weights
+from bench.losses import make_loss
+
+log = logging.getLogger(__name__)
+
+OPTIMIZERS = ("adam", "adamw", "sgd")
+SCHEDULERS = ("none", "cosine", "step")
+MONITORS = ("val_loss", "val_uf1")
+
+
+@dataclass
+class TrainConfig:
+    """Every training hyper-parameter (``bench/conf/trainer/default.yaml`` mirrors the fields)."""
+
+    epochs: int = 40
+    batch_size: int = 32
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    optimizer: str = "adam"  # adam | adamw | sgd
+    momentum: float = 0.9  # sgd only
+    scheduler: str = "none"  # none | cosine | step (stepped once per epoch)
+    step_size: int = 10  # step: epochs between decays
+    step_gamma: float = 0.5  # step: decay factor
+    min_lr: float = 0.0  # cosine: final learning rate
+    loss: str = "ce"  # ce | focal
+    focal_gamma: float = 2.0
+    class_weights: Any = "none"  # none | balanced | [w_0, ..., w_{K-1}]
+    label_smoothing: float = 0.0  # ce only
+    grad_clip: float = 0.0  # max global grad norm; 0 = off
+    early_stopping_patience: int = 0  # epochs without improvement; 0 = off; needs `val`
+    monitor: str = "val_loss"  # val_loss | val_uf1 (ties broken by val_loss)
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    amp: bool = False  # float16 autocast + GradScaler, CUDA only (ignored with a warning on CPU)
+    seed: int = 0
+    eval_every: int = 1  # validate every N epochs (and after the last)
+    deterministic: bool = True  # torch.use_deterministic_algorithms(warn_only) during fit
+
+    @classmethod
+    def from_mapping(cls, m: Mapping[str, Any] | None = None, **overrides) -> "TrainConfig":
+        """Build from a plain mapping; unknown keys are an error listing the known ones."""
+        data = {**dict(m or {}), **overrides}
+        data.pop("name", None)  # config-group files may carry a label
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown trainer keys {unknown}; known: {', '.join(sorted(known))}")
+        if isinstance(data.get("class_weights"), Sequence) and not isinstance(data["class_weights"], str):
+            data["class_weights"] = [float(v) for v in data["class_weights"]]
+        cfg = cls(**data)
+        cfg.validate()
+        return cfg
+
+    def validate(self) -> None:
+        def need(cond: bool, msg: str) -> None:
+            if not cond:
+                raise ValueError(f"trainer: {msg}")
+
+        need(self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}")
+        need(self.batch_size >= 2, f"batch_size must be >= 2 (BatchNorm), got {self.batch_size}")
+        need(self.lr > 0, f"lr must be > 0, got {self.lr}")
+        need(self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}")
+        need(self.optimizer in OPTIMIZERS, f"optimizer={self.optimizer!r} not in {OPTIMIZERS}")
+        need(self.scheduler in SCHEDULERS, f"scheduler={self.scheduler!r} not in {SCHEDULERS}")
+        need(self.step_size >= 1, f"step_size must be >= 1, got {self.step_size}")
+        need(self.loss in ("ce", "focal"), f"loss={self.loss!r} not in ('ce', 'focal')")
+        need(0 <= self.label_smoothing < 1, f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        need(self.grad_clip >= 0, f"grad_clip must be >= 0, got {self.grad_clip}")
+        need(self.early_stopping_patience >= 0, "early_stopping_patience must be >= 0")
+        need(self.monitor in MONITORS, f"monitor={self.monitor!r} not in {MONITORS}")
+        need(self.eval_every >= 1, f"eval_every must be >= 1, got {self.eval_every}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class FitResult:
+    history: list[dict] = field(default_factory=list)  # one dict per epoch
+    best_epoch: int = -1  # 0-based epoch whose weights were restored; -1 = fixed budget
+    epochs_run: int = 0
+    seconds: float = 0.0
+    device: str = "cpu"
+    amp: bool = False
+    stopped_early: bool = False
+
+
+# ----------------------------------------------------------------------------------- helpers
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (all devices). Call before ``create_model`` for reproducible init."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    d = torch.device(device)
+    if d.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"device={device!r} requested but CUDA is not available (use device=auto or cpu)")
+    return d
+
+
+@contextlib.contextmanager
+def deterministic_mode(enabled: bool = True) -> Iterator[None]:
+    """Deterministic algorithms (warn-only: ops without one still run) for the block; restores the old mode."""
+    if not enabled:
+        yield
+        return
+    prev = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
+            torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(prev[0], warn_only=prev[1])
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = prev[2], prev[3]
+
+
+def batch_bounds(n: int, batch_size: int) -> list[tuple[int, int]]:
+    """Slices of ``range(n)``; a trailing batch of one sample is merged into the previous one
+    (BatchNorm cannot normalise a single sample whose maps are 1x1, e.g. ResNet at 28 px)."""
+    bounds = [(a, min(a + batch_size, n)) for a in range(0, n, batch_size)]
+    if len(bounds) > 1 and bounds[-1][1] - bounds[-1][0] == 1:
+        bounds[-2:] = [(bounds[-2][0], n)]
+    return bounds
+
+
+def _scores(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> dict:
+    """UF1/UAR/acc: ``bench.metrics.pooled_scores`` when that module exists, else the same MEGC
+    formulas here (so the engine does not depend on the runner's modules being present)."""
+    if importlib.util.find_spec("bench.metrics") is not None:
+        from bench.metrics import pooled_scores  # a broken metrics module raises, never silently ignored
+
+        return dict(pooled_scores(y_true, y_pred, n_classes))
+    cm = np.zeros((n_classes, n_classes), dtype=np.int64)
+    np.add.at(cm, (y_true, y_pred), 1)
+    tp = np.diag(cm).astype(float)
+    f1_den = cm.sum(0) + cm.sum(1)  # 2TP + FP + FN
+    f1 = np.divide(2 * tp, f1_den, out=np.zeros_like(tp), where=f1_den > 0)
+    n_k = cm.sum(1)
+    rec = np.divide(tp, n_k, out=np.zeros_like(tp), where=n_k > 0)
+    present = (n_k > 0) | (cm.sum(0) > 0)  # a class absent from truth and predictions is not scored
+    return {"uf1": float(f1[present].mean()), "uar": float(rec[n_k > 0].mean()), "acc": float(tp.sum() / cm.sum())}
+
+
+def _check_xy(x: torch.Tensor, y: torch.Tensor, what: str) -> None:
+    if not isinstance(x, torch.Tensor) or not isinstance(y, torch.Tensor):
+        raise TypeError(f"{what}: x and y must be torch tensors, got {type(x).__name__}, {type(y).__name__}")
+    if x.ndim != 4:
+        raise ValueError(f"{what}: x must be (N, C, H, W), got shape {tuple(x.shape)}")
+    if y.ndim != 1 or y.shape[0] != x.shape[0]:
+        raise ValueError(f"{what}: y must be (N,) with N = {x.shape[0]}, got shape {tuple(y.shape)}")
+    if x.shape[0] == 0:
+        raise ValueError(f"{what}: no samples")
+    bad = (~torch.isfinite(x)).flatten(1).any(1).nonzero().flatten()
+    if bad.numel():
+        raise ValueError(f"{what}: non-finite values in samples {bad[:10].tolist()} (positions in x)")
+    if y.dtype.is_floating_point or bool((y < 0).any()):
+        raise ValueError(f"{what}: y must hold non-negative integer class indices")
+
+
+def _forward_logits(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    out = model(x)
+    return out[0] if isinstance(out, tuple) else out
+
+
+def _make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    params = [p for p in model.parameters() if p.requires_grad]
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+
+
+def _make_scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig):
+    if cfg.scheduler == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs, eta_min=cfg.min_lr)
+    if cfg.scheduler == "step":
+        return torch.optim.lr_scheduler.StepLR(opt, step_size=cfg.step_size, gamma=cfg.step_gamma)
+    return None
+
+
+@torch.no_grad()
+def _logits_batched(model: nn.Module, x: torch.Tensor, batch_size: int, device: torch.device,
+                    amp: bool = False) -> torch.Tensor:
+    outs = []
+    for a in range(0, x.shape[0], batch_size):
+        with torch.autocast(device.type, enabled=amp):
+            outs.append(_forward_logits(model, x[a:a + batch_size].to(device, torch.float32)).float())
+    return torch.cat(outs)
+
+
+# --------------------------------------------------------------------------------------- fit
+
+def fit(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    cfg: TrainConfig,
+    *,
+    val: tuple[torch.Tensor, torch.Tensor] | None = None,
+    augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
+    on_epoch: Callable[[dict], None] | None = None,
+    num_classes: int | None = None,
+) -> FitResult:
+    """Train ``model`` in place on ``(x, y)``; see the module docstring for the guarantees.
+
+    ``val`` (drawn by subject from the *training* subjects) is evaluated every ``cfg.eval_every``
+    epochs; with ``cfg.early_stopping_patience > 0`` training stops after that many epochs without
+    improvement of ``cfg.monitor`` and the best epoch's weights are restored (``best_epoch``).
+    Without ``val`` or patience the budget is fixed (``best_epoch = -1``). ``augment(batch, gen)``
+    transforms each training batch on the device with a seeded generator living on that device.
+    ``num_classes`` defaults to the model's output width. The model is left in eval mode.
+    """
+    if isinstance(cfg, Mapping):
+        cfg = TrainConfig.from_mapping(cfg)
+    cfg.validate()
+    t0 = time.perf_counter()
+    _check_xy(x, y, "train")
+    if val is not None:
+        _check_xy(val[0], val[1], "val")
+    n = x.shape[0]
+    if n < 2:
+        raise ValueError("train: fit needs at least 2 samples (BatchNorm statistics)")
+    device = resolve_device(cfg.device)
+    amp = bool(cfg.amp) and device.type == "cuda"
+    if cfg.amp and not amp:
+        log.warning("amp=True ignored: mixed precision is only used on CUDA (device=%s)", device)
+    early = val is not None and cfg.early_stopping_patience > 0
+    if cfg.early_stopping_patience > 0 and val is None:
+        log.info("early_stopping_patience=%d ignored: no validation split given (fixed budget of %d epochs)",
+                 cfg.early_stopping_patience, cfg.epochs)
+
+    result = FitResult(device=str(device), amp=amp)
+    with deterministic_mode(cfg.deterministic):
+        seed_everything(cfg.seed)
+        model.to(device)
+        xd = x.to(device, torch.float32)  # moved once: batches below are device-side slices
+        yd = y.to(device, torch.long)
+        if num_classes is None:
+            model.eval()
+            with torch.no_grad():
+                num_classes = int(_forward_logits(model, xd[:2]).shape[1])
+        too_big = [int(v) for v in torch.unique(y) if int(v) >= num_classes]
+        if too_big:
+            raise ValueError(f"train: labels {too_big} >= num_classes={num_classes}")
+        if val is not None:
+            vx, vy = val[0].to(device, torch.float32), val[1].to(device, torch.long)
+            if int(vy.max()) >= num_classes:
+                raise ValueError(f"val: label {int(vy.max())} >= num_classes={num_classes}")
+        weight = make_class_weights(y, num_classes, cfg.class_weights)
+        criterion = make_loss(cfg.loss, None if weight is None else weight.to(device),
+                              cfg.label_smoothing, cfg.focal_gamma).to(device)
+        opt = _make_optimizer(model, cfg)
+        sched = _make_scheduler(opt, cfg)
+        scaler = torch.amp.GradScaler("cuda") if amp else None
+        perm_gen = torch.Generator().manual_seed(cfg.seed)
+        aug_gen = torch.Generator(device=device).manual_seed(cfg.seed + 1) if augment is not None else None
+        bounds = batch_bounds(n, cfg.batch_size)
+
+        best_score: tuple | None = None
+        best_state: dict | None = None
+        for epoch in range(cfg.epochs):
+            te = time.perf_counter()
+            model.train()
+            perm = torch.randperm(n, generator=perm_gen).to(device)
+            total = torch.zeros((), device=device)
+            for a, b in bounds:
+                idx = perm[a:b]
+                xb, yb = xd.index_select(0, idx), yd.index_select(0, idx)
+                if augment is not None:
+                    xb = augment(xb, aug_gen)
+                opt.zero_grad(set_to_none=True)
+                if scaler is None:
+                    loss = criterion(_forward_logits(model, xb), yb)
+                    loss.backward()
+                    if cfg.grad_clip > 0:
+                        nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                    opt.step()
+                else:
+                    with torch.autocast("cuda", dtype=torch.float16):
+                        loss = criterion(_forward_logits(model, xb).float(), yb)
+                    scaler.scale(loss).backward()
+                    if cfg.grad_clip > 0:
+                        scaler.unscale_(opt)
+                        nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                    scaler.step(opt)
+                    scaler.update()
+                total += loss.detach() * (b - a)  # one host sync per epoch, not per batch
+            train_loss = float(total) / n
+            if not math.isfinite(train_loss):
+                raise FloatingPointError(
+                    f"training loss became {train_loss} in epoch {epoch} (lr={cfg.lr}); lower lr or enable grad_clip"
+                )
+            rec: dict[str, Any] = {"epoch": epoch, "train_loss": train_loss, "lr": opt.param_groups[0]["lr"]}
+            if sched is not None:
+                sched.step()
+
+            stop = False
+            if val is not None and ((epoch + 1) % cfg.eval_every == 0 or epoch == cfg.epochs - 1):
+                model.eval()
+                vlogits = _logits_batched(model, vx, 256, device, amp)
+                vloss = float(criterion(vlogits, vy))
+                s = _scores(vy.cpu().numpy(), vlogits.argmax(1).cpu().numpy(), num_classes)
+                rec.update(val_loss=vloss, val_uf1=s["uf1"], val_uar=s["uar"], val_acc=s["acc"])
+                if early:
+                    score = (-vloss,) if cfg.monitor == "val_loss" else (s["uf1"], -vloss)
+                    if best_score is None or score > best_score:
+                        best_score, result.best_epoch = score, epoch
+                        best_state = copy.deepcopy(model.state_dict())
+                    elif epoch - result.best_epoch >= cfg.early_stopping_patience:
+                        stop = True
+            rec["seconds"] = time.perf_counter() - te
+            result.history.append(rec)
+            result.epochs_run = epoch + 1
+            if on_epoch is not None:
+                on_epoch(rec)
+            if stop:
+                result.stopped_early = True
+                break
+        if early and best_state is not None:
+            model.load_state_dict(best_state)
+    model.eval()
+    result.seconds = time.perf_counter() - t0
+    return result
+
+
+# ---------------------------------------------------------------------------------- predict
+
+def _model_device(model: nn.Module, device: str | None) -> torch.device:
+    if device is not None:
+        d = resolve_device(device)
+        model.to(d)
+        return d
+    p = next(model.parameters(), None)
+    return p.device if p is not None else torch.device("cpu")
+
+
+@torch.no_grad()
+def predict_proba(model: nn.Module, x: torch.Tensor, batch_size: int = 256, device: str | None = None) -> np.ndarray:
+    """Class probabilities (N, K) as float64 NumPy; eval mode, no weight change.
+
+    ``device=None`` runs where the model already is; a device string moves the model there first.
+    """
+    d = _model_device(model, device)
+    was_training = model.training
+    model.eval()
+    try:
+        logits = _logits_batched(model, x, batch_size, d)
+    finally:
+        model.train(was_training)
+    return torch.softmax(logits.double(), dim=1).cpu().numpy()
+
+
+@torch.no_grad()
+def predict_aux(model: nn.Module, x: torch.Tensor, batch_size: int = 256,
+                device: str | None = None) -> tuple[np.ndarray, dict[str, np.ndarray | None]]:
+    """Probabilities plus the model's ``return_aux`` outputs concatenated over batches.
+
+    Each aux entry is a NumPy array with N rows, or None when the model returned None for it
+    (e.g. FMANet's ``fusion_weights`` with ``fusion=sum``). A model without ``return_aux`` gives ``{}``.
+    """
+    d = _model_device(model, device)
+    was_training = model.training
+    model.eval()
+    has_aux = "return_aux" in inspect.signature(model.forward).parameters
+    probs, parts = [], {}
+    try:
+        for a in range(0, x.shape[0], batch_size):
+            xb = x[a:a + batch_size].to(d, torch.float32)
+            logits, aux = model(xb, return_aux=True) if has_aux else (model(xb), {})
+            probs.append(torch.softmax(logits.double(), dim=1).cpu())
+            for k, v in aux.items():
+                parts.setdefault(k, []).append(None if v is None else v.detach().float().cpu())
+    finally:
+        model.train(was_training)
+    merged: dict[str, np.ndarray | None] = {}
+    for k, vs in parts.items():
+        merged[k] = None if any(v is None for v in vs) else torch.cat(vs).numpy()
+    return torch.cat(probs).numpy(), merged

@@ -1,0 +1,169 @@
+"""Executors: run units of work in local worker processes or as Ray tasks.
+
+Both call the same ``bench.units.run_unit`` and hand each finished record to ``on_result`` as soon
+as it arrives (the runner persists it at once, which is what makes resume work).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import multiprocessing as mp
+import os
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from typing import Callable
+
+from bench.units import UnitTask, run_unit
+
+log = logging.getLogger(__name__)
+
+
+class StudyStopped(RuntimeError):
+    """``on_error: stop`` and a unit failed."""
+
+
+def _threads(cfg: dict, workers: int) -> int:
+    t = cfg.get("threads_per_worker")
+    return int(t) if t else max(1, (os.cpu_count() or 1) // max(1, workers))
+
+
+def _init_worker(threads: int) -> None:
+    # Set before torch is first imported in the worker so OpenMP does not start a thread per core
+    # in every process (2 workers x 2 threads on 2 cores thrash).
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+    os.environ["MKL_NUM_THREADS"] = str(threads)
+
+
+class LocalExecutor:
+    """Parallel worker processes (spawned: forking a process that already runs torch threads can
+    deadlock). ``workers: 1`` runs in-process. At most ``workers`` units are in flight, so a worker
+    that dies (segfault, OOM kill) can be pinned on few units: they are retried alone, and a unit that
+    kills its worker alone is recorded as failed while the study goes on."""
+
+    def __init__(self, cfg: dict):
+        self.workers = max(1, int(cfg.get("workers", 1)))
+        self.threads = _threads(cfg, self.workers)
+        self.on_error = cfg.get("on_error", "continue")
+
+    def run(self, tasks: list[UnitTask], on_result: Callable[[UnitTask, dict], None]) -> None:
+        for t in tasks:
+            t.threads = self.threads
+        if self.workers == 1:
+            for t in tasks:
+                self._deliver(t, run_unit(t), on_result)
+            return
+        queue = list(tasks)
+        suspects: list[UnitTask] = []
+        while queue:
+            queue, crashed = self._run_pool(queue, self.workers, on_result)
+            suspects.extend(crashed)
+        for t in suspects:  # in flight when a worker died: rerun one at a time to find the culprit
+            rest, crashed = self._run_pool([t], 1, on_result)
+            if crashed:
+                self._deliver(t, _failed(t, "worker process died while running this unit (run alone to confirm: it "
+                                            "crashed again); see the worker's stderr"), on_result)
+
+    def _run_pool(self, queue, workers, on_result):
+        ctx = mp.get_context("spawn")
+        pending = list(queue)
+        inflight: dict[Future, UnitTask] = {}
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
+                                 initargs=(self.threads,)) as pool:
+            try:
+                while pending or inflight:
+                    while pending and len(inflight) < workers:
+                        t = pending.pop(0)
+                        inflight[pool.submit(run_unit, t)] = t
+                    done, _ = wait(inflight, return_when=FIRST_COMPLETED)
+                    for f in done:
+                        t = inflight.pop(f)
+                        self._deliver(t, f.result(), on_result)
+            except BrokenProcessPool:
+                crashed = list(inflight.values())
+                log.error("a worker process died; %d unit(s) in flight will be retried alone", len(crashed))
+                return pending, crashed
+            except BaseException:
+                for f in inflight:
+                    f.cancel()
+                raise
+        return [], []
+
+    def _deliver(self, task, rec, on_result):
+        on_result(task, rec)
+        if rec["row"].get("status") != "ok" and self.on_error == "stop":
+            raise StudyStopped(f"unit {task.unit_key} ({rec['row'].get('cell')}, fold {task.fold}) failed:\n"
+                               f"{rec['row'].get('error')}")
+
+
+def _failed(task: UnitTask, why: str) -> dict:
+    """A failure record with the same shape ``run_unit`` gives."""
+    bad = dataclasses.replace(task, x=None)  # makes run_unit fail fast, producing the full row shape
+    rec = run_unit(bad)
+    rec["row"]["error"] = why
+    return rec
+
+
+class RayExecutor:
+    """The same units as Ray tasks. Each distinct data array is put in the object store once and
+    shared by reference, not copied into every task."""
+
+    def __init__(self, cfg: dict):
+        try:
+            import ray
+        except ImportError as e:  # Ray is an optional extra
+            raise RuntimeError("executor=ray needs Ray: pip install 'dualflow-bench[ray]'") from e
+        self.ray = ray
+        self.cfg = cfg
+        self.threads = int(cfg.get("threads_per_worker") or 1)
+        self.on_error = cfg.get("on_error", "continue")
+
+    def run(self, tasks: list[UnitTask], on_result) -> None:
+        ray = self.ray
+        started = False
+        if not ray.is_initialized():
+            kw = {"address": self.cfg.get("address")} if self.cfg.get("address") else {
+                "num_cpus": self.cfg.get("num_cpus") or self.cfg.get("workers") or os.cpu_count(),
+                "include_dashboard": False}
+            ray.init(ignore_reinit_error=True, log_to_driver=False, **kw)
+            started = True
+        try:
+            remote = ray.remote(num_cpus=float(self.cfg.get("cpus_per_task", 1)), max_retries=0)(_ray_unit)
+            refs: dict[int, object] = {}
+            futs = {}
+            for t in tasks:
+                t.threads = self.threads
+                key = id(t.x)
+                if key not in refs:
+                    refs[key] = ray.put(t.x)
+                futs[remote.remote(dataclasses.replace(t, x=None), refs[key])] = t
+            while futs:
+                done, _ = ray.wait(list(futs), num_returns=1)
+                for ref in done:
+                    t = futs.pop(ref)
+                    try:
+                        rec = ray.get(ref)
+                    except Exception as e:  # noqa: BLE001 - a dead Ray worker fails only its unit
+                        rec = _failed(t, f"Ray task failed: {e!r}")
+                    on_result(t, rec)
+                    if rec["row"].get("status") != "ok" and self.on_error == "stop":
+                        for r in futs:
+                            ray.cancel(r)
+                        raise StudyStopped(f"unit {t.unit_key} failed:\n{rec['row'].get('error')}")
+        finally:
+            if started:
+                ray.shutdown()
+
+
+def _ray_unit(task: UnitTask, x) -> dict:
+    _init_worker(task.threads)
+    return run_unit(dataclasses.replace(task, x=x))
+
+
+def make_executor(cfg: dict):
+    name = cfg.get("name", "local")
+    if name == "local":
+        return LocalExecutor(cfg)
+    if name == "ray":
+        return RayExecutor(cfg)
+    raise ValueError(f"unknown executor {name!r}. Available: local, ray")

@@ -1,0 +1,347 @@
+"""``compute_flows``: key frames -> crop -> two-phase optical flow, cached and parallel."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import multiprocessing as mp
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+import cv2
+import numpy as np
+from tqdm.auto import tqdm
+
+from bench.data.table import DataError, SampleTable
+from bench.flow.backends import FlowBackend, create_backend
+from bench.flow.cache import (
+    FLOW_CACHE_VERSION,
+    CacheCorrupt,
+    entry_path,
+    file_sha256,
+    load_entry,
+    params_fingerprint,
+    sample_key,
+    save_entry,
+)
+from bench.flow.crop import CropSpec, crop_resize, find_box, resolve_crop
+from bench.flow.ops import resize_flow
+from bench.flow.store import read_flow_file, spec_from_mapping
+
+log = logging.getLogger(__name__)
+
+PRECOMPUTED_COLUMNS = ("flow1_path", "flow2_path")
+
+
+class FlowError(RuntimeError):
+    """Flow extraction failed for one sample (the message names it and its frames)."""
+
+
+@dataclass
+class FlowSet:
+    """Two-phase flows of a table, aligned with ``table.df`` rows.
+
+    ``flows``: (N, 2 phases, 2 (u, v), H, W) float32, phase 0 = onset->apex, 1 = apex->offset.
+    ``keys``: per-sample cache key (sha256 hex). ``flags``: per-sample ';'-joined fallbacks ('' none).
+    ``params``: everything that defines the flows (for the run log). ``stats``: hits, misses,
+    corrupt entries recomputed, seconds.
+    """
+
+    flows: np.ndarray
+    keys: list[str]
+    flags: list[str]
+    params: dict
+    stats: dict = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.flows)
+
+
+def sample_label(table: SampleTable, i: int) -> str:
+    r = table.df.iloc[i]
+    return f"{r.get('subject', '?')}/{r.get('clip', '?')} (row {i})"
+
+
+def _label(cols: dict, i: int) -> str:
+    s = cols["subject"][i] if "subject" in cols else "?"
+    c = cols["clip"][i] if "clip" in cols else "?"
+    return f"{s}/{c} (row {i})"
+
+
+def is_precomputed(table: SampleTable) -> bool:
+    return all(c in table.df.columns for c in PRECOMPUTED_COLUMNS)
+
+
+# ----------------------------------------------------------------------------------------------
+# per-sample extraction (runs in the caller's process or in a worker)
+
+
+def _read_gray(path: str) -> np.ndarray:
+    # np.fromfile + imdecode instead of imread: robust to any path (spaces, non-ASCII on Windows).
+    img = cv2.imdecode(np.fromfile(path, np.uint8), cv2.IMREAD_GRAYSCALE)
+    if img is None:
+        raise ValueError(f"cannot decode image {path}")
+    return img
+
+
+def extract_sample(paths: tuple[str, str, str], backend: FlowBackend, spec: CropSpec,
+                   size: int) -> tuple[np.ndarray, str]:
+    """(flows (2, 2, size, size) float32, flags) of one sample's onset, apex, offset frames."""
+    onset, apex, offset = (_read_gray(p) for p in paths)
+    if not (onset.shape == apex.shape == offset.shape):
+        raise ValueError(f"key frames differ in size: {onset.shape}, {apex.shape}, {offset.shape}")
+    box, flags = find_box(onset, spec)
+    a, b, c = (crop_resize(f, box, size) for f in (onset, apex, offset))
+    flows = np.stack([backend(a, b), backend(b, c)])
+    if not np.isfinite(flows).all():
+        raise ValueError("the flow backend returned non-finite values")
+    return flows, ";".join(flags)
+
+
+_WORKER: dict[str, Any] = {}
+
+
+def _init_worker(backend: FlowBackend, spec: CropSpec, size: int) -> None:
+    cv2.setNumThreads(1)  # one process per core: OpenCV's own threads would oversubscribe them
+    _WORKER.update(backend=backend, spec=spec, size=size)
+
+
+def _task(i: int, label: str, paths: tuple[str, str, str], cache_file: str | None):
+    try:
+        flows, flags = extract_sample(paths, _WORKER["backend"], _WORKER["spec"], _WORKER["size"])
+        if cache_file:
+            save_entry(cache_file, flows, flags)
+    except Exception as e:  # name the sample: a bare cv2 error says nothing about which clip
+        raise FlowError(f"flow extraction failed for sample {label}, frames {list(paths)}: "
+                        f"{type(e).__name__}: {e}") from None
+    return i, flows, flags
+
+
+def _pool_context(start_method: str | None):
+    # Default forkserver (POSIX): workers fork from a clean server process instead of this one,
+    # which may hold torch/OpenMP thread pools (fork + live threads can deadlock); spawn elsewhere.
+    # Both re-import the caller's __main__, so a calling script needs an ``if __name__ ==
+    # "__main__":`` guard; ``start_method="fork"`` avoids that where fork is safe.
+    if start_method is None:
+        start_method = "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
+    ctx = mp.get_context(start_method)
+    if start_method == "forkserver":
+        ctx.set_forkserver_preload(["bench.flow.pipeline"])
+    return ctx
+
+
+# ----------------------------------------------------------------------------------------------
+
+
+def compute_flows(
+    table: SampleTable,
+    *,
+    backend: str = "tvl1",
+    backend_params: Mapping[str, Any] | None = None,
+    crop: Mapping[str, Any] | None = None,
+    size: int = 112,
+    cache_dir: str | os.PathLike | None = None,
+    workers: int = 1,
+    progress: bool = True,
+    start_method: str | None = None,
+) -> FlowSet:
+    """Two-phase flows of every row of ``table`` (see ``FlowSet``).
+
+    ``crop``: see ``bench.flow.crop`` (default: ``{"method": "none"}``, resize only); method ``auto``
+    means ``none`` when ``table.meta["precropped"]`` is true, else ``haar``.
+    ``cache_dir``: None disables the cache. ``workers``: processes (1 = in this process).
+    Extraction always runs OpenCV single-threaded (``cv2.setNumThreads(1)``), in workers and in
+    this process alike, so results are bit-identical whatever ``workers`` is; scale with workers.
+    ``start_method``: multiprocessing start method for workers>1 (default forkserver on POSIX,
+    spawn elsewhere). A table from the ``precomputed`` dataset is loaded from its flow files instead.
+    """
+    if is_precomputed(table):
+        return load_precomputed_flows(table, size=size, progress=progress)
+    t0 = time.perf_counter()
+    size = int(size)
+    if size < 8:
+        raise ValueError(f"flow size must be >= 8 pixels, got {size}")
+    workers = max(1, int(workers))
+    be = create_backend(backend, **dict(backend_params or {}))
+    crop = dict(crop or {"method": "none"})
+    if crop.get("method") == "auto":
+        # Datasets that ship face crops (the synthetic generator, official cropped frames) say so in
+        # table.meta; everything else gets the face detector.
+        crop["method"] = "none" if table.meta.get("precropped") else "haar"
+    spec = resolve_crop(crop)
+    params = {
+        "backend": backend,
+        "backend_params": dict(be.params),
+        "crop": spec.as_dict(),
+        "size": size,
+        "opencv": cv2.__version__,
+        "cache_version": FLOW_CACHE_VERSION,
+    }
+    fingerprint = params_fingerprint(params)
+    if "cascade" in spec.detector_params:  # for the run log only (the key holds its content hash)
+        params["crop"] = {**params["crop"], "cascade": spec.detector_params["cascade"]}
+    n = len(table)
+    if n and "frame_template" not in table.df.columns:
+        raise DataError(f"{table.source or table.name}: table has no frame_template column (no frames)")
+    shape = (2, 2, size, size)
+    flows = np.zeros((n,) + shape, np.float32)
+    keys: list[str] = [""] * n
+    flags: list[str] = [""] * n
+    stats: dict[str, Any] = {"n": n, "hits": 0, "misses": 0, "corrupt": [], "workers": workers}
+
+    todo: list[tuple[int, str, tuple[str, str, str], str | None]] = []
+    df = table.df
+    # Plain lists, not per-row pandas access: a cache hit must cost ~ hashing three files.
+    cols = {c: df[c].tolist() for c in ("subject", "clip", "onset", "apex", "offset", "frame_template")
+            if c in df.columns}
+    for i in range(n):
+        label = _label(cols, i)
+        try:
+            tpl = str(cols["frame_template"][i])
+            paths = tuple(tpl.format(frame=int(cols[c][i])) for c in ("onset", "apex", "offset"))
+        except (KeyError, ValueError, IndexError, TypeError) as e:
+            raise DataError(f"{table.source or table.name}: sample {label}: bad frame template or "
+                            f"frame numbers ({type(e).__name__}: {e})") from e
+        try:
+            digests = [file_sha256(p) for p in paths]
+        except OSError as e:
+            raise DataError(f"{table.source or table.name}: sample {label}: cannot read key frame "
+                            f"{e.filename}: {e.strerror}") from e
+        keys[i] = key = sample_key(digests, fingerprint)
+        cache_file = str(entry_path(cache_dir, key)) if cache_dir is not None else None
+        if cache_file is not None:
+            try:
+                flows[i], flags[i] = load_entry(cache_file, shape)
+                stats["hits"] += 1
+                continue
+            except FileNotFoundError:
+                pass
+            except CacheCorrupt as e:
+                log.warning("flow cache entry %s for sample %s is corrupt (%s); recomputing",
+                            cache_file, label, e)
+                stats["corrupt"].append(cache_file)
+        todo.append((i, label, paths, cache_file))
+    stats["misses"] = len(todo)
+    stats["seconds_lookup"] = time.perf_counter() - t0
+
+    if todo:
+        bar = tqdm(total=len(todo), desc=f"flow {backend}", unit="sample", disable=not progress)
+        if workers == 1 or len(todo) == 1:
+            prev_threads = cv2.getNumThreads()
+            _init_worker(be, spec, size)
+            try:
+                for t in todo:
+                    i, flows[i], flags[i] = _task(*t)
+                    bar.update()
+            finally:
+                cv2.setNumThreads(prev_threads)
+        else:
+            with ProcessPoolExecutor(
+                max_workers=min(workers, len(todo)), mp_context=_pool_context(start_method),
+                initializer=_init_worker, initargs=(be, spec, size),
+            ) as pool:
+                futures = [pool.submit(_task, *t) for t in todo]
+                try:
+                    for fut in as_completed(futures):
+                        i, flows[i], flags[i] = fut.result()
+                        bar.update()
+                except BrokenProcessPool as e:
+                    raise FlowError(
+                        "a flow worker process died (out of memory, or a script without an "
+                        "`if __name__ == '__main__':` guard under the forkserver/spawn start "
+                        f"method): {e}") from e
+                except BaseException:
+                    for f in futures:
+                        f.cancel()
+                    raise
+        bar.close()
+    by_flag: dict[str, list[int]] = {}
+    for i, f in enumerate(flags):
+        for one in filter(None, f.split(";")):
+            by_flag.setdefault(one, []).append(i)
+    for one, rows in by_flag.items():  # one line per kind of fallback, not one per sample
+        first = ", ".join(_label(cols, i) for i in rows[:3])
+        log.warning("flow fallback %s on %d of %d samples (e.g. %s)", one, len(rows), n, first)
+    stats["fallbacks"] = {k: len(v) for k, v in by_flag.items()}
+    stats["seconds"] = time.perf_counter() - t0
+    n_fallback = sum(bool(f) for f in flags)
+    log.info("flows (%s, %dx%d): %d samples, %d cached, %d computed (%d corrupt cache entries), "
+             "%d with fallbacks, %.2fs", backend, size, size, n, stats["hits"], stats["misses"],
+             len(stats["corrupt"]), n_fallback, stats["seconds"])
+    return FlowSet(flows, keys, flags, params, stats)
+
+
+# ----------------------------------------------------------------------------------------------
+# precomputed flows (tables from bench.data.precomputed)
+
+
+def load_precomputed_flows(table: SampleTable, *, size: int | None = 112, progress: bool = True) -> FlowSet:
+    """Read a precomputed table's flow files (resized to ``size`` with vector scaling).
+
+    Columns: ``flow1_path`` / ``flow2_path`` (absolute; '' = phase absent -> zeros and flag
+    ``phase2_missing:zeros``) and optional ``flow1_index`` / ``flow2_index`` (sample index into a
+    stacked (N, C, H, W) .npy; -1 = a per-sample file). ``table.meta["flow_file"]`` is the
+    ``FlowFileSpec`` mapping. A non-finite value is an error naming the sample and the file.
+    """
+    t0 = time.perf_counter()
+    spec = spec_from_mapping(table.meta.get("flow_file"))
+    df = table.df
+    n = len(df)
+    out: list[np.ndarray] = []
+    keys, flags = [], []
+    for i in tqdm(range(n), desc="flow (precomputed)", unit="sample", disable=not progress):
+        label = sample_label(table, i)
+        phases, f_i = [], []
+        h = hashlib.sha256()
+        for ph in (1, 2):
+            path = str(df[f"flow{ph}_path"].iat[i] or "")
+            idx_col = f"flow{ph}_index"
+            idx = int(df[idx_col].iat[i]) if idx_col in df.columns else -1
+            if not path:
+                phases.append(None)
+                f_i.append(f"phase{ph}_missing:zeros")
+                continue
+            try:
+                fl = read_flow_file(path, spec, None if idx < 0 else idx)
+            except (OSError, ValueError) as e:
+                raise DataError(f"sample {label}: cannot read phase-{ph} flow {path}: {e}") from e
+            if not np.isfinite(fl).all():
+                bad = int((~np.isfinite(fl)).sum())
+                raise DataError(f"sample {label}: phase-{ph} flow {path} has {bad} NaN/inf values")
+            h.update(f"{path}#{idx}:".encode() + hashlib.sha256(fl.tobytes()).digest())
+            phases.append(fl)
+        ref = next((p for p in phases if p is not None), None)
+        if ref is None:
+            raise DataError(f"sample {label}: no flow file for either phase")
+        phases = [np.zeros_like(ref) if p is None else p for p in phases]
+        if phases[0].shape != phases[1].shape:
+            raise DataError(f"sample {label}: phase flows differ in size {phases[0].shape} vs {phases[1].shape}")
+        out.append(resize_flow(np.stack(phases), size))
+        keys.append(h.hexdigest())
+        flags.append(";".join(f_i))
+    if n:
+        shapes = {o.shape for o in out}
+        if len(shapes) > 1:
+            raise DataError(f"{table.source}: precomputed flows differ in size {sorted(shapes)}; set a size")
+        flows = np.stack(out).astype(np.float32, copy=False)
+    else:
+        s = size or 1
+        flows = np.zeros((0, 2, 2, s, s), np.float32)
+    params = {
+        "backend": "precomputed",
+        "source": table.source,
+        "flow_file": dict(table.meta.get("flow_file") or {}),
+        "size": size,
+        "exactness": table.meta.get("exactness", {}),
+    }
+    stats = {"n": n, "hits": 0, "misses": 0, "corrupt": [], "loaded": n,
+             "seconds": time.perf_counter() - t0}
+    return FlowSet(flows, keys, flags, params, stats)
+
+
+__all__ = ["FlowError", "FlowSet", "compute_flows", "extract_sample", "is_precomputed",
+           "load_precomputed_flows"]

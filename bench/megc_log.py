@@ -1,0 +1,387 @@
+"""Per-sample prediction files: the MEGC2019 log format (writer and reader) and prediction CSVs.
+
+MEGC2019 log (the challenge's per-fold format, plain text, fields separated by spaces)::
+
+    casme2 sub01          <- a fold header: <database> <subject>
+    EP02_01f 0 0          <- one line per test sample: <clip> <ground truth> <prediction>
+    EP03_02 1 2
+    samm 006
+    006_1_2 2 2
+
+Labels are 0 negative, 1 positive, 2 surprise. For other class sets the same file holds the integer
+class indices of the run's own class list; the log stays header-free (as the format requires) and
+``write_megc_log(..., classes=[...])`` writes the names to a companion ``<file>.classes.json``, which
+the reader picks up. Blank lines are skipped and lines starting with ``#`` are comments (not part of
+the official format; tolerated so annotated logs can be re-scored).
+
+Prediction CSV: a header row with columns ``subject, clip, true, pred`` and optionally ``dataset``
+(aliases accepted, e.g. this suite's own ``predictions.csv`` with ``y_true, y_pred, source_dataset``).
+
+Every malformed line raises ``PredictionFileError`` whose message starts ``<file>:<line>:``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+MEGC2019_CLASSES = ("negative", "positive", "surprise")
+# Spellings of the composite's databases seen in published logs -> the suite's dataset names.
+DATABASE_ALIASES = {
+    "smic": "smic", "smic-hs": "smic", "smic_hs": "smic",
+    "casme2": "casme2", "casmeii": "casme2", "casme_ii": "casme2", "casme-ii": "casme2", "casme_2": "casme2",
+    "samm": "samm",
+}
+# Columns of a multi-cell predictions file (this suite's predictions.csv) that identify a cell.
+CELL_COLUMNS = ("dataset", "representation", "model", "seed")
+
+_INT = re.compile(r"[+-]?\d+(\.0*)?")
+
+
+class PredictionFileError(ValueError):
+    """A malformed prediction file; ``str()`` is ``<path>:<line>: <what is wrong>``."""
+
+    def __init__(self, path, line: int | None, msg: str):
+        self.path, self.line, self.msg = str(path), line, msg
+        super().__init__(f"{self.path}:{line}: {msg}" if line is not None else f"{self.path}: {msg}")
+
+
+def companion_path(path) -> Path:
+    p = Path(path)
+    return p.with_name(p.name + ".classes.json")
+
+
+def normalise_database(name: str) -> str:
+    return DATABASE_ALIASES.get(str(name).strip().lower(), str(name).strip())
+
+
+# -------------------------------------------------------------------------------------- writer
+
+
+def _col(df: pd.DataFrame, *names: str) -> str | None:
+    return next((n for n in names if n in df.columns), None)
+
+
+def write_megc_log(pred_df: pd.DataFrame, path, *, classes: Sequence[str] | None = None) -> Path:
+    """Write one cell's per-sample predictions as a MEGC2019 log; returns the path.
+
+    ``pred_df`` has the ``predictions`` columns of results_schema.md: subject, clip, y_true, y_pred,
+    source_dataset (or dataset; without either the database is written as ``unknown``) and fold.
+    One ``<database> <subject>`` block per (fold, database, subject) in order of first appearance; a
+    composite's ``casme2/`` subject prefix is dropped since the header names the database. With
+    ``classes`` (the class names of the integer labels) the companion ``<file>.classes.json`` is
+    written too. Errors name the offending row by position.
+    """
+    path = Path(path)
+    for c in ("subject", "clip", "y_true", "y_pred"):
+        if c not in pred_df.columns:
+            raise KeyError(f"write_megc_log: column {c!r} missing; columns are {list(pred_df.columns)}")
+    present = [c for c in CELL_COLUMNS + ("study",) if c in pred_df.columns]
+    if present and pred_df[present].drop_duplicates().shape[0] > 1:
+        raise ValueError(f"write_megc_log: the frame holds several cells (by {', '.join(present)}); "
+                         "a log holds one cell's predictions: filter it first")
+    if len(pred_df) == 0:
+        raise ValueError("write_megc_log: no predictions to write")
+    db_col = _col(pred_df, "source_dataset", "dataset")
+    df = pred_df.reset_index(drop=True)
+    lines: list[str] = []
+    seen: set[tuple[str, str, str]] = set()
+
+    def field(v, what: str, i: int) -> str:
+        s = str(v).strip()
+        if not s or s.lower() in ("nan", "<na>", "none") or any(ch.isspace() for ch in s):
+            raise ValueError(f"write_megc_log: row {i}: {what} {v!r} is empty or contains whitespace, "
+                             "which the space-separated log format cannot hold")
+        return s
+
+    def label(v, what: str, i: int) -> int:
+        try:
+            iv = int(v)
+        except (TypeError, ValueError):
+            iv = None
+        if iv is None or iv != v or iv < 0:
+            raise ValueError(f"write_megc_log: row {i}: {what} {v!r} is not a non-negative integer label")
+        return iv
+
+    keys = [df["fold"].astype(str)] if "fold" in df.columns else []
+    dbs = df[db_col].astype(str) if db_col else pd.Series(["unknown"] * len(df))
+    group_keys = keys + [dbs, df["subject"].astype(str)]
+    for _, g in df.groupby(group_keys, sort=False):
+        i0 = int(g.index[0])
+        db = field(dbs.iat[i0], "database", i0)
+        subj = str(g["subject"].iat[0])
+        if subj.startswith(db + "/"):
+            subj = subj[len(db) + 1:]
+        subj = field(subj, "subject", i0)
+        lines.append(f"{db} {subj}")
+        for i, clip, yt, yp in zip(g.index, g["clip"], g["y_true"], g["y_pred"]):
+            clip = field(clip, "clip", int(i))
+            key = (db, subj, clip)
+            if key in seen:
+                raise ValueError(f"write_megc_log: row {i}: clip {clip!r} of {db} {subj} appears twice")
+            seen.add(key)
+            lines.append(f"{clip} {label(yt, 'y_true', int(i))} {label(yp, 'y_pred', int(i))}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    if classes is not None:
+        companion_path(path).write_text(json.dumps(
+            {"classes": [str(c) for c in classes],
+             "note": "class names of the integer labels in the MEGC2019-format log beside this file"},
+            indent=1) + "\n", encoding="utf-8")
+    return path
+
+
+# -------------------------------------------------------------------------------------- readers
+
+
+def _parse_label(tok: str, what: str, n_classes: int | None, path, lineno: int) -> int:
+    if not _INT.fullmatch(tok):
+        raise PredictionFileError(path, lineno, f"{what} {tok!r} is not an integer label")
+    v = int(float(tok))
+    if v < 0 or (n_classes is not None and v >= n_classes):
+        rng = f"[0, {n_classes - 1}]" if n_classes is not None else ">= 0"
+        raise PredictionFileError(path, lineno, f"{what} {v} is out of range {rng} "
+                                                f"(pass --classes N if the file has more classes)")
+    return v
+
+
+def read_megc_log(path, n_classes: int | None = 3) -> pd.DataFrame:
+    """Parse a MEGC2019 log into ``DataFrame[dataset, subject, fold, clip, y_true, y_pred, line]``.
+
+    ``dataset`` is the header's database normalised (``CASME_II`` -> ``casme2``), ``subject`` is
+    ``<dataset>/<subject>`` (unique across the composite), ``fold`` the 0-based block number and
+    ``line`` the 1-based line number. A 2-field line is a fold header when no header was seen yet,
+    when its first field is a known database (or one already used in a header), or when its second
+    field is not an integer; otherwise it is a sample line missing a field (an error).
+    """
+    path = Path(path)
+    rows: list[tuple] = []
+    seen_db: set[str] = set()
+    first_line: dict[tuple[str, str], int] = {}
+    cur: tuple[str, str] | None = None
+    block = -1
+    with path.open("r", encoding="utf-8-sig") as fh:
+        for lineno, raw in enumerate(fh, start=1):
+            line = raw.strip()
+            if not line or line.startswith("#"):
+                continue
+            tok = line.split()
+            if len(tok) == 2:
+                is_header = (cur is None or tok[0].lower() in DATABASE_ALIASES or tok[0] in seen_db
+                             or not _INT.fullmatch(tok[1]))
+                if not is_header:
+                    raise PredictionFileError(
+                        path, lineno, f"2 fields {line!r}: a sample line needs 3 fields "
+                                      "'<clip> <ground truth> <prediction>' (a fold header "
+                                      "'<database> <subject>' names a database seen before)")
+                seen_db.add(tok[0])
+                cur = (normalise_database(tok[0]), tok[1])
+                block += 1
+            elif len(tok) == 3:
+                if cur is None:
+                    raise PredictionFileError(path, lineno, "sample line before any fold header "
+                                                            "'<database> <subject>'")
+                gt = _parse_label(tok[1], "ground truth", n_classes, path, lineno)
+                pr = _parse_label(tok[2], "prediction", n_classes, path, lineno)
+                key = (f"{cur[0]}/{cur[1]}", tok[0])
+                if key in first_line:
+                    raise PredictionFileError(path, lineno, f"clip {tok[0]!r} of {cur[0]} {cur[1]} is listed "
+                                                            f"twice (first on line {first_line[key]})")
+                first_line[key] = lineno
+                rows.append((cur[0], key[0], block, tok[0], gt, pr, lineno))
+            else:
+                raise PredictionFileError(path, lineno, f"{len(tok)} fields: expected a fold header "
+                                                        "'<database> <subject>' or a sample line "
+                                                        "'<clip> <ground truth> <prediction>'")
+    if not rows:
+        raise PredictionFileError(path, None, "no prediction lines")
+    return pd.DataFrame(rows, columns=["dataset", "subject", "fold", "clip", "y_true", "y_pred", "line"])
+
+
+_CSV_ALIASES = {
+    "subject": ("subject", "subj", "subject_id"),
+    "clip": ("clip", "sample", "filename", "video", "clip_id"),
+    "y_true": ("true", "y_true", "gt", "ground_truth", "label", "target"),
+    "y_pred": ("pred", "y_pred", "prediction", "predicted"),
+    # source_dataset first: in this suite's predictions.csv ``dataset`` is the (composite) table name.
+    "dataset": ("source_dataset", "database", "db", "dataset"),
+}
+
+
+def read_prediction_csv(path, n_classes: int | None = None, cell: str | None = None) -> pd.DataFrame:
+    """Parse a prediction CSV into ``DataFrame[dataset, subject, clip, y_true, y_pred, line]``.
+
+    A file holding several cells (this suite's ``predictions.csv``: columns dataset, representation,
+    model, seed) must be narrowed with ``cell="dataset|representation|model|seed"``.
+    """
+    path = Path(path)
+    with path.open("r", encoding="utf-8-sig", newline="") as fh:
+        reader = csv.reader(fh)
+        header = None
+        for row in reader:
+            if row and any(c.strip() for c in row):
+                header = [c.strip() for c in row]
+                break
+        if header is None:
+            raise PredictionFileError(path, None, "empty file")
+        hline = reader.line_num
+        lower = {c.lower(): j for j, c in enumerate(header)}
+        pos = {k: next((lower[a] for a in al if a in lower), None) for k, al in _CSV_ALIASES.items()}
+        missing = [k for k in ("subject", "y_true", "y_pred") if pos[k] is None]
+        if missing:
+            raise PredictionFileError(path, hline, f"the header lacks column(s) {', '.join(missing)} "
+                                                   f"(expected subject, clip, true, pred[, dataset]); got {header}")
+        cell_pos = {c: lower[c] for c in CELL_COLUMNS if c in lower}
+        rows, cells = [], {}
+        for row in reader:
+            lineno = reader.line_num
+            if not row or not any(c.strip() for c in row):
+                continue
+            if len(row) != len(header):
+                raise PredictionFileError(path, lineno, f"{len(row)} fields, the header has {len(header)}")
+            label = "|".join(row[j].strip() for j in cell_pos.values()) if len(cell_pos) == len(CELL_COLUMNS) else ""
+            cells.setdefault(label, lineno)
+            if cell is not None and label != cell:
+                continue
+            subj = row[pos["subject"]].strip()
+            if not subj:
+                raise PredictionFileError(path, lineno, "empty subject")
+            gt = _parse_label(row[pos["y_true"]].strip(), "true label", n_classes, path, lineno)
+            pr = _parse_label(row[pos["y_pred"]].strip(), "predicted label", n_classes, path, lineno)
+            clip = row[pos["clip"]].strip() if pos["clip"] is not None else ""
+            ds = normalise_database(row[pos["dataset"]]) if pos["dataset"] is not None else ""
+            rows.append((ds, subj, clip, gt, pr, lineno))
+    if cell is not None and cell not in cells:
+        raise PredictionFileError(path, None, f"no cell {cell!r}; cells: {', '.join(sorted(cells))}")
+    if cell is None and len(cells) > 1:
+        raise PredictionFileError(path, None, f"the file holds {len(cells)} cells ({', '.join(CELL_COLUMNS)}); "
+                                              f"pick one with --cell, one of: {', '.join(sorted(cells))}")
+    if not rows:
+        raise PredictionFileError(path, None, "no prediction rows")
+    df = pd.DataFrame(rows, columns=["dataset", "subject", "clip", "y_true", "y_pred", "line"])
+    if pos["clip"] is not None:
+        dup = df.duplicated(["dataset", "subject", "clip"], keep=False)
+        if dup.any():
+            d = df[dup]
+            first = d.iloc[0]
+            key = ["dataset", "subject", "clip"]
+            again = d[(d[key] == first[key]).all(axis=1)]["line"]
+            raise PredictionFileError(path, int(again.iloc[1]),
+                                      f"clip {first['clip']!r} of subject {first['subject']!r} is listed twice "
+                                      f"(first on line {int(again.iloc[0])})")
+    return df
+
+
+def detect_format(path) -> str:
+    """``parquet`` (by suffix), ``csv`` (the first non-blank, non-comment line has a comma) or
+    ``megc2019``."""
+    path = Path(path)
+    if path.suffix.lower() in (".parquet", ".pq"):
+        return "parquet"
+    with path.open("r", encoding="utf-8-sig") as fh:
+        for raw in fh:
+            line = raw.strip()
+            if not line or line.startswith("#"):
+                continue
+            # Log fields are space-separated clip ids and ints, never commas: a comma means CSV.
+            return "csv" if "," in line else "megc2019"
+    raise PredictionFileError(path, None, "empty file")
+
+
+def read_classes(path) -> list[str] | None:
+    """Class names from the companion ``<file>.classes.json``, if there is one."""
+    comp = companion_path(path)
+    if not comp.exists():
+        return None
+    try:
+        classes = json.loads(comp.read_text(encoding="utf-8"))["classes"]
+    except (ValueError, KeyError, TypeError) as e:
+        raise PredictionFileError(comp, None, f"unreadable class list: {e}") from None
+    if not isinstance(classes, list) or not classes:
+        raise PredictionFileError(comp, None, "'classes' must be a non-empty list")
+    return [str(c) for c in classes]
+
+
+def read_predictions(path, n_classes: int | None = None, cell: str | None = None
+                     ) -> tuple[pd.DataFrame, str, int, list[str] | None]:
+    """Read any supported prediction file: ``(df, format, n_classes, class_names or None)``.
+
+    The class count is ``n_classes`` if given, else the companion file's length, else 3 for a
+    MEGC2019 log, else (CSV / parquet) the largest label + 1.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise PredictionFileError(path, None, "no such file")
+    names = read_classes(path)
+    k = n_classes if n_classes is not None else (len(names) if names else None)
+    if names is not None and k != len(names):
+        names = None  # an explicit --classes overrides the companion file's names
+    fmt = detect_format(path)
+    if fmt == "megc2019":
+        k = 3 if k is None else k
+        df = read_megc_log(path, k)
+        if names is None and k == 3:
+            names = list(MEGC2019_CLASSES)
+    elif fmt == "csv":
+        df = read_prediction_csv(path, k, cell)
+    else:
+        df = _read_parquet(path, k, cell)
+    if k is None:
+        k = int(max(df.y_true.max(), df.y_pred.max())) + 1
+    return df, fmt, int(k), names
+
+
+def _read_parquet(path: Path, n_classes: int | None, cell: str | None) -> pd.DataFrame:
+    try:
+        raw = pd.read_parquet(path)
+    except Exception as e:  # pyarrow raises its own error types for a damaged / non-parquet file
+        raise PredictionFileError(path, None, f"cannot read as parquet: {e}") from None
+    lower = {c.lower(): c for c in raw.columns}
+    cols = {k: next((lower[a] for a in al if a in lower), None) for k, al in _CSV_ALIASES.items()}
+    missing = [k for k in ("subject", "y_true", "y_pred") if cols[k] is None]
+    if missing:
+        raise PredictionFileError(path, None, f"lacks column(s) {', '.join(missing)}; has {list(raw.columns)}")
+    if all(c in raw.columns for c in CELL_COLUMNS):
+        labels = raw[list(CELL_COLUMNS)].astype(str).agg("|".join, axis=1)
+        uniq = sorted(labels.unique())
+        if cell is not None:
+            if cell not in uniq:
+                raise PredictionFileError(path, None, f"no cell {cell!r}; cells: {', '.join(uniq)}")
+            raw = raw[(labels == cell).to_numpy()]
+        elif len(uniq) > 1:
+            raise PredictionFileError(path, None, f"the file holds {len(uniq)} cells; pick one with --cell, "
+                                                  f"one of: {', '.join(uniq)}")
+    out = pd.DataFrame({
+        "dataset": raw[cols["dataset"]].astype(str).map(normalise_database) if cols["dataset"] else "",
+        "subject": raw[cols["subject"]].astype(str),
+        "clip": raw[cols["clip"]].astype(str) if cols["clip"] else "",
+        "line": np.arange(len(raw)),  # row number (0-based) in lieu of a line number
+    })
+    for k in ("y_true", "y_pred"):
+        vals = raw[cols[k]].to_numpy()
+        try:
+            ints = np.asarray(vals, dtype=np.float64)
+        except (TypeError, ValueError):
+            ints = None
+        bad = (np.ones(len(vals), bool) if ints is None
+               else ~np.isfinite(ints) | (ints != np.round(ints)) | (ints < 0)
+               | ((ints >= n_classes) if n_classes is not None else False))
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise PredictionFileError(path, None, f"row {i}: {k} {vals[i]!r} is not a valid class index")
+        out[k] = ints.astype(np.int64)
+    if out.empty:
+        raise PredictionFileError(path, None, "no prediction rows")
+    return out.reset_index(drop=True)
+
+
+__all__ = [
+    "MEGC2019_CLASSES", "PredictionFileError", "write_megc_log", "read_megc_log", "read_prediction_csv",
+    "read_predictions", "detect_format", "read_classes", "companion_path", "normalise_database",
+]

@@ -1,0 +1,53 @@
+"""``python -m bench.report <run dir | study name> [--out reports/<study>]``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from .build import make_report
+from .load import ReportInputError, resolve_run_dir
+from .tables import ReportOptions
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    d = ReportOptions()
+    p = argparse.ArgumentParser(prog="python -m bench.report", description="Write reports/<study>/report.md and report.pdf (+ figures/*.png, "
+                                "tables/*.csv and *.tex) from a study's run directory.")
+    p.add_argument("target", help="a run directory (holding predictions.parquet) or a study name under --runs-dir")
+    p.add_argument("--out", type=Path, default=None, help="report directory (default: reports/<study>)")
+    p.add_argument("--runs-dir", type=Path, default=Path("runs"), help="where study names resolve (default: runs)")
+    p.add_argument("--baseline", default=d.baseline, help=f"baseline representation (default: {d.baseline})")
+    p.add_argument("--n-boot", type=int, default=d.n_boot, help=f"bootstrap replicates (default: {d.n_boot})")
+    p.add_argument("--seed", type=int, default=d.seed, help=f"bootstrap seed (default: {d.seed})")
+    p.add_argument("--ci", type=float, default=d.ci_level, help=f"confidence level (default: {d.ci_level})")
+    p.add_argument("--min-pairs", type=int, default=d.min_pairs,
+                   help=f"fewest subjects with a non-zero difference to run a test (default: {d.min_pairs})")
+    p.add_argument("--alpha", type=float, default=d.alpha, help=f"family-wise level (default: {d.alpha})")
+    p.add_argument("--no-pdf", action="store_true", help="write the Markdown, figures and tables only")
+    p.add_argument("-q", "--quiet", action="store_true")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = parse_args(argv)
+    logging.basicConfig(level=logging.WARNING if a.quiet else logging.INFO,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        run_dir = resolve_run_dir(a.target, a.runs_dir)
+        opts = ReportOptions(baseline=a.baseline, n_boot=a.n_boot, seed=a.seed, ci_level=a.ci,
+                             min_pairs=a.min_pairs, alpha=a.alpha, pdf=not a.no_pdf)
+        out = make_report(run_dir, a.out, opts)
+    except (ReportInputError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(out / "report.md")
+    if not a.no_pdf:
+        print(out / "report.pdf")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

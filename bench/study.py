@@ -1,0 +1,188 @@
+"""Plan a study: cross its axes (benchopt-style) into cells, each with its own resolved config.
+
+A study YAML (``studies/<name>.yaml``) holds::
+
+    name: ablation_phases
+    description: ...
+    datasets: [synthetic]                 # axis lists; each item is an option of the config group
+    flows: [tvl1]                         # or {option: cof, params: {theta1: 0.3}, label: ...}
+    representations: [single_phase, cof]
+    models: [ststnet, fmanet]
+    seeds: [0]
+    exclude:                              # cells to leave out: every key of a rule must match
+      - {model: fmanet, representation: [single_phase, cof]}
+    overrides: ["trainer.epochs=30"]      # Hydra overrides for every cell (the command line wins)
+
+An axis the study leaves out (or ``null``) uses the group option chosen in the composed config. A
+group chosen on the command line (``dataset=casme2``, ``model=fmanet``) replaces the study's list
+for that axis; any list can also be replaced directly (``study.models=[ststnet]``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
+
+from bench.config import ConfigError, compose, group_options
+
+AXES = {"datasets": "dataset", "flows": "flow", "representations": "representation", "models": "model"}
+CELL_KEYS = ("dataset", "flow", "representation", "model", "trainer", "protocol", "tuning", "input_size")
+
+
+@dataclass(frozen=True)
+class AxisItem:
+    group: str
+    option: str
+    params: tuple[tuple[str, Any], ...] = ()
+    label: str = ""
+
+    @property
+    def name(self) -> str:
+        if self.label:
+            return self.label
+        if not self.params:
+            return self.option
+        return f"{self.option}[{','.join(f'{k}={_fmt(v)}' for k, v in self.params)}]"
+
+
+@dataclass
+class Cell:
+    dataset: AxisItem
+    flow: AxisItem
+    representation: AxisItem
+    model: AxisItem
+    seed: int
+    cfg: dict  # resolved config of the cell (CELL_KEYS)
+    cfg_hash: str = ""
+
+    @property
+    def label(self) -> str:
+        return "|".join([self.dataset.name, self.flow.name, self.representation.name, self.model.name, str(self.seed)])
+
+
+@dataclass
+class Plan:
+    study: dict
+    base: DictConfig
+    cells: list[Cell]
+    excluded: list[str] = field(default_factory=list)
+    overrides: list[str] = field(default_factory=list)
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, bool):
+        return str(v).lower()
+    if isinstance(v, float):
+        return f"{v:g}"
+    return str(v)
+
+
+def stable_hash(obj: Any, n: int = 16) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:n]
+
+
+def _override_key(ov: str) -> str:
+    return ov.split("=", 1)[0].lstrip("+~") if "=" in ov else ""
+
+
+def _parse_items(raw: Any, group: str, where: str) -> list[AxisItem]:
+    if isinstance(raw, (str, int, float)):
+        raw = [raw]
+    items = []
+    known = group_options(group)
+    for i, it in enumerate(raw):
+        if isinstance(it, (DictConfig, dict)):
+            it = OmegaConf.to_container(it, resolve=True) if isinstance(it, DictConfig) else it
+            unknown = set(it) - {"option", "params", "label"}
+            if "option" not in it or unknown:
+                raise ConfigError(f"{where}[{i}]: an item is an option name or a mapping with keys "
+                                  f"option, params, label (got {sorted(it)})")
+            opt, params, label = str(it["option"]), dict(it.get("params") or {}), str(it.get("label") or "")
+        else:
+            opt, params, label = str(it), {}, ""
+        if opt not in known:
+            raise ConfigError(f"{where}[{i}]: unknown {group} {opt!r}. Available: {', '.join(known)}")
+        items.append(AxisItem(group, opt, tuple(sorted(params.items())), label))
+    if not items:
+        raise ConfigError(f"{where} is empty")
+    return items
+
+
+def _matches(rule: dict, cell_items: dict[str, AxisItem]) -> bool:
+    for axis, want in rule.items():
+        if axis not in cell_items:
+            raise ConfigError(f"study.exclude: unknown axis {axis!r} (use {', '.join(cell_items)})")
+        wants = [str(w) for w in (want if isinstance(want, (list, tuple)) else [want])]
+        item = cell_items[axis]
+        if item.option not in wants and item.name not in wants:
+            return False
+    return True
+
+
+def plan_study(overrides: list[str]) -> Plan:
+    """Compose the config and cross the study's axes into cells (validated, nothing run)."""
+    first = compose(overrides, with_choices=True)
+    choices = first.hydra.runtime.choices
+    study = OmegaConf.to_container(first.study, resolve=False)
+    if not isinstance(study, dict) or "name" not in study:
+        raise ConfigError(f"study {choices.get('study')!r} has no 'name'")
+    unknown = set(study) - {"name", "description", "datasets", "flows", "representations", "models", "seeds",
+                            "exclude", "overrides", "notes", "expect"}
+    if unknown:
+        raise ConfigError(f"study {study['name']!r}: unknown keys {sorted(unknown)}")
+    study_ovs = [str(o) for o in (study.get("overrides") or [])]
+    base = compose(study_ovs + overrides)
+
+    user_groups = {}
+    for ov in overrides:
+        k = _override_key(ov)
+        if k in AXES.values():
+            user_groups[k] = ov.split("=", 1)[1]
+    rest = [ov for ov in overrides if _override_key(ov) not in AXES.values()]
+
+    axes: dict[str, list[AxisItem]] = {}
+    for key, group in AXES.items():
+        if group in user_groups:
+            axes[group] = _parse_items([user_groups[group]], group, f"command line {group}=")
+        elif study.get(key) is not None:
+            axes[group] = _parse_items(study[key], group, f"study.{key}")
+        else:
+            axes[group] = [AxisItem(group, str(choices[group]))]
+    seeds = study.get("seeds")
+    seeds = [0] if seeds is None else ([seeds] if isinstance(seeds, int) else list(seeds))
+
+    cells, excluded = [], []
+    rules = study.get("exclude") or []
+    for combo in itertools.product(*(axes[g] for g in AXES.values())):
+        items = dict(zip(AXES.values(), combo))
+        if any(_matches(dict(r), items) for r in rules):
+            excluded.append("|".join(i.name for i in combo))
+            continue
+        cell_cfg = compose(study_ovs + [f"{g}={it.option}" for g, it in items.items()] + rest)
+        for g, it in items.items():
+            for k, v in it.params:
+                if OmegaConf.select(cell_cfg[g], k, default="__absent__") == "__absent__":
+                    keys = ", ".join(sorted(str(x) for x in cell_cfg[g].keys()))
+                    raise ConfigError(f"{g} {it.option!r} has no parameter {k!r} (item {it.name}). Its keys: {keys}")
+                OmegaConf.update(cell_cfg[g], k, v, merge=True)
+        try:
+            resolved = {k: OmegaConf.to_container(cell_cfg[k], resolve=True, throw_on_missing=True)
+                        if isinstance(cell_cfg[k], (DictConfig, ListConfig)) else cell_cfg[k] for k in CELL_KEYS}
+        except MissingMandatoryValue as e:
+            key = getattr(e, "full_key", "") or str(e)
+            raise ConfigError(f"missing required value {key}: pass it on the command line, e.g. {key}=...") from None
+        except OmegaConfBaseException as e:
+            raise ConfigError(f"cannot resolve the config of cell {'|'.join(i.name for i in combo)}: {e}") from None
+        for seed in seeds:
+            cell = Cell(*combo, seed=int(seed), cfg=resolved)
+            cell.cfg_hash = stable_hash({"cfg": resolved, "seed": int(seed)})
+            cells.append(cell)
+    if not cells:
+        raise ConfigError(f"study {study['name']!r}: every cell is excluded")
+    return Plan(study=study, base=base, cells=cells, excluded=excluded, overrides=list(overrides))

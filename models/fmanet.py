@@ -1,0 +1,229 @@
+"""FMANet, the Fusion Motion Attention Network (arXiv 2510.07810), reconstructed.
+
+The paper describes FMANet in prose: both motion phases (onset->apex and apex->offset) enter the
+network, a learnable magnitude modulation replaces MM-COF's fixed threshold, a fusion motion
+attention replaces COF's fixed weights theta1/theta2, and an attention over the fused features
+precedes classification. Its layers are not published, so every piece below is a documented choice
+and a configuration switch, so that a study can ablate each one.
+
+Input: the ``two_phase_stack`` representation, ``in_chans = 2 * phase_channels`` (default 6):
+channels ``0..2`` are phase 1 (u1, v1, m1), ``3..5`` phase 2 (u2, v2, m2); the magnitude sits at
+index ``magnitude_index`` (default 2) *within* each phase.
+
+Pipeline (N samples, S = number of active streams):
+
+1. **Stream encoders** (``streams``, ``backbone``, ``shared_weights``). One encoder per phase:
+   ``backbone="cnn"`` is :class:`models.layers.SmallEncoder` (conv-BN-ReLU blocks of ``widths``,
+   2x2 max-pool between them, output stride 4); ``backbone="timm:<arch>"`` uses that timm model's
+   ``forward_features`` (``backbone_params`` go to ``create_model``, e.g. ``small_input_stem``).
+   ``shared_weights=True`` runs both phases through one stream module (encoder *and* its
+   modulation), default False (separate weights). ``streams=onset_apex|apex_offset`` keeps one
+   phase: the network is then a single-phase model, accepting either ``phase_channels`` input
+   (the phase as given, e.g. ``single_phase``) or the full stack, from which it takes that phase;
+   ``fusion`` and ``shared_weights`` have no effect then (no fusion module is built).
+2. **Magnitude modulation** per stream (``modulation``):
+   ``spatial``: gate ``g = sigmoid(conv3x3(relu(conv3x3(m))))`` from the phase's magnitude channel,
+   at input resolution, multiplying all of the stream's input channels before the encoder (the
+   learnable counterpart of MM-COF's mask ``1[Mc >= tau]`` applied to u, v, Mc);
+   ``se``: squeeze-excitation on the encoder's output features (channel gates, ``se_reduction``);
+   ``none``: no modulation.
+3. **Fusion motion attention** over the two streams' feature maps F1, F2 (``fusion``):
+   ``attention``: ``w = softmax(MLP([GAP(F1), GAP(F2)]))`` per sample (MLP: Linear(2C, ``fusion_hidden``)
+   -> ReLU -> Linear(., 2)), fused ``= w1 F1 + w2 F2`` (learned, per-sample replacement of COF's theta);
+   ``sum``: ``F1 + F2`` (fixed equal weights, no parameters);
+   ``concat``: ``[F1, F2]`` -> 1x1 conv-BN-ReLU back to C channels (learned, not per-sample).
+4. **Spatial attention** (``spatial_attention``): CBAM-style ``a = sigmoid(conv_k([mean_c F, max_c F]))``,
+   ``F <- F * a``; then global average pooling, dropout (``dropout``) and a linear classifier.
+
+``forward(x, return_aux=True)`` returns ``(logits, aux)`` with
+``aux["fusion_weights"]``: (N, 2) softmax weights (phase 1, phase 2), or None unless
+``fusion=attention`` with both streams; ``aux["attention"]``: (N, h, w) spatial attention map or
+None; ``aux["gates"]``: (N, S, H, W) input gates for ``spatial``, (N, S, C) channel gates for
+``se``, None for ``none``. Works at any input size (every pooling is global or adaptive).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from models.layers import MagnitudeGate, SmallEncoder, SpatialAttention, SqueezeExcite, conv_bn_act
+from models.registry import register_model
+
+STREAMS = ("both", "onset_apex", "apex_offset")
+MODULATIONS = ("none", "spatial", "se")
+FUSIONS = ("attention", "sum", "concat")
+
+
+def _choice(name: str, value, allowed) -> str:
+    if value not in allowed:
+        raise ValueError(f"fmanet: {name}={value!r} is not one of {', '.join(allowed)}")
+    return value
+
+
+class _TimmFeatures(nn.Module):
+    """A timm model reduced to ``forward_features`` (N, C, h, w)."""
+
+    def __init__(self, arch: str, in_chans: int, **params):
+        super().__init__()
+        from models.timm_models import timm_model  # lazy: timm is only needed for this option
+
+        self.model = timm_model(arch, in_chans=in_chans, num_classes=0, global_pool="", **params)
+        was_training = self.model.training
+        self.model.eval()
+        with torch.no_grad():  # probe: num_features is not the forward_features width for every arch
+            self.num_features = int(self.model.forward_features(torch.zeros(1, in_chans, 32, 32)).shape[1])
+        self.model.train(was_training)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model.forward_features(x)
+
+
+class _PhaseStream(nn.Module):
+    """One phase: [magnitude gate] -> encoder -> [squeeze-excitation]."""
+
+    def __init__(self, phase_channels, magnitude_index, modulation, backbone, widths, backbone_params,
+                 gate_hidden, se_reduction):
+        super().__init__()
+        self.magnitude_index = magnitude_index
+        if backbone == "cnn":
+            self.encoder: nn.Module = SmallEncoder(phase_channels, widths)
+        elif isinstance(backbone, str) and backbone.startswith("timm:"):
+            self.encoder = _TimmFeatures(backbone.split(":", 1)[1], phase_channels, **(backbone_params or {}))
+        else:
+            raise ValueError(f"fmanet: backbone={backbone!r} is neither 'cnn' nor 'timm:<arch>'")
+        self.num_features = self.encoder.num_features
+        self.gate = MagnitudeGate(gate_hidden) if modulation == "spatial" else None
+        self.se = SqueezeExcite(self.num_features, se_reduction) if modulation == "se" else None
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        gate = None
+        if self.gate is not None:
+            g = self.gate(x[:, self.magnitude_index : self.magnitude_index + 1])
+            x = x * g
+            gate = g[:, 0]
+        f = self.encoder(x)
+        if self.se is not None:
+            f, gate = self.se(f)
+        return f, gate
+
+
+class _FusionAttention(nn.Module):
+    """Per-sample softmax weights over the phases from their pooled features."""
+
+    def __init__(self, channels: int, n_phases: int = 2, hidden: int = 32):
+        super().__init__()
+        self.mlp = nn.Sequential(nn.Linear(n_phases * channels, hidden), nn.ReLU(inplace=True),
+                                 nn.Linear(hidden, n_phases))
+
+    def forward(self, feats: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        w = torch.softmax(self.mlp(torch.cat([f.mean(dim=(2, 3)) for f in feats], dim=1)), dim=1)
+        fused = sum(w[:, i, None, None, None] * f for i, f in enumerate(feats))
+        return fused, w
+
+
+class FMANet(nn.Module):
+    supports_aux = True  # the runner asks predict_aux for fusion weights / attention maps
+
+    def __init__(
+        self,
+        in_chans: int = 6,
+        num_classes: int = 3,
+        streams: str = "both",
+        phase_channels: int = 3,
+        magnitude_index: int = 2,
+        backbone: str = "cnn",
+        widths: Sequence[int] = (16, 32, 64),
+        backbone_params: dict | None = None,
+        shared_weights: bool = False,
+        modulation: str = "spatial",
+        gate_hidden: int = 8,
+        se_reduction: int = 4,
+        fusion: str = "attention",
+        fusion_hidden: int = 32,
+        spatial_attention: bool = True,
+        attention_kernel: int = 7,
+        dropout: float = 0.5,
+    ):
+        super().__init__()
+        self.streams_mode = _choice("streams", streams, STREAMS)
+        self.modulation = _choice("modulation", modulation, MODULATIONS)
+        _choice("fusion", fusion, FUSIONS)
+        if not 0 <= magnitude_index < phase_channels:
+            raise ValueError(f"fmanet: magnitude_index={magnitude_index} outside a {phase_channels}-channel phase")
+        self.phase_channels = phase_channels
+        if streams == "both":
+            if in_chans != 2 * phase_channels:
+                raise ValueError(
+                    f"fmanet: streams='both' needs the two-phase stack (in_chans={2 * phase_channels}: "
+                    f"{phase_channels} channels per phase), got in_chans={in_chans}"
+                )
+            self.phases = [0, 1]
+        else:
+            if in_chans not in (phase_channels, 2 * phase_channels):
+                raise ValueError(
+                    f"fmanet: streams={streams!r} takes one phase ({phase_channels} channels) or the "
+                    f"two-phase stack ({2 * phase_channels}), got in_chans={in_chans}"
+                )
+            # with a single phase given, that phase sits at channel 0; from the stack, select it
+            self.phases = [0] if in_chans == phase_channels else [0 if streams == "onset_apex" else 1]
+        self.fusion = fusion if len(self.phases) == 2 else "none"
+        self.shared_weights = bool(shared_weights) and len(self.phases) == 2
+
+        def make_stream() -> _PhaseStream:
+            return _PhaseStream(phase_channels, magnitude_index, self.modulation, backbone, widths,
+                                backbone_params, gate_hidden, se_reduction)
+
+        n_modules = 1 if self.shared_weights else len(self.phases)
+        self.stream_modules = nn.ModuleList(make_stream() for _ in range(n_modules))
+        c = self.stream_modules[0].num_features
+
+        self.fuse: nn.Module | None = None
+        if self.fusion == "attention":
+            self.fuse = _FusionAttention(c, 2, fusion_hidden)
+        elif self.fusion == "concat":
+            self.fuse = conv_bn_act(2 * c, c, kernel_size=1)
+        self.spatial_attention = SpatialAttention(attention_kernel) if spatial_attention else None
+        self.dropout = nn.Dropout(dropout)
+        self.classifier = nn.Linear(c, num_classes)
+
+    def forward(self, x: torch.Tensor, return_aux: bool = False):
+        pc = self.phase_channels
+        feats, gates = [], []
+        for i, p in enumerate(self.phases):
+            stream = self.stream_modules[0 if self.shared_weights else i]
+            f, g = stream(x[:, p * pc : (p + 1) * pc])
+            feats.append(f)
+            gates.append(g)
+
+        fusion_weights = None
+        if self.fusion == "attention":
+            fused, fusion_weights = self.fuse(feats)
+        elif self.fusion == "sum":
+            fused = feats[0] + feats[1]
+        elif self.fusion == "concat":
+            fused = self.fuse(torch.cat(feats, dim=1))
+        else:
+            fused = feats[0]
+
+        attention = None
+        if self.spatial_attention is not None:
+            fused, a = self.spatial_attention(fused)
+            attention = a[:, 0]
+
+        logits = self.classifier(self.dropout(fused.mean(dim=(2, 3))))
+        if not return_aux:
+            return logits
+        aux = {
+            "fusion_weights": fusion_weights,
+            "attention": attention,
+            "gates": None if gates[0] is None else torch.stack(gates, dim=1),
+        }
+        return logits, aux
+
+
+@register_model("fmanet")
+def fmanet(in_chans: int, num_classes: int, **params) -> FMANet:
+    return FMANet(in_chans=in_chans, num_classes=num_classes, **params)

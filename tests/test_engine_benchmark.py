@@ -1,0 +1,23 @@
+"""The engine benchmark executes and reports every timing and ratio (no timing assertions)."""
+
+from __future__ import annotations
+
+import math
+
+from bench.benchmarks import engine as bench_engine
+
+
+def test_benchmark_run_returns_every_key():
+    r = bench_engine.run("ststnet", n=12, size=16, epochs=1, batch_size=4, repeats=1, threads=None)
+    for k in ("engine", "bare", "files_loader", "tensor_loader"):
+        assert r[f"{k}_s"] > 0 and r[f"{k}_cpu_s"] >= 0
+    for k in ("engine_vs_bare", "speedup_vs_files_loader", "speedup_vs_tensor_loader"):
+        assert math.isfinite(r[k]) and math.isfinite(r[k + "_cpu"])
+    assert isinstance(r["target_engine_vs_bare_met"], bool)
+
+
+def test_benchmark_main_prints_ratios(capsys):
+    rows = bench_engine.main(["--models", "ststnet", "--n", "8", "--size", "16", "--epochs", "1",
+                              "--repeats", "1", "--threads", "0"])
+    out = capsys.readouterr().out
+    assert len(rows) == 1 and "engine/bare" in out and "ststnet" in out

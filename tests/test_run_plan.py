@@ -1,0 +1,104 @@
+"""Config composition and study planning: crossing, exclusion, overrides, clear errors."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench.config import ConfigError, compose, group_options
+from bench.run import main
+from bench.study import plan_study
+from studies import list_studies
+
+REQUIRED_STUDIES = {"ablation_phases", "ablation_phases_tuned", "ablation_theta", "fmanet_ablation",
+                    "flow_backends", "release_phase", "smoke"}
+
+
+def test_every_required_study_exists_and_plans():
+    assert REQUIRED_STUDIES <= set(list_studies())
+    for name in sorted(REQUIRED_STUDIES):
+        plan = plan_study([f"study={name}"])
+        assert plan.cells, name
+        assert len({c.cfg_hash for c in plan.cells}) == len(plan.cells), f"{name}: two cells share a config"
+
+
+def test_groups_exist():
+    for g in ("dataset", "flow", "representation", "model", "trainer", "protocol", "tuning", "tracking", "executor"):
+        assert group_options(g), g
+
+
+def test_ablation_phases_grid_and_exclusion():
+    plan = plan_study(["study=ablation_phases"])
+    reps = {c.representation.name for c in plan.cells}
+    models = {c.model.name for c in plan.cells}
+    assert reps == {"single_phase", "cof", "mm_cof", "two_phase_stack"}
+    assert {"ststnet", "fmanet"} <= models and any(m.startswith("timm") for m in models)
+    fman = [c for c in plan.cells if c.model.option == "fmanet"]
+    assert [c.representation.name for c in fman] == ["two_phase_stack"]
+    assert len(plan.excluded) == 3
+
+
+def test_group_override_replaces_axis_and_lists_override():
+    plan = plan_study(["study=ablation_phases", "representation=cof", "study.models=[ststnet]"])
+    assert [(c.representation.name, c.model.name) for c in plan.cells] == [("cof", "ststnet")]
+
+
+def test_item_params_reach_the_cell_config():
+    plan = plan_study(["study=ablation_theta"])
+    thetas = sorted(c.cfg["representation"]["theta1"] for c in plan.cells if c.representation.option == "cof")
+    assert thetas == [0.0, 0.25, 0.5, 0.75, 1.0]
+    labels = {c.representation.name for c in plan.cells}
+    assert "cof[theta1=0.25,theta2=0.75]" in labels
+
+
+def test_study_overrides_apply_and_command_line_wins():
+    plan = plan_study(["study=smoke"])
+    assert all(c.cfg["trainer"]["epochs"] == 3 for c in plan.cells)
+    plan = plan_study(["study=smoke", "trainer.epochs=7"])
+    assert all(c.cfg["trainer"]["epochs"] == 7 for c in plan.cells)
+
+
+def test_unknown_study_lists_the_existing_ones():
+    with pytest.raises(ConfigError) as e:
+        compose(["study=nope"])
+    for s in ("ablation_phases", "smoke"):
+        assert s in str(e.value)
+
+
+def test_unknown_representation_and_model_list_what_exists():
+    with pytest.raises(ConfigError) as e:
+        plan_study(["study=smoke", "study.representations=[single_phase,nope]"])
+    assert "nope" in str(e.value) and "cof" in str(e.value)
+    with pytest.raises(ConfigError) as e:
+        compose(["model=nope"])
+    assert "ststnet" in str(e.value)
+
+
+def test_unknown_key_lists_the_keys_that_exist():
+    with pytest.raises(ConfigError) as e:
+        compose(["trainer.epochz=3"])
+    msg = str(e.value)
+    assert "trainer.epochz" in msg and "epochs" in msg
+
+
+def test_unknown_item_param_is_an_error():
+    with pytest.raises(ConfigError) as e:
+        plan_study(["study=smoke", "study.representations=[{option: cof, params: {thetaX: 1}}]"])
+    assert "thetaX" in str(e.value)
+
+
+def test_cli_cfg_job_prints_config(capsys):
+    assert main(["study=ablation_phases", "--cfg", "job"]) == 0
+    out = capsys.readouterr().out
+    assert "name: ablation_phases" in out and "planned cells" in out
+
+
+def test_cli_bad_override_exit_code(capsys):
+    assert main(["study=nope"]) == 2
+    assert "ablation_phases" in capsys.readouterr().err
+    assert main(["notanoverride"]) == 2
+
+
+def test_missing_dataset_root_is_a_clear_error():
+    with pytest.raises(ConfigError) as e:
+        plan_study(["study=smoke", "dataset=casme2"])
+    assert "dataset.root" in str(e.value)
