@@ -37,8 +37,9 @@ USAGE = """usage: python -m bench.run study=NAME [group=option ...] [key=value .
 
 def git_commit() -> str:
     try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
-                              cwd=Path(__file__).parent).stdout.strip()
+        r = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+                           cwd=Path(__file__).parent)
+        return r.stdout.strip() if r.returncode == 0 else ""
     except (OSError, subprocess.SubprocessError):
         return ""
 
@@ -133,8 +134,9 @@ class _Prepared:
         return self.folds[key]
 
 
-def run_study(overrides: list[str], *, out=sys.stdout) -> Path:
+def run_study(overrides: list[str], *, out=None) -> Path:
     """Run a study; returns its run directory."""
+    out = out or sys.stdout
     from tqdm.auto import tqdm
 
     from bench.executors import make_executor
@@ -324,7 +326,8 @@ def summary_table(predictions, n_classes: int):
     return pd.DataFrame(rows)
 
 
-def print_summary(results, predictions, n_classes: int, out=sys.stdout) -> None:
+def print_summary(results, predictions, n_classes: int, out=None) -> None:
+    out = out or sys.stdout
     tab = summary_table(predictions, n_classes)
     if tab.empty:
         print("no predictions (every unit failed?)", file=out)

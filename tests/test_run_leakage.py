@@ -40,16 +40,27 @@ def _task(tmp_path, tuning=None, validation=None):
 
 @pytest.fixture
 def spy(monkeypatch):
+    """Records the sample ids of every tensor given to fit (incl. val) and, separately, to predict."""
     seen = []
-    real = engine.fit
+    real_fit, real_predict = engine.fit, engine.predict_proba
 
     def fit(model, x, y, cfg, *, val=None, **kw):
         seen.append(set(x[:, 0, 0, 0].round().int().tolist()))
         if val is not None:
             seen.append(set(val[0][:, 0, 0, 0].round().int().tolist()))
-        return real(model, x, y, cfg, val=val, **kw)
+        return real_fit(model, x, y, cfg, val=val, **kw)
 
+    def predict_proba(model, x, *a, **kw):
+        seen.predicted.append(set(x[:, 0, 0, 0].round().int().tolist()))
+        return real_predict(model, x, *a, **kw)
+
+    class Seen(list):
+        predicted: list
+
+    seen = Seen()
+    seen.predicted = []
     monkeypatch.setattr(engine, "fit", fit)
+    monkeypatch.setattr(engine, "predict_proba", predict_proba)
     return seen
 
 
@@ -75,9 +86,13 @@ def test_nested_tuning_never_sees_the_test_subject(tmp_path, spy):
     rec = run_unit(task)
     assert rec["row"]["status"] == "ok", rec["row"]["error"]
     test = set(task.test_idx.tolist())
-    # 2 trials x 2 inner folds x (fit + val) + the final retrain
-    assert len(spy) >= 2 * 2 * 2 + 1
+    # 2 trials x 2 inner folds + the final retrain on all training subjects
+    assert len(spy) == 2 * 2 + 1
     assert all(s.isdisjoint(test) for s in spy)
+    # every inner-CV prediction is on training subjects; the test subject is predicted once, at the end
+    inner, final = spy.predicted[:-1], spy.predicted[-1]
+    assert len(inner) == 4 and all(s.isdisjoint(test) for s in inner)
+    assert final == test
     assert (tmp_path / "optuna.journal").exists()
 
 

@@ -64,7 +64,7 @@ from bench.data.table import SampleTable
 
 log = logging.getLogger("bench.data")
 
-GENERATOR_VERSION = 1  # bump when the rendering or motion model changes: it invalidates caches
+GENERATOR_VERSION = 2  # bump when the rendering or motion model changes: it invalidates caches
 
 # Region motions: name -> list of (anchor, (du, dv) direction, window sigma (x, y) in face units).
 # Anchors are names of points of the subject geometry; "mirror" anchors exist for left/right parts and
@@ -304,15 +304,19 @@ def warp_backward(img: np.ndarray, D: np.ndarray) -> np.ndarray:
     return cv2.remap(img, gx - D[0], gy - D[1], cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT101)
 
 
-def flow_between(D_a: np.ndarray, D_b: np.ndarray, iterations: int = 12) -> np.ndarray:
+def flow_between(D_a: np.ndarray, D_b: np.ndarray, iterations: int = 50) -> np.ndarray:
     """True flow a -> b in OpenCV's convention: ``I_a(x) = I_b(x + F(x))``, solving ``F = D_b(x+F) - D_a``."""
     S = D_a.shape[-1]
     gx, gy = np.meshgrid(np.arange(S, dtype=np.float32), np.arange(S, dtype=np.float32))
     D_a, D_b = D_a.astype(np.float32), D_b.astype(np.float32)
     F = D_b - D_a
+    # scipy's bilinear sampling in float64, not cv2.remap: remap quantises sample positions to 1/32 px
+    # (differently across OpenCV releases), which would stall the fixed point at ~4e-3 px.
+    from scipy.ndimage import map_coordinates
+
     for _ in range(iterations):
-        mx, my = gx + F[0], gy + F[1]
-        Db = np.stack([cv2.remap(D_b[k], mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE) for k in (0, 1)])
+        coords = np.stack([gy + F[1], gx + F[0]]).astype(np.float64)
+        Db = np.stack([map_coordinates(D_b[k].astype(np.float64), coords, order=1, mode="nearest") for k in (0, 1)])
         F_new = Db - D_a
         if float(np.abs(F_new - F).max()) < 1e-6:
             F = F_new
