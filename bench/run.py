@@ -228,6 +228,7 @@ def run_study(overrides: list[str], *, out=None) -> Path:
     records = [r for r in (store.load(k) for k in all_keys) if r is not None]
     results, predictions = collect(records)
     write_tables(run_dir, results, predictions)
+    _write_megc_logs(run_dir, predictions, list(next(iter(prep.tables.values())).classes))
     _write_aux(run_dir, records)
     _write_examples(run_dir, plan, prep)
 
@@ -279,6 +280,22 @@ def _dataset_facts(table) -> dict:
     return {"name": table.name, "n_samples": len(table), "n_subjects": len(table.subjects),
             "class_counts": {table.classes[int(k)]: int(v) for k, v in sorted(counts.items())},
             "problems": list(table.problems)[:50]}
+
+
+def _write_megc_logs(run_dir: Path, predictions, classes: list[str]) -> None:
+    """Each cell's predictions also in the MEGC2019 per-fold log format (``python -m bench.score`` reads it)."""
+    import shutil
+
+    from bench.megc_log import write_megc_log
+
+    out = run_dir / "predictions"
+    shutil.rmtree(out, ignore_errors=True)  # a log per cell of *this* table only
+    if len(predictions) == 0:
+        return
+    for keys, g in predictions.groupby(["dataset", "flow", "representation", "model", "seed"], sort=True):
+        safe = "__".join(str(k) for k in keys)
+        safe = "".join(ch if ch.isalnum() or ch in "._-=," else "_" for ch in safe)
+        write_megc_log(g, out / f"{safe}.txt", classes=classes)
 
 
 def _write_aux(run_dir: Path, records: list[dict]) -> None:

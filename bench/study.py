@@ -5,9 +5,9 @@ A study YAML (``studies/<name>.yaml``) holds::
     name: ablation_phases
     description: ...
     datasets: [synthetic]                 # axis lists; each item is an option of the config group
-    flows: [tvl1]                         # or {option: cof, params: {theta1: 0.3}, label: ...}
+    flows: [tvl1]                         # or {option: cof, params: {theta1: 0.3}, label: ..., overrides: [...]}
     representations: [single_phase, cof]
-    models: [ststnet, fmanet]
+    models: [ststnet, {option: timm_resnet10t, overrides: ["trainer.epochs=20"]}]
     seeds: [0]
     exclude:                              # cells to leave out: every key of a rule must match
       - {model: fmanet, representation: [single_phase, cof]}
@@ -41,6 +41,7 @@ class AxisItem:
     option: str
     params: tuple[tuple[str, Any], ...] = ()
     label: str = ""
+    overrides: tuple[str, ...] = ()  # Hydra overrides for the cells of this item (e.g. its own epochs)
 
     @property
     def name(self) -> str:
@@ -99,16 +100,17 @@ def _parse_items(raw: Any, group: str, where: str) -> list[AxisItem]:
     for i, it in enumerate(raw):
         if isinstance(it, (DictConfig, dict)):
             it = OmegaConf.to_container(it, resolve=True) if isinstance(it, DictConfig) else it
-            unknown = set(it) - {"option", "params", "label"}
+            unknown = set(it) - {"option", "params", "label", "overrides"}
             if "option" not in it or unknown:
                 raise ConfigError(f"{where}[{i}]: an item is an option name or a mapping with keys "
-                                  f"option, params, label (got {sorted(it)})")
+                                  f"option, params, label, overrides (got {sorted(it)})")
             opt, params, label = str(it["option"]), dict(it.get("params") or {}), str(it.get("label") or "")
+            ovs = tuple(str(o) for o in (it.get("overrides") or []))
         else:
-            opt, params, label = str(it), {}, ""
+            opt, params, label, ovs = str(it), {}, "", ()
         if opt not in known:
             raise ConfigError(f"{where}[{i}]: unknown {group} {opt!r}. Available: {', '.join(known)}")
-        items.append(AxisItem(group, opt, tuple(sorted(params.items())), label))
+        items.append(AxisItem(group, opt, tuple(sorted(params.items())), label, ovs))
     if not items:
         raise ConfigError(f"{where} is empty")
     return items
@@ -164,7 +166,8 @@ def plan_study(overrides: list[str]) -> Plan:
         if any(_matches(dict(r), items) for r in rules):
             excluded.append("|".join(i.name for i in combo))
             continue
-        cell_cfg = compose(study_ovs + [f"{g}={it.option}" for g, it in items.items()] + rest)
+        item_ovs = [o for it in items.values() for o in it.overrides]
+        cell_cfg = compose(study_ovs + [f"{g}={it.option}" for g, it in items.items()] + item_ovs + rest)
         for g, it in items.items():
             for k, v in it.params:
                 if OmegaConf.select(cell_cfg[g], k, default="__absent__") == "__absent__":

@@ -1,0 +1,147 @@
+"""Worker faults (issue 7): a unit that raises or whose worker process dies fails alone, with its
+traceback (or the reason) recorded, while the rest of the study goes on (``on_error: continue``) or
+the study stops with a clear error (``on_error: stop``); never a hang.
+
+The crash is real: a test-only model (``tests/_crashing_model.py``) whose construction calls
+``os._exit(13)`` or SIGKILLs its own process inside a spawned worker.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import threading
+
+import numpy as np
+import pytest
+
+from _crashing_model import CRASH_MODEL, RegisterOnUnpickle
+from bench.executors import LocalExecutor, StudyStopped
+from bench.results import read_tables
+from bench.run import run_study
+from bench.study import plan_study
+from bench.units import UnitTask
+
+TINY = [
+    "study=smoke",
+    "study.datasets=[{option: synthetic, label: synthetic, params: {n_subjects: 3, clips_per_class: 1, size: 48}}]",
+    "study.representations=[single_phase]",
+    "trainer.epochs=1", "flow.size=32", "tracking=none", "report=false", "progress=false",
+]
+HANG_LIMIT_S = 240  # far above the few seconds these take; reaching it means the executor hung
+
+
+@pytest.fixture(scope="module")
+def cell_cfg():
+    return plan_study(["study=smoke", "trainer.epochs=1", "trainer.batch_size=8"]).cells[0].cfg
+
+
+def make_tasks(cell_cfg, models: list[dict]) -> list[UnitTask]:
+    """One LOSO fold per model config on a random 3-subject set (content irrelevant, shape real)."""
+    rng = np.random.default_rng(0)
+    n = 12
+    subjects = np.repeat(["s1", "s2", "s3"], 4)
+    x = rng.random((n, 3, 28, 28), dtype=np.float32)
+    y = np.tile(np.arange(3), 4).astype(np.int64)
+    tasks = []
+    for i, model in enumerate(models):
+        test = f"s{i % 3 + 1}"
+        cfg = {**cell_cfg, "model": model}
+        tasks.append(UnitTask(
+            study="faults", labels={"dataset": "rand", "flow": "none", "representation": "single_phase",
+                                    "model": f"{model['name']}#{i}"},
+            names={"representation": "single_phase", "model": model["name"]}, seed=0, fold=test,
+            train_idx=np.flatnonzero(subjects != test), test_idx=np.flatnonzero(subjects == test), x=x, y=y,
+            subjects=subjects, clips=np.array([f"c{j}" for j in range(n)]), source_datasets=np.full(n, "rand"),
+            channels=("u", "v", "m"), n_classes=3, cell_cfg=cfg, cell_hash=f"h{i}", unit_key=f"unit{i}",
+            run_dir="", extras={"register": RegisterOnUnpickle()}))
+    return tasks
+
+
+def run_guarded(executor, tasks):
+    """Run in a thread so a hang fails the test instead of blocking the suite."""
+    got: dict[str, dict] = {}
+    err: list[BaseException] = []
+
+    def target():
+        try:
+            executor.run(tasks, lambda t, rec: got.__setitem__(t.unit_key, rec))
+        except BaseException as e:  # noqa: BLE001 - handed to the test thread
+            err.append(e)
+
+    th = threading.Thread(target=target, daemon=True)
+    th.start()
+    th.join(HANG_LIMIT_S)
+    assert not th.is_alive(), f"executor still running after {HANG_LIMIT_S} s: hang"
+    return got, (err[0] if err else None)
+
+
+OK = {"name": "ststnet"}
+RAISES = {"name": "ststnet", "no_such_param": 1}  # an ordinary exception inside the unit
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_raising_unit_records_traceback_and_the_rest_continues(cell_cfg, workers):
+    tasks = make_tasks(cell_cfg, [OK, RAISES, OK])
+    got, err = run_guarded(LocalExecutor({"workers": workers, "threads_per_worker": 1}), tasks)
+    assert err is None
+    assert [got[f"unit{i}"]["row"]["status"] for i in range(3)] == ["ok", "failed", "ok"]
+    bad = got["unit1"]["row"]
+    assert bad["error"].startswith("Traceback (most recent call last)") and "no_such_param" in bad["error"]
+    assert got["unit1"]["predictions"] == [] and bad["fold_uf1"] == 0.0
+    assert len(got["unit0"]["predictions"]) == 4
+
+
+def test_raising_unit_with_on_error_stop_stops_the_study(cell_cfg):
+    tasks = make_tasks(cell_cfg, [RAISES, OK, OK])
+    got, err = run_guarded(LocalExecutor({"workers": 1, "on_error": "stop"}), tasks)
+    assert isinstance(err, StudyStopped)
+    assert "unit0" in str(err) and "no_such_param" in str(err)
+    assert list(got) == ["unit0"]  # recorded (so a fixed rerun resumes), and nothing after it ran
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("how", ["exit", "sigkill"])
+def test_ci_subset_worker_crash_fails_only_its_unit(cell_cfg, how):
+    crash = {"name": CRASH_MODEL, "how": how}
+    tasks = make_tasks(cell_cfg, [crash, OK, OK])
+    got, err = run_guarded(LocalExecutor({"workers": 2, "threads_per_worker": 1, "on_error": "continue"}), tasks)
+    assert err is None
+    assert sorted(got) == ["unit0", "unit1", "unit2"]  # every unit delivered exactly once
+    assert got["unit0"]["row"]["status"] == "failed"
+    assert "worker process died" in got["unit0"]["row"]["error"]
+    assert got["unit1"]["row"]["status"] == "ok" and got["unit2"]["row"]["status"] == "ok"
+    # the innocent unit that shared the broken pool was retried and gives what it gives alone
+    alone, _ = run_guarded(LocalExecutor({"workers": 1, "threads_per_worker": 1}),
+                           [dataclasses.replace(t) for t in make_tasks(cell_cfg, [crash, OK, OK])[1:2]])
+    assert got["unit1"]["predictions"] == alone["unit1"]["predictions"]
+
+
+@pytest.mark.slow
+def test_ci_subset_worker_crash_with_on_error_stop(cell_cfg):
+    tasks = make_tasks(cell_cfg, [{"name": CRASH_MODEL}, OK])
+    got, err = run_guarded(LocalExecutor({"workers": 2, "threads_per_worker": 1, "on_error": "stop"}), tasks)
+    assert isinstance(err, StudyStopped)
+    assert "unit0" in str(err) and "worker process died" in str(err)
+    assert got["unit0"]["row"]["status"] == "failed"
+
+
+def test_study_with_failing_units_continues_and_records_them(tmp_path, session_cache, capsys):
+    ovs = [*TINY, f"paths.cache={session_cache}", f"paths.runs={tmp_path / 'runs'}",
+           f"paths.reports={tmp_path / 'rep'}", "+model.no_such_param=1"]
+    run_dir = run_study(ovs)
+    out = capsys.readouterr().out
+    assert "3 unit(s) FAILED" in out
+    results, preds = read_tables(run_dir)
+    assert len(results) == 3 and (results["status"] == "failed").all() and len(preds) == 0
+    assert results["error"].str.contains("no_such_param").all()
+    assert json.loads((run_dir / "run.json").read_text())["units"]["failed"] == 3
+
+
+def test_study_with_on_error_stop_raises_a_clear_error(tmp_path, session_cache):
+    ovs = [*TINY, f"paths.cache={session_cache}", f"paths.runs={tmp_path / 'runs'}",
+           f"paths.reports={tmp_path / 'rep'}", "+model.no_such_param=1", "executor.on_error=stop"]
+    with pytest.raises(StudyStopped, match="no_such_param"):
+        run_study(ovs)
+    units = list((tmp_path / "runs" / "smoke" / "units").glob("*.json"))
+    assert len(units) == 1  # the failed unit is on disk; the study stopped after it
