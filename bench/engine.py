@@ -84,6 +84,16 @@ class TrainConfig:
             raise ValueError(f"unknown trainer keys {unknown}; known: {', '.join(sorted(known))}")
         if isinstance(data.get("class_weights"), Sequence) and not isinstance(data["class_weights"], str):
             data["class_weights"] = [float(v) for v in data["class_weights"]]
+        types = {f.name: f.type for f in fields(cls)}
+        for k, v in data.items():  # config values are untyped YAML: check them against the fields
+            want = types[k]
+            ok = {"int": isinstance(v, int) and not isinstance(v, bool),
+                  "float": isinstance(v, (int, float)) and not isinstance(v, bool),
+                  "bool": isinstance(v, bool), "str": isinstance(v, str)}.get(str(want), True)
+            if not ok:
+                raise ValueError(f"trainer.{k} must be {want}, got {v!r}")
+            if want == "float":
+                data[k] = float(v)
         cfg = cls(**data)
         cfg.validate()
         return cfg

@@ -127,6 +127,49 @@ def _matches(rule: dict, cell_items: dict[str, AxisItem]) -> bool:
     return True
 
 
+def validate_cell(cell: Cell) -> None:
+    """Build every piece of a cell once (no data, no training) so a bad value fails before any work.
+
+    Config values are untyped YAML; the code that consumes them is the schema. Models are built
+    with the representation's channel count, so an incompatible pair (e.g. a dual-stream model on a
+    single-phase representation) fails here, naming the cell.
+    """
+    from bench.engine import TrainConfig
+    from bench.protocol import ProtocolSpec
+    from bench.tuning import apply_params
+    from models import create_model
+    from representations import create_representation
+
+    def params(node: dict) -> tuple[str, dict]:
+        p = dict(node)
+        return str(p.pop("name")), p
+
+    where = f"cell {cell.label}"
+    try:
+        rname, rparams = params(cell.cfg["representation"])
+        rep = create_representation(rname, **rparams)
+        mname, mparams = params(cell.cfg["model"])
+        create_model(mname, in_chans=len(rep.channels), num_classes=3, **mparams)
+        trainer = {k: v for k, v in cell.cfg["trainer"].items() if k != "augment"}
+        TrainConfig.from_mapping(trainer, seed=cell.seed)
+        aug = cell.cfg["trainer"].get("augment") or {}
+        if any(aug.values()):
+            from representations.augment import FlowAugment
+
+            FlowAugment(rep.channels, **aug)
+        ProtocolSpec.from_mapping(cell.cfg["protocol"])
+        tuning = cell.cfg.get("tuning") or {}
+        if int(tuning.get("n_trials") or 0) > 0:
+            space = tuning.get("space") or {}
+            if not space:
+                raise ValueError("tuning.n_trials > 0 but tuning.space is empty")
+            apply_params({k: None for k in space}, {"trainer": dict(cell.cfg["trainer"]), "model": dict(cell.cfg["model"]),
+                                                    "representation": dict(cell.cfg["representation"])})
+    except (TypeError, ValueError, KeyError) as e:
+        msg = str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e)
+        raise ConfigError(f"{where}: {msg}") from None
+
+
 def plan_study(overrides: list[str]) -> Plan:
     """Compose the config and cross the study's axes into cells (validated, nothing run)."""
     first = compose(overrides, with_choices=True)
@@ -188,4 +231,10 @@ def plan_study(overrides: list[str]) -> Plan:
             cells.append(cell)
     if not cells:
         raise ConfigError(f"study {study['name']!r}: every cell is excluded")
+    checked: set[str] = set()
+    for cell in cells:
+        key = stable_hash({k: cell.cfg[k] for k in ("representation", "model", "trainer", "protocol", "tuning")})
+        if key not in checked:
+            validate_cell(cell)
+            checked.add(key)
     return Plan(study=study, base=base, cells=cells, excluded=excluded, overrides=list(overrides))

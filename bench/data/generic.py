@@ -96,6 +96,19 @@ def _is_int(v: str) -> bool:
         return False
 
 
+
+def index_class_names(raw, int_labels: bool, classes: Any, ann) -> list[str] | None:
+    """Class names for integer labels: ``classes`` as given, or "0".."K-1" when there are none."""
+    if not int_labels:
+        return None
+    if classes is None:
+        n = max(int(parse_frame(v)) for v in raw["label"]) + 1 if len(raw) else 0
+        return [str(i) for i in range(n)]
+    if isinstance(classes, Sequence) and not isinstance(classes, str):
+        return [str(c) for c in classes]
+    raise DataError(f"{ann}: labels are class indices, so classes must be a list of class names")
+
+
 @register_dataset("generic")
 def load_generic(
     root: str | Path,
@@ -110,13 +123,5 @@ def load_generic(
     """A dataset in the generic folder format (see the module docstring)."""
     opts = split_options("generic", options, _ACCEPTED)
     raw, int_labels, ann = read_generic(root, annotation, frame_template, columns, sheet, dataset)
-    given = None
-    if int_labels:
-        if classes is None:
-            n = max(int(parse_frame(v)) for v in raw["label"]) + 1 if len(raw) else 0
-            given = [str(i) for i in range(n)]
-        elif isinstance(classes, Sequence) and not isinstance(classes, str):
-            given = [str(c) for c in classes]
-        else:
-            raise DataError(f"{ann}: labels are class indices, so classes must be a list of class names")
+    given = index_class_names(raw, int_labels, classes, ann)
     return finalize(raw, name=dataset, source=str(ann), classes=classes, options=opts, given_classes=given)

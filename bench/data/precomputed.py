@@ -40,6 +40,7 @@ import numpy as np
 
 from bench.data import register_dataset
 from bench.data._sheets import norm_header, read_table
+from bench.data.generic import index_class_names
 from bench.data.table import DataError, SampleTable
 from bench.data.validate import MAX_ERRORS_SHOWN, finalize, parse_frame, split_options
 from bench.flow.store import FLOW_EXTS, IMAGE_EXTS, FlowFileSpec, spec_from_mapping
@@ -186,15 +187,7 @@ def load_precomputed(
     if exts & IMAGE_EXTS and spec.normalisation is None:
         raise DataError(f"{ann}: flows are images; declare flow_file.normalisation (fixed | minmax)")
 
-    given = None
-    if int_labels:
-        if classes is None:
-            n = max(int(parse_frame(v)) for v in raw["label"]) + 1 if len(raw) else 0
-            given = [str(i) for i in range(n)]
-        elif isinstance(classes, Sequence) and not isinstance(classes, str):
-            given = [str(c) for c in classes]
-        else:
-            raise DataError(f"{ann}: labels are class indices, so classes must be a list of class names")
+    given = index_class_names(raw, int_labels, classes, ann)
     has_phase2 = phase2_template is not None or phase2_array is not None
     exact = exactness(exts, spec, has_phase2)
     spec_dict = {"channels": list(spec.channels), "layout": spec.layout, "npz_key": spec.npz_key,
