@@ -30,6 +30,7 @@ USAGE = """usage: python -m bench.run study=NAME [group=option ...] [key=value .
   study=NAME        a study from studies/ (default: smoke)
   group=option      dataset, flow, representation, model, trainer, protocol, tuning, tracking, executor
   key=value         any config key, e.g. trainer.epochs=20 dataset.root=/data/CASME2 study.seeds=[0,1]
+  +key=value ~key   add / delete a key (Hydra syntax), e.g. ~tuning.space.trainer.epochs
   --cfg job         print the composed config and the planned cells, run nothing
   --plan            print the planned cells, run nothing
 """
@@ -59,11 +60,13 @@ def versions() -> dict:
 
 def check_output_dir(run_dir: Path) -> None:
     """Fail before any training when results could not be written (read-only or full disk)."""
+    probe = run_dir / ".write_probe"
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
-        probe = run_dir / ".write_probe"
-        probe.write_bytes(b"\0" * 65536)
-        probe.unlink()
+        try:
+            probe.write_bytes(b"\0" * 65536)
+        finally:
+            probe.unlink(missing_ok=True)  # a short write (disk full) must not leave the probe behind
     except OSError as e:
         raise ConfigError(f"cannot write to the run directory {run_dir}: {e.strerror or e}. "
                           f"Choose another with run_dir=... or paths.runs=...") from None
@@ -179,7 +182,7 @@ def run_study(overrides: list[str], *, out=None) -> Path:
         sources = df["dataset"].astype(str).to_numpy()
         tuning = cell.cfg.get("tuning") or {}
         extras = {}
-        if int(tuning.get("n_trials") or 0) > 0 and any(k.startswith("representation.") for k in tuning.get("space") or {}):
+        if int(tuning.get("n_trials") or 0) > 0 and "representation" in (tuning.get("space") or {}):
             extras["flows"] = prep.flowset(cell)[1].flows  # the tuner recomputes the representation per trial
         for fold in folds:
             key = stable_hash([cell.cfg_hash, fold.name, sorted(map(str, fold.test_subjects))])
@@ -252,7 +255,14 @@ def run_study(overrides: list[str], *, out=None) -> Path:
         from bench.tracking import log_run
 
         t0 = time.perf_counter()
-        facts["mlflow"] = log_run(run_dir, tracking_cfg, facts=facts, records=records)
+        try:
+            facts["mlflow"] = log_run(run_dir, tracking_cfg, facts=facts, records=records)
+        except Exception as e:  # noqa: BLE001 - the results table is safe; MLflow can be back-filled
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
+            facts["mlflow"] = {"tracking_uri": tracking_cfg["uri"], "error": first}
+            print(f"warning: MLflow logging failed ({first}); the results are complete in {run_dir}. "
+                  f"Re-log them with: python -m bench.tracking backfill {run_dir} --uri {tracking_cfg['uri']}",
+                  file=out)
         facts["timings"]["tracking"] = round(time.perf_counter() - t0, 3)
     facts["wall_seconds"] = round(time.perf_counter() - t_start, 3)
     atomic_write_text(run_dir / "run.json", json.dumps(facts, indent=2, default=str))
@@ -269,7 +279,7 @@ def run_study(overrides: list[str], *, out=None) -> Path:
         facts["wall_seconds"] = round(time.perf_counter() - t_start, 3)
         atomic_write_text(run_dir / "run.json", json.dumps(facts, indent=2, default=str))
         print(f"report: {path}", file=out)
-    if facts.get("mlflow"):
+    if facts.get("mlflow") and not facts["mlflow"].get("error"):
         print(f"mlflow: mlflow ui --backend-store-uri {facts['mlflow']['tracking_uri']} --host 127.0.0.1", file=out)
     print(f"done in {facts['wall_seconds']:.1f} s; results: {run_dir / 'results.parquet'}", file=out)
     return run_dir
@@ -370,7 +380,7 @@ def main(argv: list[str] | None = None) -> int:
     if "--plan" in argv:
         argv.remove("--plan")
         plan_only = True
-    bad = [a for a in argv if "=" not in a]
+    bad = [a for a in argv if "=" not in a and not a.startswith("~")]  # ~key deletes a key (Hydra)
     if bad:
         print(f"error: arguments must be key=value overrides, got {bad}\n\n{USAGE}", file=sys.stderr)
         return 2

@@ -89,7 +89,7 @@ def stable_hash(obj: Any, n: int = 16) -> str:
 
 
 def _override_key(ov: str) -> str:
-    return ov.split("=", 1)[0].lstrip("+~") if "=" in ov else ""
+    return ov.split("=", 1)[0].lstrip("+~") if "=" in ov or ov.startswith("~") else ""
 
 
 def _parse_items(raw: Any, group: str, where: str) -> list[AxisItem]:
@@ -136,7 +136,7 @@ def validate_cell(cell: Cell) -> None:
     """
     from bench.engine import TrainConfig
     from bench.protocol import ProtocolSpec
-    from bench.tuning import apply_params
+    from bench.tuning import apply_params, flatten_space
     from models import create_model
     from representations import create_representation
 
@@ -160,7 +160,7 @@ def validate_cell(cell: Cell) -> None:
         ProtocolSpec.from_mapping(cell.cfg["protocol"])
         tuning = cell.cfg.get("tuning") or {}
         if int(tuning.get("n_trials") or 0) > 0:
-            space = tuning.get("space") or {}
+            space = flatten_space(tuning.get("space") or {})
             if not space:
                 raise ValueError("tuning.n_trials > 0 but tuning.space is empty")
             apply_params({k: None for k in space}, {"trainer": dict(cell.cfg["trainer"]), "model": dict(cell.cfg["model"]),
@@ -172,16 +172,19 @@ def validate_cell(cell: Cell) -> None:
 
 def plan_study(overrides: list[str]) -> Plan:
     """Compose the config and cross the study's axes into cells (validated, nothing run)."""
-    first = compose(overrides, with_choices=True)
-    choices = first.hydra.runtime.choices
+    # The study's own overrides (e.g. tuning=optuna) must apply before the command line's keys are
+    # checked (tuning.inner_folds exists only then): read the study first, then compose everything.
+    first = compose([o for o in overrides if _override_key(o).split(".")[0] == "study"], with_choices=True)
     study = OmegaConf.to_container(first.study, resolve=False)
     if not isinstance(study, dict) or "name" not in study:
-        raise ConfigError(f"study {choices.get('study')!r} has no 'name'")
+        raise ConfigError(f"study {first.hydra.runtime.choices.get('study')!r} has no 'name'")
     unknown = set(study) - {"name", "description", "datasets", "flows", "representations", "models", "seeds",
                             "exclude", "overrides", "notes", "expect"}
     if unknown:
         raise ConfigError(f"study {study['name']!r}: unknown keys {sorted(unknown)}")
     study_ovs = [str(o) for o in (study.get("overrides") or [])]
+    base = compose(study_ovs + overrides, with_choices=True)
+    choices = base.hydra.runtime.choices
     base = compose(study_ovs + overrides)
 
     user_groups = {}

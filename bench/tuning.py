@@ -37,6 +37,20 @@ def make_storage(run_dir: str | Path, kind: str):
     raise ValueError(f"unknown tuning.storage {kind!r}: use journal or sqlite")
 
 
+def flatten_space(space: dict, prefix: str = "") -> dict:
+    """``{trainer: {lr: {type: ...}}}`` -> ``{"trainer.lr": {type: ...}}`` (a leaf is a mapping with ``type``)."""
+    out = {}
+    for k, v in (space or {}).items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict) and "type" not in v:
+            out.update(flatten_space(v, key + "."))
+        elif isinstance(v, dict):
+            out[key] = v
+        else:
+            raise ValueError(f"tuning.space.{key}: expected a mapping with 'type' (float, int, categorical), got {v!r}")
+    return out
+
+
 def suggest(trial, space: dict) -> dict:
     out = {}
     for key, spec in space.items():
@@ -88,7 +102,7 @@ def tune_unit(task, train_idx, model_cfg: dict, trainer_cfg: dict, tuning: dict)
     from bench.protocol import assert_disjoint, inner_folds
     from bench.units import train_and_predict
 
-    space = dict(tuning.get("space") or {})
+    space = flatten_space(tuning.get("space") or {})
     if not space:
         raise ValueError("tuning.n_trials > 0 but tuning.space is empty")
     tunes_rep = any(k.startswith("representation.") for k in space)

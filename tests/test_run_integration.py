@@ -65,7 +65,7 @@ def test_smoke_with_nested_optuna_tuning(run_overrides, tmp_path):
     from optuna.storages.journal import JournalFileBackend
 
     run_dir = run_study(["study=smoke", "study.representations=[two_phase_stack]", "tuning=optuna",
-                         "tuning.n_trials=2", "tuning.inner_folds=2", "tracking=none", "report=false",
+                         "tuning.n_trials=2", "tuning.inner_folds=2", "~tuning.space.trainer.epochs", "tracking=none", "report=false",
                          *run_overrides])
     results, _ = read_tables(run_dir)
     assert (results["status"] == "ok").all(), results["error"].tolist()

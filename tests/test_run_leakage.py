@@ -81,7 +81,7 @@ def test_outer_training_never_sees_the_test_subject(tmp_path, spy, validation):
 
 def test_nested_tuning_never_sees_the_test_subject(tmp_path, spy):
     tuning = {"n_trials": 2, "inner_folds": 2, "sampler_seed": 0, "storage": "journal", "metric": "uf1",
-              "space": {"trainer.lr": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True}}}
+              "space": {"trainer": {"lr": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True}}}}
     task = _task(tmp_path, tuning=tuning)
     rec = run_unit(task)
     assert rec["row"]["status"] == "ok", rec["row"]["error"]

@@ -190,12 +190,14 @@ def study_cost(study: str = "ablation_phases", overrides: list[str] | None = Non
         stages = {"flow": t.get("flow", 0.0), "training": t.get("train", 0.0), "tracking": t.get("tracking", 0.0),
                   "reporting": t.get("report", 0.0)}
         stages["other"] = max(0.0, wall - sum(stages.values()))
+        by_model = _unit_seconds_by_model(root / "runs" / study)
         return {
             "study": study, "overrides": ovs, "quick": quick, **{k: res[k] for k in (
                 "wall_seconds", "max_rss_mb", "peak_tree_mb", "cpu_seconds", "returncode")},
             "in_process_wall_seconds": facts.get("wall_seconds"), "timings": t,
             "stages_seconds": stages, "shares": {k: v / wall for k, v in stages.items()},
             "units": facts.get("units"), "n_cells": len(facts.get("cells", [])),
+            "unit_seconds_by_model": by_model,
             "n_samples": sum(d["n_samples"] for d in facts.get("datasets", {}).values()),
             "targets": TARGETS,
             "target_met": {"wall": wall <= TARGETS["wall_seconds"],
@@ -204,6 +206,15 @@ def study_cost(study: str = "ablation_phases", overrides: list[str] | None = Non
     finally:
         if not keep:
             shutil.rmtree(root, ignore_errors=True)
+
+
+def _unit_seconds_by_model(run_dir: Path) -> dict[str, float]:
+    """Training + prediction seconds summed per model over the units (where training time goes)."""
+    import pandas as pd
+
+    res = pd.read_parquet(run_dir / "results.parquet")
+    sec = res["train_seconds"].astype(float) + res["predict_seconds"].astype(float) + res["tune_seconds"].astype(float)
+    return {str(k): float(v) for k, v in sec.groupby(res["model"]).sum().sort_values(ascending=False).items()}
 
 
 def format_study_cost(r: dict) -> str:
@@ -218,6 +229,11 @@ def format_study_cost(r: dict) -> str:
     ]
     for k in ("flow", "training", "tracking", "reporting", "other"):
         lines.append(f"  {k:<19s} {s[k]:8.1f} s   {100 * q[k]:5.1f} %")
+    by_model = r.get("unit_seconds_by_model") or {}
+    if by_model:
+        total = sum(by_model.values()) or 1.0
+        lines.append("  unit CPU-seconds by model (summed over the parallel workers): " + ", ".join(
+            f"{m} {v:.0f} s ({100 * v / total:.0f} %)" for m, v in by_model.items()))
     return "\n".join(lines)
 
 

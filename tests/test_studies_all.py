@@ -1,0 +1,26 @@
+"""Every shipped study runs from the command line entry point (tiny data, 1 epoch)."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench.results import read_tables
+from bench.run import main
+from studies import list_studies
+
+pytestmark = [pytest.mark.slow, pytest.mark.integration]
+
+TINY = ["dataset.n_subjects=3", "dataset.clips_per_class=1", "dataset.size=48", "dataset.n_frames=[8,10]",
+        "flow.size=32", "input_size=20", "trainer.epochs=1", "tracking=none", "report=false", "progress=false"]
+
+
+@pytest.mark.parametrize("study", list_studies())
+def test_ci_subset_every_study_runs(study, run_overrides, capsys):
+    extra = ["tuning.n_trials=1", "tuning.inner_folds=2", "~tuning.space.trainer.epochs"] if study.endswith("_tuned") else []
+    assert main([f"study={study}", *TINY, *extra, *run_overrides]) == 0, capsys.readouterr().err
+    out = capsys.readouterr().out
+    assert "Pooled over all folds" in out
+    run_dir = next(a.split("=", 1)[1] for a in run_overrides if a.startswith("paths.runs="))
+    results, preds = read_tables(f"{run_dir}/{study}")
+    assert len(results) and (results["status"] == "ok").all(), results["error"].tolist()
+    assert len(preds) == results.groupby("cell")["n_test"].sum().iloc[0] * results["cell"].nunique()
