@@ -183,16 +183,23 @@ def plan_study(overrides: list[str]) -> Plan:
     if unknown:
         raise ConfigError(f"study {study['name']!r}: unknown keys {sorted(unknown)}")
     study_ovs = [str(o) for o in (study.get("overrides") or [])]
-    base = compose(study_ovs + overrides, with_choices=True)
-    choices = base.hydra.runtime.choices
-    base = compose(study_ovs + overrides)
-
     user_groups = {}
     for ov in overrides:
         k = _override_key(ov)
         if k in AXES.values():
             user_groups[k] = ov.split("=", 1)[1]
     rest = [ov for ov in overrides if _override_key(ov) not in AXES.values()]
+    # A key of an axis group (model.dropout) applies to the cells whose option has that key: with
+    # study.models=[ststnet, fmanet], model.fusion=sum reaches FMANet only. It must fit at least one
+    # cell (a typo still fails). Unless the group itself was chosen on the command line, it is left
+    # out of the base config, whose default option may not have the key.
+    axis_ovs = [ov for ov in rest if _override_key(ov).split(".")[0] in AXES.values()
+                and _override_key(ov).split(".")[0] not in user_groups]
+    rest = [ov for ov in rest if ov not in axis_ovs]
+    base_ovs = study_ovs + [ov for ov in overrides if ov not in axis_ovs]
+    choices = compose(base_ovs, with_choices=True).hydra.runtime.choices
+    base = compose(base_ovs)
+    used: set[str] = set()
 
     axes: dict[str, list[AxisItem]] = {}
     for key, group in AXES.items():
@@ -213,7 +220,14 @@ def plan_study(overrides: list[str]) -> Plan:
             excluded.append("|".join(i.name for i in combo))
             continue
         item_ovs = [o for it in items.values() for o in it.overrides]
-        cell_cfg = compose(study_ovs + [f"{g}={it.option}" for g, it in items.items()] + item_ovs + rest)
+        cell_ovs = study_ovs + [f"{g}={it.option}" for g, it in items.items()] + item_ovs + rest
+        if axis_ovs:
+            probe = compose(cell_ovs)
+            fits = [ov for ov in axis_ovs if ov.startswith("+")
+                    or OmegaConf.select(probe, _override_key(ov), default="__absent__") != "__absent__"]
+            used.update(fits)
+            cell_ovs += fits
+        cell_cfg = compose(cell_ovs)
         for g, it in items.items():
             for k, v in it.params:
                 if OmegaConf.select(cell_cfg[g], k, default="__absent__") == "__absent__":
@@ -234,6 +248,14 @@ def plan_study(overrides: list[str]) -> Plan:
             cells.append(cell)
     if not cells:
         raise ConfigError(f"study {study['name']!r}: every cell is excluded")
+    for ov in axis_ovs:
+        if ov not in used:
+            key = _override_key(ov)
+            group = key.split(".")[0]
+            opts = sorted({c.__dict__[group].option for c in cells})
+            keys = sorted({str(k) for c in cells for k in c.cfg[group]})
+            raise ConfigError(f"unknown config key '{key}': no {group} of this study ({', '.join(opts)}) has it. "
+                              f"Their keys: {', '.join(keys)}. (Use +{key}=... to add a new key.)")
     checked: set[str] = set()
     for cell in cells:
         key = stable_hash({k: cell.cfg[k] for k in ("representation", "model", "trainer", "protocol", "tuning")})

@@ -102,3 +102,13 @@ def test_missing_dataset_root_is_a_clear_error():
     with pytest.raises(ConfigError) as e:
         plan_study(["study=smoke", "dataset=casme2"])
     assert "dataset.root" in str(e.value)
+
+
+def test_axis_key_override_reaches_only_the_options_that_have_it():
+    plan = plan_study(["study=ablation_phases", "model.fusion=sum"])
+    fman = [c for c in plan.cells if c.model.option == "fmanet"]
+    assert fman and all(c.cfg["model"]["fusion"] == "sum" for c in fman)
+    assert all("fusion" not in c.cfg["model"] for c in plan.cells if c.model.option != "fmanet")
+    with pytest.raises(ConfigError) as e:
+        plan_study(["study=ablation_phases", "model.fusoin=sum"])
+    assert "model.fusoin" in str(e.value) and "fusion" in str(e.value)

@@ -232,7 +232,7 @@ def format_study_cost(r: dict) -> str:
     by_model = r.get("unit_seconds_by_model") or {}
     if by_model:
         total = sum(by_model.values()) or 1.0
-        lines.append("  unit CPU-seconds by model (summed over the parallel workers): " + ", ".join(
+        lines.append("  fit+predict seconds by model (summed over units; workers run in parallel): " + ", ".join(
             f"{m} {v:.0f} s ({100 * v / total:.0f} %)" for m, v in by_model.items()))
     return "\n".join(lines)
 
