@@ -14,7 +14,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from concurrent.futures.process import BrokenProcessPool
 from typing import Callable
 
-from bench.units import UnitTask, run_unit
+from bench.units import UnitTask, failure_record, run_unit
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ class LocalExecutor:
         for t in suspects:  # in flight when a worker died: rerun one at a time to find the culprit
             rest, crashed = self._run_pool([t], 1, on_result)
             if crashed:
-                self._deliver(t, _failed(t, "worker process died while running this unit (run alone to confirm: it "
+                self._deliver(t, failure_record(t, "worker process died while running this unit (run alone to confirm: it "
                                             "crashed again); see the worker's stderr"), on_result)
 
     def _run_pool(self, queue, workers, on_result):
@@ -77,8 +77,9 @@ class LocalExecutor:
                         inflight[pool.submit(run_unit, t)] = t
                     done, _ = wait(inflight, return_when=FIRST_COMPLETED)
                     for f in done:
+                        rec = f.result()  # BrokenProcessPool here: f stays in flight and is retried alone
                         t = inflight.pop(f)
-                        self._deliver(t, f.result(), on_result)
+                        self._deliver(t, rec, on_result)
             except BrokenProcessPool:
                 crashed = list(inflight.values())
                 log.error("a worker process died; %d unit(s) in flight will be retried alone", len(crashed))
@@ -94,14 +95,6 @@ class LocalExecutor:
         if rec["row"].get("status") != "ok" and self.on_error == "stop":
             raise StudyStopped(f"unit {task.unit_key} ({rec['row'].get('cell')}, fold {task.fold}) failed:\n"
                                f"{rec['row'].get('error')}")
-
-
-def _failed(task: UnitTask, why: str) -> dict:
-    """A failure record with the same shape ``run_unit`` gives."""
-    bad = dataclasses.replace(task, x=None)  # makes run_unit fail fast, producing the full row shape
-    rec = run_unit(bad)
-    rec["row"]["error"] = why
-    return rec
 
 
 class RayExecutor:
@@ -144,7 +137,7 @@ class RayExecutor:
                     try:
                         rec = ray.get(ref)
                     except Exception as e:  # noqa: BLE001 - a dead Ray worker fails only its unit
-                        rec = _failed(t, f"Ray task failed: {e!r}")
+                        rec = failure_record(t, f"Ray task failed: {e!r}")
                     on_result(t, rec)
                     if rec["row"].get("status") != "ok" and self.on_error == "stop":
                         for r in futs:

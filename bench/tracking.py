@@ -25,7 +25,9 @@ from bench.config import ConfigError
 
 
 def default_uri(run_dir: str | Path) -> str:
-    return f"sqlite:///{Path(run_dir).resolve() / 'mlflow.db'}"
+    # As given (relative stays relative, to the working directory): the URI is printed in the report
+    # and on stdout as a command to copy, and a committed report must not carry this machine's paths.
+    return f"sqlite:///{Path(run_dir) / 'mlflow.db'}"
 
 
 def _client(uri: str, timeout: float = 10):

@@ -28,7 +28,7 @@ def make_storage(run_dir: str | Path, kind: str):
 
     run_dir = Path(run_dir)
     if kind == "sqlite":
-        return optuna.storages.RDBStorage(f"sqlite:///{run_dir.resolve() / 'optuna.db'}",
+        return optuna.storages.RDBStorage(f"sqlite:///{run_dir / 'optuna.db'}",
                                           engine_kwargs={"connect_args": {"timeout": 60}})
     if kind == "journal":
         from optuna.storages.journal import JournalFileBackend

@@ -86,11 +86,10 @@ def train_and_predict(task: UnitTask, fit_idx, eval_idx, model_cfg: dict, traine
     return {"fit": res, "probs": np.asarray(probs), "aux": aux, "predict_seconds": time.perf_counter() - t0}
 
 
-def run_unit(task: UnitTask) -> dict:
-    """Run one unit; never raises (a failure is a record with status 'failed' and its traceback)."""
+def _base_row(task: UnitTask) -> dict[str, Any]:
     import json
 
-    row: dict[str, Any] = {
+    return {
         "study": task.study, **{k: task.labels[k] for k in ("dataset", "flow", "representation", "model")},
         "representation_name": task.names["representation"], "model_name": task.names["model"],
         "seed": task.seed, "fold": task.fold,
@@ -104,19 +103,30 @@ def run_unit(task: UnitTask) -> dict:
         "status": "ok", "error": "", "tune_seconds": 0.0,
         "fusion_weight_phase1": -1.0, "fusion_weight_phase2": -1.0,
     }
+
+
+def failure_record(task: UnitTask, error: str, row: dict | None = None) -> dict:
+    """A unit record with status 'failed' (same columns as a finished one, zeros for its figures)."""
+    row = dict(row or _base_row(task))
+    row.update(status="failed", error=error)
+    for k in ("fold_uf1", "fold_uar", "fold_acc", "train_seconds", "predict_seconds"):
+        row.setdefault(k, 0.0)
+    row.setdefault("epochs_run", 0)
+    row.setdefault("best_epoch", -1)
+    row.setdefault("hparams", "{}")
+    return {"row": row, "predictions": [], "history": [], "aux": None}
+
+
+def run_unit(task: UnitTask) -> dict:
+    """Run one unit; never raises (a failure is a record with status 'failed' and its traceback)."""
+    row = _base_row(task)
     try:
         import torch
 
         torch.set_num_threads(max(1, int(task.threads)))
         return _run(task, row)
     except Exception:  # noqa: BLE001 - the study goes on; the record keeps the traceback
-        row.update(status="failed", error=traceback.format_exc(limit=20))
-        for k in ("fold_uf1", "fold_uar", "fold_acc", "train_seconds", "predict_seconds"):
-            row.setdefault(k, 0.0)
-        row.setdefault("epochs_run", 0)
-        row.setdefault("best_epoch", -1)
-        row.setdefault("hparams", "{}")
-        return {"row": row, "predictions": [], "history": [], "aux": None}
+        return failure_record(task, traceback.format_exc(limit=20), row)
 
 
 def _run(task: UnitTask, row: dict) -> dict:

@@ -39,7 +39,7 @@ def test_measured_child_reports_exit_code_and_peak(tmp_path):
 
 
 @pytest.mark.slow
-def test_ci_subset_quick_study_and_scaling(capsys):
+def test_quick_study_and_scaling_run(capsys):
     out = main(["--quick", "--only", "study", "scaling"])
     text = capsys.readouterr().out
     st = out["study"]
