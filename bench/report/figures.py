@@ -18,6 +18,8 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.figure import Figure
 
+from representations.base import vector_pairs
+
 TEXT_WIDTH_IN = 7.0
 MAX_HEIGHT_IN = 9.2
 RC = {"font.size": 8, "axes.titlesize": 8.5, "axes.labelsize": 8, "xtick.labelsize": 7,
@@ -255,7 +257,10 @@ def examples_plot(examples: dict[str, tuple[np.ndarray, list[str]]], path: Path,
                     ax.set_axis_off()
                     continue
                 ch = arr[j].astype(float)
-                if ch.min() < 0:
+                # a flow component (u*/v* by the channel naming convention) is signed even when a
+                # sample happens to have one sign only: diverging map centred on 0
+                signed = j in {k for pair in vector_pairs(tuple(chans)) for k in pair}
+                if signed or ch.min() < 0:
                     lim = float(np.abs(ch).max()) or 1.0
                     im = ax.imshow(ch, cmap="RdBu_r", vmin=-lim, vmax=lim)
                 else:
