@@ -122,10 +122,9 @@ def log_run(run_dir: str | Path, cfg: dict, *, facts: dict | None = None, record
         r0 = rows.iloc[0]
         cell_run = client.create_run(exp_id, run_name=cell, tags={"mlflow.parentRunId": pid})
         cid = cell_run.info.run_id
-        preds = predictions[predictions["unit_key"].isin(rows["unit_key"])] if "unit_key" in predictions else \
-            predictions[(predictions["dataset"] == r0["dataset"]) & (predictions["flow"] == r0["flow"]) &
-                        (predictions["representation"] == r0["representation"]) &
-                        (predictions["model"] == r0["model"]) & (predictions["seed"] == r0["seed"])]
+        preds = predictions[(predictions["dataset"] == r0["dataset"]) & (predictions["flow"] == r0["flow"]) &
+                            (predictions["representation"] == r0["representation"]) &
+                            (predictions["model"] == r0["model"]) & (predictions["seed"] == r0["seed"])]
         params = [Param(a, str(r0[a])) for a in ("dataset", "flow", "representation", "model", "seed", "cell_hash")]
         params += [Param("rep_params", str(r0["rep_params"])[:6000]), Param("model_params", str(r0["model_params"])[:6000])]
         metrics = [Metric("n_failed_folds", float((rows["status"] != "ok").sum()), now, 0)]
