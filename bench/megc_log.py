@@ -39,7 +39,21 @@ DATABASE_ALIASES = {
     "samm": "samm",
 }
 # Columns of a multi-cell predictions file (this suite's predictions.csv) that identify a cell.
-CELL_COLUMNS = ("dataset", "representation", "model", "seed")
+from bench.results import CELL_AXES as CELL_COLUMNS  # noqa: E402
+
+
+def _cell_columns(columns) -> list[str]:
+    """The cell-naming columns of a suite predictions file, [] for a plain prediction CSV.
+
+    A file is the suite's own when it has every cell axis but ``flow`` (files written before the
+    flow axis existed lack it); ``flow`` joins the label when present, so a study that varies only
+    the flow backend is never pooled across backends. A lone ``dataset`` column is a plain CSV's
+    per-row source dataset, not a cell.
+    """
+    cols = set(columns)
+    if not all(c in cols for c in CELL_COLUMNS if c != "flow"):
+        return []
+    return [c for c in CELL_COLUMNS if c in cols]
 
 _INT = re.compile(r"[+-]?\d+(\.0*)?")
 
@@ -237,7 +251,7 @@ def read_prediction_csv(path, n_classes: int | None = None, cell: str | None = N
         if missing:
             raise PredictionFileError(path, hline, f"the header lacks column(s) {', '.join(missing)} "
                                                    f"(expected subject, clip, true, pred[, dataset]); got {header}")
-        cell_pos = {c: lower[c] for c in CELL_COLUMNS if c in lower}
+        cell_pos = {c: lower[c] for c in _cell_columns(lower)}
         rows, cells = [], {}
         for row in reader:
             lineno = reader.line_num
@@ -245,7 +259,7 @@ def read_prediction_csv(path, n_classes: int | None = None, cell: str | None = N
                 continue
             if len(row) != len(header):
                 raise PredictionFileError(path, lineno, f"{len(row)} fields, the header has {len(header)}")
-            label = "|".join(row[j].strip() for j in cell_pos.values()) if len(cell_pos) == len(CELL_COLUMNS) else ""
+            label = "|".join(row[j].strip() for j in cell_pos.values()) if cell_pos else ""
             cells.setdefault(label, lineno)
             if cell is not None and label != cell:
                 continue
@@ -347,8 +361,9 @@ def _read_parquet(path: Path, n_classes: int | None, cell: str | None) -> pd.Dat
     missing = [k for k in ("subject", "y_true", "y_pred") if cols[k] is None]
     if missing:
         raise PredictionFileError(path, None, f"lacks column(s) {', '.join(missing)}; has {list(raw.columns)}")
-    if all(c in raw.columns for c in CELL_COLUMNS):
-        labels = raw[list(CELL_COLUMNS)].astype(str).agg("|".join, axis=1)
+    present = _cell_columns(raw.columns)
+    if present:
+        labels = raw[present].astype(str).agg("|".join, axis=1)
         uniq = sorted(labels.unique())
         if cell is not None:
             if cell not in uniq:

@@ -17,6 +17,9 @@ from typing import Iterable
 import numpy as np
 import pandas as pd
 
+# The axes that make a cell: one pooled set of predictions per value of these (the headline unit).
+CELL_AXES = ("dataset", "flow", "representation", "model", "seed")
+
 RESULT_COLUMNS = [
     "study", "dataset", "flow", "representation", "representation_name", "model", "model_name", "seed", "fold",
     "cell", "cell_hash", "unit_key", "test_subjects", "n_train", "n_val", "n_test", "fold_uf1", "fold_uar",
@@ -89,7 +92,7 @@ def collect(records: Iterable[dict]) -> tuple[pd.DataFrame, pd.DataFrame]:
             results[c] = pd.Series(dtype="object")
     extra = [c for c in results.columns if c not in RESULT_COLUMNS]
     results = results[RESULT_COLUMNS + extra]
-    order = ["dataset", "flow", "representation", "model", "seed", "fold"]
+    order = [*CELL_AXES, "fold"]
     results = results.sort_values(order, kind="stable").reset_index(drop=True)
     predictions = pd.DataFrame(preds)
     if len(predictions):

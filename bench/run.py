@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.config import ConfigError, to_container
+from bench.results import CELL_AXES
 from bench.study import Plan, plan_study, stable_hash
 
 log = logging.getLogger("bench.run")
@@ -213,9 +214,8 @@ def run_study(overrides: list[str], *, out=None) -> Path:
         store.save(rec)
         units_bar.update(1)
         units_bar.set_postfix_str(f"{rec['row'].get('cell', '')} fold {task.fold}", refresh=False)
-        label = "|".join([task.labels[k] for k in ("dataset", "flow", "representation", "model")] + [str(task.seed)])
-        left[label] -= 1
-        if left[label] == 0:
+        left[task.cell] -= 1
+        if left[task.cell] == 0:
             cells_bar.update(1)
         if rec["row"].get("status") != "ok":
             failed.append(rec["row"])
@@ -302,7 +302,7 @@ def _write_megc_logs(run_dir: Path, predictions, classes: list[str]) -> None:
     shutil.rmtree(out, ignore_errors=True)  # a log per cell of *this* table only
     if len(predictions) == 0:
         return
-    for keys, g in predictions.groupby(["dataset", "flow", "representation", "model", "seed"], sort=True):
+    for keys, g in predictions.groupby(list(CELL_AXES), sort=True):
         safe = "__".join(str(k) for k in keys)
         safe = "".join(ch if ch.isalnum() or ch in "._-=," else "_" for ch in safe)
         write_megc_log(g, out / f"{safe}.txt", classes=classes)
@@ -346,9 +346,9 @@ def summary_table(predictions, n_classes: int):
     rows = []
     if len(predictions) == 0:
         return pd.DataFrame()
-    for keys, g in predictions.groupby(["dataset", "flow", "representation", "model", "seed"], sort=True):
+    for keys, g in predictions.groupby(list(CELL_AXES), sort=True):
         s = pooled_scores(g["y_true"].to_numpy(), g["y_pred"].to_numpy(), n_classes)
-        rows.append(dict(zip(["dataset", "flow", "representation", "model", "seed"], keys),
+        rows.append(dict(zip(CELL_AXES, keys),
                          UF1=s["uf1"], UAR=s["uar"], ACC=s["acc"], n=len(g)))
     return pd.DataFrame(rows)
 

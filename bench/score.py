@@ -4,7 +4,7 @@
 
 FILE is a MEGC2019 log (``<database> <subject>`` fold headers, ``<clip> <ground truth> <prediction>``
 sample lines), a CSV with columns ``subject, clip, true, pred[, dataset]``, or this suite's own
-``predictions.csv`` / ``predictions.parquet`` (pick a cell with ``--cell dataset|representation|model|seed``);
+``predictions.csv`` / ``predictions.parquet`` (pick a cell with ``--cell dataset|flow|representation|model|seed``);
 the format is detected from the content. It prints UF1, UAR, accuracy and the confusion matrix of
 all predictions pooled, and the same per source dataset (MEGC2019: SMIC, CASME II, SAMM). The mean
 per-class precision is printed as a diagnostic because it is sometimes published as "UAR".

@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from bench.results import CELL_AXES
+
 
 @dataclass
 class UnitTask:
@@ -39,6 +41,11 @@ class UnitTask:
     threads: int = 1
     git_commit: str = ""
     extras: dict = field(default_factory=dict)
+
+    @property
+    def cell(self) -> str:
+        """The cell label ``dataset|flow|representation|model|seed`` (as in the results table)."""
+        return "|".join([*(self.labels[k] for k in CELL_AXES[:-1]), str(self.seed)])
 
 
 def split_params(cfg: dict) -> tuple[str, dict]:
@@ -90,10 +97,10 @@ def _base_row(task: UnitTask) -> dict[str, Any]:
     import json
 
     return {
-        "study": task.study, **{k: task.labels[k] for k in ("dataset", "flow", "representation", "model")},
+        "study": task.study, **{k: task.labels[k] for k in CELL_AXES[:-1]},
         "representation_name": task.names["representation"], "model_name": task.names["model"],
         "seed": task.seed, "fold": task.fold,
-        "cell": "|".join(task.labels[k] for k in ("dataset", "flow", "representation", "model")) + f"|{task.seed}",
+        "cell": task.cell,
         "cell_hash": task.cell_hash, "unit_key": task.unit_key, "config_hash": task.cell_hash,
         "git_commit": task.git_commit,
         "test_subjects": ";".join(sorted(set(task.subjects[task.test_idx].tolist()))),
@@ -187,7 +194,7 @@ def _run(task: UnitTask, row: dict) -> dict:
                    if v is not None and k in ("fusion_weights", "attention")}
     preds = []
     for j, i in enumerate(te):
-        rec = {"study": task.study, **{k: task.labels[k] for k in ("dataset", "flow", "representation", "model")},
+        rec = {"study": task.study, **{k: task.labels[k] for k in CELL_AXES[:-1]},
                "seed": task.seed, "fold": task.fold, "subject": str(task.subjects[i]), "clip": str(task.clips[i]),
                "source_dataset": str(task.source_datasets[i]), "y_true": int(y_true[j]), "y_pred": int(y_pred[j])}
         rec.update({f"prob_{k}": float(probs[j, k]) for k in range(probs.shape[1])})

@@ -231,3 +231,19 @@ def test_scoring_raises_no_warning(tmp_path):
         res = score_file(p)
     # F1 = [2/3, 0] (class 2 left out), recall: class 0 only = 1/2
     assert res["overall"]["uf1"] == pytest.approx(1 / 3) and res["overall"]["uar"] == 0.5
+
+
+def test_cells_differing_only_by_flow_are_not_pooled(tmp_path):
+    """A flow_backends-style table: same dataset/representation/model/seed, two flow backends."""
+    a = composite_predictions(0).assign(flow="tvl1")
+    b = composite_predictions(1).assign(flow="dis")
+    both = pd.concat([a, b], ignore_index=True)
+    both.to_csv(tmp_path / "predictions.csv", index=False)
+    both.to_parquet(tmp_path / "predictions.parquet", index=False)
+    for name in ("predictions.csv", "predictions.parquet"):
+        with pytest.raises(PredictionFileError, match="holds 2 cells"):
+            score_file(tmp_path / name)
+        res = score_file(tmp_path / name, n_classes=3, cell="megc2019|dis|cof|ststnet|0")
+        assert res["overall"]["uf1"] == pytest.approx(pooled_scores(b.y_true, b.y_pred, 3)["uf1"])
+    with pytest.raises(ValueError, match="several cells"):
+        write_megc_log(both, tmp_path / "x.log")
