@@ -13,8 +13,8 @@ import torch
 from omegaconf import OmegaConf
 from torch import nn
 
-from bench.engine import (FitResult, TrainConfig, batch_bounds, deterministic_mode, fit, predict_aux,
-                          predict_proba, resolve_device, seed_everything)
+from bench.engine import (FitResult, TrainConfig, batch_bounds, deterministic_mode, fit, memory_format_for,
+                          predict_aux, predict_proba, resolve_device, seed_everything)
 from models import create_model
 
 TRAINER_YAML = Path(__file__).resolve().parents[1] / "bench" / "conf" / "trainer" / "default.yaml"
@@ -121,6 +121,42 @@ def test_fmanet_training_is_deterministic():
         fit(m, x, y, TrainConfig(epochs=2, batch_size=8, seed=3, **CPU))
         preds.append(predict_proba(m, x))
     assert np.array_equal(*preds)
+
+
+def test_memory_format_follows_the_model_unless_overridden():
+    assert memory_format_for(create_model("fmanet", 6, 3)) == torch.channels_last
+    assert memory_format_for(create_model("fmanet", 6, 3, backbone="timm:resnet10t")) == torch.contiguous_format
+    assert memory_format_for(create_model("ststnet", 3, 3)) == torch.contiguous_format
+    assert memory_format_for(create_model("fmanet", 6, 3), "contiguous") == torch.contiguous_format
+    assert memory_format_for(_tiny(), "channels_last") == torch.channels_last
+    with pytest.raises(ValueError, match="memory_format"):
+        TrainConfig(memory_format="nhwc").validate()
+
+
+def test_channels_last_fmanet_computes_the_same_function():
+    x = torch.randn(16, 6, 28, 28, generator=torch.Generator().manual_seed(1))
+    y = torch.arange(16) % 3
+    seed_everything(0)
+    m = create_model("fmanet", 6, 3)
+    fit(m, x, y, TrainConfig(epochs=1, batch_size=8, **CPU))  # auto: trained in channels_last
+    conv = next(p for p in m.parameters() if p.ndim == 4)
+    assert conv.is_contiguous(memory_format=torch.channels_last)
+    p_nhwc = predict_proba(m, x.contiguous(memory_format=torch.channels_last))
+    m.to(memory_format=torch.contiguous_format)
+    p_nchw = predict_proba(m, x)
+    np.testing.assert_allclose(p_nhwc, p_nchw, atol=1e-5)
+
+
+def test_fused_and_looped_optimizers_take_the_same_first_steps():
+    """The fused kernel is the same update rule: epoch-0 losses agree to float rounding."""
+    x, y = _data(n=48)
+    losses = {}
+    for f in (True, False):
+        m = _tiny()
+        r = fit(m, x, y, TrainConfig(epochs=2, batch_size=16, fused=f, **CPU))
+        losses[f] = [h["train_loss"] for h in r.history]
+    assert losses[True][0] == pytest.approx(losses[False][0], rel=1e-4)
+    assert losses[True][1] == pytest.approx(losses[False][1], rel=1e-3)
 
 
 def test_deterministic_mode_restores_global_flags():
