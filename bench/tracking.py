@@ -113,51 +113,53 @@ def log_run(run_dir: str | Path, cfg: dict, *, facts: dict | None = None, record
     client.log_batch(pid, params=[Param("study", facts["study"]), Param("n_cells", str(results["cell"].nunique())),
                                   Param("protocol", json.dumps(facts.get("protocol"))[:6000]),
                                   Param("tuning", json.dumps(facts.get("tuning"))[:6000])], tags=base_tags)
-    tmp = Path(tempfile.mkdtemp(prefix="dualflow-mlflow-"))
-    if cfg.get("log_artifacts", True):
-        for name in ("config.yaml", "results.csv", "run.json"):
-            if (run_dir / name).exists():
-                client.log_artifact(pid, str(run_dir / name))
-    for cell, rows in results.groupby("cell", sort=True):
-        r0 = rows.iloc[0]
-        cell_run = client.create_run(exp_id, run_name=cell, tags={"mlflow.parentRunId": pid})
-        cid = cell_run.info.run_id
-        preds = predictions[(predictions["dataset"] == r0["dataset"]) & (predictions["flow"] == r0["flow"]) &
-                            (predictions["representation"] == r0["representation"]) &
-                            (predictions["model"] == r0["model"]) & (predictions["seed"] == r0["seed"])]
-        params = [Param(a, str(r0[a])) for a in ("dataset", "flow", "representation", "model", "seed", "cell_hash")]
-        params += [Param("rep_params", str(r0["rep_params"])[:6000]), Param("model_params", str(r0["model_params"])[:6000])]
-        metrics = [Metric("n_failed_folds", float((rows["status"] != "ok").sum()), now, 0)]
-        if len(preds):
-            cm = confusion_matrix(preds["y_true"].to_numpy(), preds["y_pred"].to_numpy(), k)
-            s = scores_from_confusion(cm)
-            metrics += [Metric(m, float(s[m]), now, 0) for m in ("uf1", "uar", "acc")]
-            if cfg.get("log_artifacts", True):
-                safe = cell.replace("|", "__").replace("/", "_").replace("[", "(").replace("]", ")")
-                png = tmp / f"confusion_{safe}.png"
-                _confusion_png(cm, classes, cell, png)
-                csv = tmp / f"predictions_{safe}.csv"
-                preds.to_csv(csv, index=False)
-                client.log_artifact(cid, str(png))
-                client.log_artifact(cid, str(csv))
-        client.log_batch(cid, metrics=metrics, params=params, tags=base_tags)
-        for _, r in rows.iterrows():
-            fr = client.create_run(exp_id, run_name=f"fold {r['fold']}", tags={"mlflow.parentRunId": cid})
-            fid = fr.info.run_id
-            fm = [Metric(f"fold_{m}", float(r[f"fold_{m}"]), now, 0) for m in ("uf1", "uar", "acc")]
-            fm += [Metric(m, float(r[m]), now, 0) for m in ("train_seconds", "predict_seconds", "tune_seconds", "epochs_run")]
-            if cfg.get("log_epochs", True):
-                for step, h in enumerate(histories.get(r["unit_key"], [])):
-                    fm += [Metric(key, float(v), now, step) for key, v in h.items()
-                           if key != "epoch" and isinstance(v, (int, float)) and np.isfinite(v)]
-            fp = [Param("fold", str(r["fold"])), Param("test_subjects", str(r["test_subjects"])[:6000]),
-                  Param("n_train", str(r["n_train"])), Param("n_test", str(r["n_test"])),
-                  Param("hparams", str(r["hparams"])[:6000])]
-            for i in range(0, len(fm), 900):  # MLflow caps a batch at 1000 metrics
-                client.log_batch(fid, metrics=fm[i:i + 900], params=fp if i == 0 else [],
-                                 tags=[RunTag("status", str(r["status"]))] if i == 0 else [])
-            client.set_terminated(fid, "FINISHED" if r["status"] == "ok" else "FAILED")
-        client.set_terminated(cid, "FINISHED" if (rows["status"] == "ok").all() else "FAILED")
+    # Confusion PNGs and prediction CSVs are staged here for log_artifact, then removed.
+    with tempfile.TemporaryDirectory(prefix="dualflow-mlflow-") as tmp_dir:
+        tmp = Path(tmp_dir)
+        if cfg.get("log_artifacts", True):
+            for name in ("config.yaml", "results.csv", "run.json"):
+                if (run_dir / name).exists():
+                    client.log_artifact(pid, str(run_dir / name))
+        for cell, rows in results.groupby("cell", sort=True):
+            r0 = rows.iloc[0]
+            cell_run = client.create_run(exp_id, run_name=cell, tags={"mlflow.parentRunId": pid})
+            cid = cell_run.info.run_id
+            preds = predictions[(predictions["dataset"] == r0["dataset"]) & (predictions["flow"] == r0["flow"]) &
+                                (predictions["representation"] == r0["representation"]) &
+                                (predictions["model"] == r0["model"]) & (predictions["seed"] == r0["seed"])]
+            params = [Param(a, str(r0[a])) for a in ("dataset", "flow", "representation", "model", "seed", "cell_hash")]
+            params += [Param("rep_params", str(r0["rep_params"])[:6000]), Param("model_params", str(r0["model_params"])[:6000])]
+            metrics = [Metric("n_failed_folds", float((rows["status"] != "ok").sum()), now, 0)]
+            if len(preds):
+                cm = confusion_matrix(preds["y_true"].to_numpy(), preds["y_pred"].to_numpy(), k)
+                s = scores_from_confusion(cm)
+                metrics += [Metric(m, float(s[m]), now, 0) for m in ("uf1", "uar", "acc")]
+                if cfg.get("log_artifacts", True):
+                    safe = cell.replace("|", "__").replace("/", "_").replace("[", "(").replace("]", ")")
+                    png = tmp / f"confusion_{safe}.png"
+                    _confusion_png(cm, classes, cell, png)
+                    csv = tmp / f"predictions_{safe}.csv"
+                    preds.to_csv(csv, index=False)
+                    client.log_artifact(cid, str(png))
+                    client.log_artifact(cid, str(csv))
+            client.log_batch(cid, metrics=metrics, params=params, tags=base_tags)
+            for _, r in rows.iterrows():
+                fr = client.create_run(exp_id, run_name=f"fold {r['fold']}", tags={"mlflow.parentRunId": cid})
+                fid = fr.info.run_id
+                fm = [Metric(f"fold_{m}", float(r[f"fold_{m}"]), now, 0) for m in ("uf1", "uar", "acc")]
+                fm += [Metric(m, float(r[m]), now, 0) for m in ("train_seconds", "predict_seconds", "tune_seconds", "epochs_run")]
+                if cfg.get("log_epochs", True):
+                    for step, h in enumerate(histories.get(r["unit_key"], [])):
+                        fm += [Metric(key, float(v), now, step) for key, v in h.items()
+                               if key != "epoch" and isinstance(v, (int, float)) and np.isfinite(v)]
+                fp = [Param("fold", str(r["fold"])), Param("test_subjects", str(r["test_subjects"])[:6000]),
+                      Param("n_train", str(r["n_train"])), Param("n_test", str(r["n_test"])),
+                      Param("hparams", str(r["hparams"])[:6000])]
+                for i in range(0, len(fm), 900):  # MLflow caps a batch at 1000 metrics
+                    client.log_batch(fid, metrics=fm[i:i + 900], params=fp if i == 0 else [],
+                                     tags=[RunTag("status", str(r["status"]))] if i == 0 else [])
+                client.set_terminated(fid, "FINISHED" if r["status"] == "ok" else "FAILED")
+            client.set_terminated(cid, "FINISHED" if (rows["status"] == "ok").all() else "FAILED")
     client.set_terminated(pid)
     return {"tracking_uri": uri, "experiment_id": exp_id, "experiment_name": cfg.get("experiment") or facts["study"],
             "study_run_id": pid, "logged": True}

@@ -66,7 +66,12 @@ def test_backfill_logs_a_finished_run_once(tmp_path, session_cache, capsys):
                          f"paths.cache={session_cache}", f"paths.reports={tmp_path / 'r'}"])
     assert not (run_dir / "mlflow.db").exists()
     capsys.readouterr()
+    import tempfile
+
+    staged = lambda: set(Path(tempfile.gettempdir()).glob("dualflow-mlflow-*"))  # noqa: E731
+    before = staged()
     assert tracking.main(["backfill", str(run_dir)]) == 0
+    assert staged() == before  # the artifact staging folder is removed, not left in /tmp
     assert capsys.readouterr().out.startswith("logged: experiment smoke")
     uri = tracking.default_uri(run_dir)
     parents, cells, folds = nested_runs(uri)
