@@ -7,11 +7,13 @@ as it arrives (the runner persists it at once, which is what makes resume work).
 from __future__ import annotations
 
 import dataclasses
+import faulthandler
 import logging
 import multiprocessing as mp
 import os
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
 from typing import Callable
 
 from bench.units import UnitTask, failure_record, run_unit
@@ -33,6 +35,51 @@ def _init_worker(threads: int) -> None:
     # in every process (2 workers x 2 threads on 2 cores thrash).
     os.environ["OMP_NUM_THREADS"] = str(threads)
     os.environ["MKL_NUM_THREADS"] = str(threads)
+
+
+CRASH_LOG_LIMIT = 20_000  # characters of a dying worker's faulthandler output kept in the record
+
+
+def _crash_log_path(task: UnitTask) -> Path | None:
+    return Path(task.run_dir) / "units" / f"{task.unit_key}.crash" if task.run_dir else None
+
+
+def _worker_unit(task: UnitTask) -> dict:
+    """``run_unit`` in a pool worker, with ``faulthandler`` writing to ``units/<key>.crash`` meanwhile.
+
+    A Python exception is already a record with its traceback; this is for deaths that skip Python
+    (segfault or abort in a native library): faulthandler writes the dying process's Python stack to
+    the file before the signal kills it. The file is removed when the unit returns, so one that is
+    left behind belongs to a unit whose worker died.
+    """
+    path = _crash_log_path(task)
+    if path is None:
+        return run_unit(task)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as f:
+        faulthandler.enable(file=f, all_threads=True)
+        try:
+            rec = run_unit(task)
+        finally:
+            faulthandler.disable()
+    path.unlink(missing_ok=True)
+    return rec
+
+
+def _death_note(task: UnitTask) -> str:
+    """What a crashed unit's worker left in its crash log, for the failure record (the file is consumed)."""
+    path = _crash_log_path(task)
+    text = ""
+    if path is not None and path.exists():
+        try:
+            text = path.read_text(errors="replace").strip()
+            path.unlink()
+        except OSError as e:
+            text = f"(crash log {path} unreadable: {e})"
+    if text:
+        return "the dying worker's Python stack (faulthandler):\n" + text[-CRASH_LOG_LIMIT:]
+    return ("no Python stack was written: the process was killed (SIGKILL, e.g. by the out-of-memory killer) "
+            "or ended through os._exit; see the worker's stderr and the system log")
 
 
 class LocalExecutor:
@@ -62,7 +109,7 @@ class LocalExecutor:
             rest, crashed = self._run_pool([t], 1, on_result)
             if crashed:
                 self._deliver(t, failure_record(t, "worker process died while running this unit (run alone to confirm: it "
-                                            "crashed again); see the worker's stderr"), on_result)
+                                            "crashed again); " + _death_note(t)), on_result)
 
     def _run_pool(self, queue, workers, on_result):
         ctx = mp.get_context("spawn")
@@ -74,7 +121,7 @@ class LocalExecutor:
                 while pending or inflight:
                     while pending and len(inflight) < workers:
                         t = pending.pop(0)
-                        inflight[pool.submit(run_unit, t)] = t
+                        inflight[pool.submit(_worker_unit, t)] = t
                     done, _ = wait(inflight, return_when=FIRST_COMPLETED)
                     for f in done:
                         rec = f.result()  # BrokenProcessPool here: f stays in flight and is retried alone

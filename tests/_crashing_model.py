@@ -16,7 +16,11 @@ CRASH_MODEL = "crash_test"
 
 
 def _crash(in_chans: int, num_classes: int, how: str = "exit", **_):
-    """Die the way a worker dies without a Python traceback: a hard exit or a SIGKILL."""
+    """Die the way a worker dies without a Python traceback: a hard exit, a SIGKILL or a segfault."""
+    if how == "segv":
+        import ctypes
+
+        ctypes.string_at(0)  # reads address 0: SIGSEGV, as a bug in a native library would
     if how == "sigkill":
         os.kill(os.getpid(), signal.SIGKILL)
     os._exit(13)

@@ -36,7 +36,7 @@ def cell_cfg():
     return plan_study(["study=smoke", "trainer.epochs=1", "trainer.batch_size=8"]).cells[0].cfg
 
 
-def make_tasks(cell_cfg, models: list[dict]) -> list[UnitTask]:
+def make_tasks(cell_cfg, models: list[dict], run_dir: str = "") -> list[UnitTask]:
     """One LOSO fold per model config on a random 3-subject set (content irrelevant, shape real)."""
     rng = np.random.default_rng(0)
     n = 12
@@ -54,7 +54,7 @@ def make_tasks(cell_cfg, models: list[dict]) -> list[UnitTask]:
             train_idx=np.flatnonzero(subjects != test), test_idx=np.flatnonzero(subjects == test), x=x, y=y,
             subjects=subjects, clips=np.array([f"c{j}" for j in range(n)]), source_datasets=np.full(n, "rand"),
             channels=("u", "v", "m"), n_classes=3, cell_cfg=cfg, cell_hash=f"h{i}", unit_key=f"unit{i}",
-            run_dir="", extras={"register": RegisterOnUnpickle()}))
+            run_dir=run_dir, extras={"register": RegisterOnUnpickle()}))
     return tasks
 
 
@@ -101,15 +101,21 @@ def test_raising_unit_with_on_error_stop_stops_the_study(cell_cfg):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("how", ["exit", "sigkill"])
-def test_ci_subset_worker_crash_fails_only_its_unit(cell_cfg, how):
+@pytest.mark.parametrize("how", ["exit", "sigkill", "segv"])
+def test_ci_subset_worker_crash_fails_only_its_unit(cell_cfg, how, tmp_path):
     crash = {"name": CRASH_MODEL, "how": how}
-    tasks = make_tasks(cell_cfg, [crash, OK, OK])
+    tasks = make_tasks(cell_cfg, [crash, OK, OK], run_dir=str(tmp_path))
     got, err = run_guarded(LocalExecutor({"workers": 2, "threads_per_worker": 1, "on_error": "continue"}), tasks)
     assert err is None
     assert sorted(got) == ["unit0", "unit1", "unit2"]  # every unit delivered exactly once
     assert got["unit0"]["row"]["status"] == "failed"
-    assert "worker process died" in got["unit0"]["row"]["error"]
+    error = got["unit0"]["row"]["error"]
+    assert "worker process died" in error
+    if how == "segv":  # the native crash's Python stack, written by faulthandler in the dying worker
+        assert "Segmentation fault" in error and "_crash" in error and "run_unit" in error
+    else:
+        assert "no Python stack was written" in error and "SIGKILL" in error
+    assert list((tmp_path / "units").glob("*.crash")) == []  # consumed, and none left by the good units
     assert got["unit1"]["row"]["status"] == "ok" and got["unit2"]["row"]["status"] == "ok"
     # the innocent unit that shared the broken pool was retried and gives what it gives alone
     alone, _ = run_guarded(LocalExecutor({"workers": 1, "threads_per_worker": 1}),
