@@ -53,16 +53,23 @@ def _worker_unit(task: UnitTask) -> dict:
     left behind belongs to a unit whose worker died.
     """
     path = _crash_log_path(task)
-    if path is None:
+    if path is None and not task.timeout_s:
         return run_unit(task)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as f:
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path if path is not None else os.devnull, "w") as f:
         faulthandler.enable(file=f, all_threads=True)
+        if task.timeout_s:
+            # faulthandler's watchdog is a C thread: it fires even when the unit is stuck inside a
+            # native call that never returns to Python, writes the stack, then ends the process.
+            faulthandler.dump_traceback_later(task.timeout_s, exit=True, file=f)
         try:
             rec = run_unit(task)
         finally:
+            faulthandler.cancel_dump_traceback_later()
             faulthandler.disable()
-    path.unlink(missing_ok=True)
+    if path is not None:
+        path.unlink(missing_ok=True)
     return rec
 
 
@@ -76,6 +83,9 @@ def _death_note(task: UnitTask) -> str:
             path.unlink()
         except OSError as e:
             text = f"(crash log {path} unreadable: {e})"
+    if text.startswith("Timeout ("):
+        return (f"it ran longer than executor.unit_timeout_s={task.timeout_s:g} s and was stopped; its Python stack "
+                f"at that moment (faulthandler):\n" + text[-CRASH_LOG_LIMIT:])
     if text:
         return "the dying worker's Python stack (faulthandler):\n" + text[-CRASH_LOG_LIMIT:]
     return ("no Python stack was written: the process was killed (SIGKILL, e.g. by the out-of-memory killer) "
@@ -84,19 +94,24 @@ def _death_note(task: UnitTask) -> str:
 
 class LocalExecutor:
     """Parallel worker processes (spawned: forking a process that already runs torch threads can
-    deadlock). ``workers: 1`` runs in-process. At most ``workers`` units are in flight, so a worker
-    that dies (segfault, OOM kill) can be pinned on few units: they are retried alone, and a unit that
-    kills its worker alone is recorded as failed while the study goes on."""
+    deadlock). ``workers: 1`` runs in-process (unless a unit timeout is set: that needs a process to
+    end). At most ``workers`` units are in flight, so a worker that dies (segfault, OOM kill, unit
+    timeout) can be pinned on few units: they are retried alone, and a unit that kills its worker
+    alone is recorded as failed while the study goes on."""
 
     def __init__(self, cfg: dict):
         self.workers = max(1, int(cfg.get("workers", 1)))
         self.threads = _threads(cfg, self.workers)
         self.on_error = cfg.get("on_error", "continue")
+        self.timeout_s = float(cfg.get("unit_timeout_s") or 0)
+        if self.timeout_s < 0:
+            raise ValueError(f"executor.unit_timeout_s must be >= 0 (0 = none), got {self.timeout_s:g}")
 
     def run(self, tasks: list[UnitTask], on_result: Callable[[UnitTask, dict], None]) -> None:
         for t in tasks:
             t.threads = self.threads
-        if self.workers == 1:
+            t.timeout_s = self.timeout_s
+        if self.workers == 1 and not self.timeout_s:
             for t in tasks:
                 self._deliver(t, run_unit(t), on_result)
             return

@@ -39,6 +39,7 @@ class UnitTask:
     unit_key: str
     run_dir: str
     threads: int = 1
+    timeout_s: float = 0.0  # set by the executor (executor.unit_timeout_s); 0 = none
     git_commit: str = ""
     extras: dict = field(default_factory=dict)
 

@@ -21,6 +21,10 @@ def _crash(in_chans: int, num_classes: int, how: str = "exit", **_):
         import ctypes
 
         ctypes.string_at(0)  # reads address 0: SIGSEGV, as a bug in a native library would
+    if how == "hang":
+        import time
+
+        time.sleep(10_000)  # a unit that never finishes (a deadlock would look the same)
     if how == "sigkill":
         os.kill(os.getpid(), signal.SIGKILL)
     os._exit(13)

@@ -123,6 +123,33 @@ def test_ci_subset_worker_crash_fails_only_its_unit(cell_cfg, how, tmp_path):
     assert got["unit1"]["predictions"] == alone["unit1"]["predictions"]
 
 
+def _timeout_case(cell_cfg, tmp_path, workers):
+    # 15 s leaves a fresh worker ample time to import torch and train the good unit; the hanging unit
+    # costs two timeouts (the try in the pool and the retry alone).
+    tasks = make_tasks(cell_cfg, [{"name": CRASH_MODEL, "how": "hang"}, OK], run_dir=str(tmp_path))
+    ex = LocalExecutor({"workers": workers, "threads_per_worker": 1, "unit_timeout_s": 15})
+    got, err = run_guarded(ex, tasks)  # a hang here would fail on HANG_LIMIT_S
+    assert err is None
+    assert got["unit0"]["row"]["status"] == "failed" and got["unit1"]["row"]["status"] == "ok"
+    error = got["unit0"]["row"]["error"]
+    assert "executor.unit_timeout_s=15" in error and "Timeout (0:00:15)" in error and "_crash" in error
+
+
+@pytest.mark.slow
+def test_ci_subset_unit_timeout_stops_a_hanging_unit(cell_cfg, tmp_path):
+    _timeout_case(cell_cfg, tmp_path, workers=2)
+
+
+@pytest.mark.slow
+def test_unit_timeout_moves_workers_1_into_a_process(cell_cfg, tmp_path):
+    _timeout_case(cell_cfg, tmp_path, workers=1)
+
+
+def test_negative_unit_timeout_is_refused():
+    with pytest.raises(ValueError, match="unit_timeout_s"):
+        LocalExecutor({"workers": 2, "unit_timeout_s": -1})
+
+
 @pytest.mark.slow
 def test_ci_subset_worker_crash_with_on_error_stop(cell_cfg):
     tasks = make_tasks(cell_cfg, [{"name": CRASH_MODEL}, OK])
