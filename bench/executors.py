@@ -11,6 +11,7 @@ import faulthandler
 import logging
 import multiprocessing as mp
 import os
+import sys
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -44,30 +45,34 @@ def _crash_log_path(task: UnitTask) -> Path | None:
     return Path(task.run_dir) / "units" / f"{task.unit_key}.crash" if task.run_dir else None
 
 
-def _worker_unit(task: UnitTask) -> dict:
-    """``run_unit`` in a pool worker, with ``faulthandler`` writing to ``units/<key>.crash`` meanwhile.
+def _worker_unit(task: UnitTask, crash_log: bool = True) -> dict:
+    """``run_unit`` in a worker process, guarded by ``faulthandler``.
 
-    A Python exception is already a record with its traceback; this is for deaths that skip Python
-    (segfault or abort in a native library): faulthandler writes the dying process's Python stack to
-    the file before the signal kills it. The file is removed when the unit returns, so one that is
-    left behind belongs to a unit whose worker died.
+    With ``crash_log``, faulthandler writes to ``units/<key>.crash`` while the unit runs: a Python
+    exception is already a record with its traceback, but a death that skips Python (segfault or
+    abort in a native library) leaves the dying process's Python stack there. The file is removed
+    when the unit returns, so one left behind belongs to a unit whose worker died. With
+    ``task.timeout_s``, faulthandler's watchdog (a C thread: it fires even when the unit is stuck in
+    a native call that never returns to Python) writes the stack and ends the process.
     """
-    path = _crash_log_path(task)
+    path = _crash_log_path(task) if crash_log else None
     if path is None and not task.timeout_s:
         return run_unit(task)
+    f = None
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path if path is not None else os.devnull, "w") as f:
+        f = open(path, "w")  # noqa: SIM115 - must outlive a crash, closed below otherwise
         faulthandler.enable(file=f, all_threads=True)
+    if task.timeout_s:
+        faulthandler.dump_traceback_later(task.timeout_s, exit=True, file=f or sys.stderr)
+    try:
+        rec = run_unit(task)
+    finally:
         if task.timeout_s:
-            # faulthandler's watchdog is a C thread: it fires even when the unit is stuck inside a
-            # native call that never returns to Python, writes the stack, then ends the process.
-            faulthandler.dump_traceback_later(task.timeout_s, exit=True, file=f)
-        try:
-            rec = run_unit(task)
-        finally:
             faulthandler.cancel_dump_traceback_later()
+        if f is not None:
             faulthandler.disable()
+            f.close()
     if path is not None:
         path.unlink(missing_ok=True)
     return rec
@@ -171,6 +176,7 @@ class RayExecutor:
         self.ray = ray
         self.cfg = cfg
         self.threads = int(cfg.get("threads_per_worker") or 1)
+        self.timeout_s = float(cfg.get("unit_timeout_s") or 0)
         self.on_error = cfg.get("on_error", "continue")
 
     def run(self, tasks: list[UnitTask], on_result) -> None:
@@ -188,6 +194,7 @@ class RayExecutor:
             futs = {}
             for t in tasks:
                 t.threads = self.threads
+                t.timeout_s = self.timeout_s
                 key = id(t.x)
                 if key not in refs:
                     refs[key] = ray.put(t.x)
@@ -212,7 +219,9 @@ class RayExecutor:
 
 def _ray_unit(task: UnitTask, x) -> dict:
     _init_worker(task.threads)
-    return run_unit(dataclasses.replace(task, x=x))
+    # No crash file: a Ray worker may run on a node without this run directory, and Ray reports a
+    # dead worker itself; a timeout's stack goes to the worker's stderr (Ray's worker logs).
+    return _worker_unit(dataclasses.replace(task, x=x), crash_log=False)
 
 
 def make_executor(cfg: dict):

@@ -199,3 +199,28 @@ def test_study_with_on_error_stop_raises_a_clear_error(tmp_path, session_cache, 
     units = sorted((tmp_path / "runs" / "smoke" / "units").glob("*.json"))
     status = sorted(json.loads(u.read_text())["row"]["status"] for u in units)
     assert status == ["failed", "ok"]  # s01 done, s02 recorded as failed, s03 never started
+
+
+@pytest.mark.slow
+def test_ray_unit_timeout_fails_only_the_hanging_unit(cell_cfg):
+    ray = pytest.importorskip("ray")
+    import os
+    from pathlib import Path
+
+    from bench.executors import RayExecutor
+
+    # Ray workers import the test-only crash model by name: put tests/ on their path. The executor
+    # uses an already running Ray as it is.
+    tests_dir = str(Path(__file__).resolve().parent)
+    path = os.pathsep.join(p for p in (tests_dir, os.environ.get("PYTHONPATH", "")) if p)
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+             runtime_env={"env_vars": {"PYTHONPATH": path}})
+    try:
+        tasks = make_tasks(cell_cfg, [{"name": CRASH_MODEL, "how": "hang"}, OK])
+        ex = RayExecutor({"name": "ray", "threads_per_worker": 1, "unit_timeout_s": 15})
+        got, err = run_guarded(ex, tasks)
+    finally:
+        ray.shutdown()
+    assert err is None
+    assert got["unit0"]["row"]["status"] == "failed" and "Ray task failed" in got["unit0"]["row"]["error"]
+    assert got["unit1"]["row"]["status"] == "ok"
