@@ -31,6 +31,8 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from bench.results import CELL_AXES
+
 MEGC2019_CLASSES = ("negative", "positive", "surprise")
 # Spellings of the composite's databases seen in published logs -> the suite's dataset names.
 DATABASE_ALIASES = {
@@ -38,8 +40,6 @@ DATABASE_ALIASES = {
     "casme2": "casme2", "casmeii": "casme2", "casme_ii": "casme2", "casme-ii": "casme2", "casme_2": "casme2",
     "samm": "samm",
 }
-# Columns of a multi-cell predictions file (this suite's predictions.csv) that identify a cell.
-from bench.results import CELL_AXES as CELL_COLUMNS  # noqa: E402
 
 
 def _cell_columns(columns) -> list[str]:
@@ -51,9 +51,9 @@ def _cell_columns(columns) -> list[str]:
     per-row source dataset, not a cell.
     """
     cols = set(columns)
-    if not all(c in cols for c in CELL_COLUMNS if c != "flow"):
+    if not all(c in cols for c in CELL_AXES if c != "flow"):
         return []
-    return [c for c in CELL_COLUMNS if c in cols]
+    return [c for c in CELL_AXES if c in cols]
 
 _INT = re.compile(r"[+-]?\d+(\.0*)?")
 
@@ -96,7 +96,7 @@ def write_megc_log(pred_df: pd.DataFrame, path, *, classes: Sequence[str] | None
     for c in ("subject", "clip", "y_true", "y_pred"):
         if c not in pred_df.columns:
             raise KeyError(f"write_megc_log: column {c!r} missing; columns are {list(pred_df.columns)}")
-    present = [c for c in CELL_COLUMNS + ("study",) if c in pred_df.columns]
+    present = [c for c in CELL_AXES + ("study",) if c in pred_df.columns]
     if present and pred_df[present].drop_duplicates().shape[0] > 1:
         raise ValueError(f"write_megc_log: the frame holds several cells (by {', '.join(present)}); "
                          "a log holds one cell's predictions: filter it first")
@@ -274,7 +274,7 @@ def read_prediction_csv(path, n_classes: int | None = None, cell: str | None = N
     if cell is not None and cell not in cells:
         raise PredictionFileError(path, None, f"no cell {cell!r}; cells: {', '.join(sorted(cells))}")
     if cell is None and len(cells) > 1:
-        raise PredictionFileError(path, None, f"the file holds {len(cells)} cells ({', '.join(CELL_COLUMNS)}); "
+        raise PredictionFileError(path, None, f"the file holds {len(cells)} cells ({', '.join(CELL_AXES)}); "
                                               f"pick one with --cell, one of: {', '.join(sorted(cells))}")
     if not rows:
         raise PredictionFileError(path, None, "no prediction rows")

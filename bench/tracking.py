@@ -81,7 +81,7 @@ def log_run(run_dir: str | Path, cfg: dict, *, facts: dict | None = None, record
     from mlflow.entities import Metric, Param, RunTag
 
     from bench.metrics import confusion_matrix, scores_from_confusion
-    from bench.results import UnitStore, read_tables
+    from bench.results import CELL_AXES, UnitStore, read_tables
 
     run_dir = Path(run_dir)
     results, predictions = read_tables(run_dir)
@@ -120,14 +120,15 @@ def log_run(run_dir: str | Path, cfg: dict, *, facts: dict | None = None, record
             for name in ("config.yaml", "results.csv", "run.json"):
                 if (run_dir / name).exists():
                     client.log_artifact(pid, str(run_dir / name))
+        # keyed like the results' "cell" column (dataset|flow|representation|model|seed)
+        preds_by_cell = {"|".join(map(str, keys)): g for keys, g in predictions.groupby(list(CELL_AXES))} \
+            if len(predictions) else {}
         for cell, rows in results.groupby("cell", sort=True):
             r0 = rows.iloc[0]
             cell_run = client.create_run(exp_id, run_name=cell, tags={"mlflow.parentRunId": pid})
             cid = cell_run.info.run_id
-            preds = predictions[(predictions["dataset"] == r0["dataset"]) & (predictions["flow"] == r0["flow"]) &
-                                (predictions["representation"] == r0["representation"]) &
-                                (predictions["model"] == r0["model"]) & (predictions["seed"] == r0["seed"])]
-            params = [Param(a, str(r0[a])) for a in ("dataset", "flow", "representation", "model", "seed", "cell_hash")]
+            preds = preds_by_cell.get(cell, predictions.iloc[:0])
+            params = [Param(a, str(r0[a])) for a in (*CELL_AXES, "cell_hash")]
             params += [Param("rep_params", str(r0["rep_params"])[:6000]), Param("model_params", str(r0["model_params"])[:6000])]
             metrics = [Metric("n_failed_folds", float((rows["status"] != "ok").sum()), now, 0)]
             if len(preds):

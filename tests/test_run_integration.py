@@ -45,6 +45,12 @@ def test_smoke_study_end_to_end_and_resume(run_overrides, tmp_path, capsys):
     folds = [r for r in runs if r.data.tags.get("mlflow.parentRunId") in {c.info.run_id for c in cells}]
     assert len(parents) == 1 and len(cells) == 2 and len(folds) == 8
     assert all("uf1" in c.data.metrics for c in cells)
+    from bench.metrics import pooled_scores
+
+    for c in cells:  # each cell run carries the pooled score of its own predictions
+        g = preds[preds["representation"] == c.data.params["representation"]]
+        want = pooled_scores(g["y_true"].to_numpy(), g["y_pred"].to_numpy(), 3)["uf1"]
+        assert c.data.metrics["uf1"] == pytest.approx(want, abs=1e-12)
     hist = client.get_metric_history(folds[0].info.run_id, "train_loss")
     assert len(hist) == 3  # one per epoch
     assert (tmp_path / "reports" / "smoke" / "report.md").exists()
