@@ -237,8 +237,8 @@ def memory_format_for(model: nn.Module, choice: str = "auto") -> torch.memory_fo
     (models whose CPU kernels are faster in NHWC, e.g. FMANet's max-pools, declare it)."""
     if choice == "auto":
         choice = getattr(model, "preferred_memory_format", "contiguous")
-    if choice not in ("contiguous", "channels_last"):
-        raise ValueError(f"memory_format={choice!r} not in ('contiguous', 'channels_last')")
+    if choice not in MEMORY_FORMATS[1:]:
+        raise ValueError(f"memory_format={choice!r} not in {MEMORY_FORMATS[1:]}")
     return torch.channels_last if choice == "channels_last" else torch.contiguous_format
 
 
