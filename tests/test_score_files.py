@@ -162,17 +162,27 @@ def test_csv_without_the_required_columns_is_named(tmp_path, capsys):
     assert f"{p}:1: the header lacks column(s) subject" in capsys.readouterr().err
 
 
-def test_suite_predictions_csv_and_parquet_need_a_cell(tmp_path):
-    a = composite_predictions(0)
-    b = composite_predictions(1).assign(model="fmanet")
+def _score_second_of_two_cells(tmp_path, a, b, cell: str, refusal: str) -> list[dict]:
+    """Write cells a and b as the suite's predictions.csv and .parquet; for each, scoring without a
+    cell must be refused (``refusal``), and scoring ``cell`` must give b's pooled UF1 alone."""
     both = pd.concat([a, b], ignore_index=True)
     both.to_csv(tmp_path / "predictions.csv", index=False)
     both.to_parquet(tmp_path / "predictions.parquet", index=False)
+    scored = []
     for name in ("predictions.csv", "predictions.parquet"):
-        with pytest.raises(PredictionFileError, match="holds 2 cells.*megc2019\\|cof\\|fmanet\\|0"):
+        with pytest.raises(PredictionFileError, match=refusal):
             score_file(tmp_path / name)
-        res = score_file(tmp_path / name, n_classes=3, cell="megc2019|cof|fmanet|0")
+        res = score_file(tmp_path / name, n_classes=3, cell=cell)
         assert res["overall"]["uf1"] == pytest.approx(pooled_scores(b.y_true, b.y_pred, 3)["uf1"])
+        scored.append(res)
+    return scored
+
+
+def test_suite_predictions_csv_and_parquet_need_a_cell(tmp_path):
+    a = composite_predictions(0)
+    b = composite_predictions(1).assign(model="fmanet")
+    for res in _score_second_of_two_cells(tmp_path, a, b, "megc2019|cof|fmanet|0",
+                                          refusal="holds 2 cells.*megc2019\\|cof\\|fmanet\\|0"):
         assert "smic" in res["per_dataset"]  # source_dataset preferred over the composite's name
 
 
@@ -237,13 +247,6 @@ def test_cells_differing_only_by_flow_are_not_pooled(tmp_path):
     """A flow_backends-style table: same dataset/representation/model/seed, two flow backends."""
     a = composite_predictions(0).assign(flow="tvl1")
     b = composite_predictions(1).assign(flow="dis")
-    both = pd.concat([a, b], ignore_index=True)
-    both.to_csv(tmp_path / "predictions.csv", index=False)
-    both.to_parquet(tmp_path / "predictions.parquet", index=False)
-    for name in ("predictions.csv", "predictions.parquet"):
-        with pytest.raises(PredictionFileError, match="holds 2 cells"):
-            score_file(tmp_path / name)
-        res = score_file(tmp_path / name, n_classes=3, cell="megc2019|dis|cof|ststnet|0")
-        assert res["overall"]["uf1"] == pytest.approx(pooled_scores(b.y_true, b.y_pred, 3)["uf1"])
+    _score_second_of_two_cells(tmp_path, a, b, "megc2019|dis|cof|ststnet|0", refusal="holds 2 cells")
     with pytest.raises(ValueError, match="several cells"):
-        write_megc_log(both, tmp_path / "x.log")
+        write_megc_log(pd.concat([a, b], ignore_index=True), tmp_path / "x.log")
