@@ -29,8 +29,8 @@ import logging
 import math
 import random
 import time
-from dataclasses import asdict, dataclass, field, fields
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator, Mapping
 
 import numpy as np
 import torch
@@ -38,91 +38,11 @@ from torch import nn
 
 from bench.losses import class_weights as make_class_weights
 from bench.losses import make_loss
+# TrainConfig is defined torch-free in bench.schemas (it is the trainer group's Hydra schema, registered
+# before every compose); re-exported here, where fit consumes it.
+from bench.schemas import MEMORY_FORMATS, MONITORS, OPTIMIZERS, SCHEDULERS, TrainConfig  # noqa: F401
 
 log = logging.getLogger(__name__)
-
-OPTIMIZERS = ("adam", "adamw", "sgd")
-SCHEDULERS = ("none", "cosine", "step")
-MONITORS = ("val_loss", "val_uf1")
-MEMORY_FORMATS = ("auto", "contiguous", "channels_last")
-
-
-@dataclass
-class TrainConfig:
-    """Every training hyper-parameter (``bench/conf/trainer/default.yaml`` mirrors the fields)."""
-
-    epochs: int = 40
-    batch_size: int = 32
-    lr: float = 1e-3
-    weight_decay: float = 1e-4
-    optimizer: str = "adam"  # adam | adamw | sgd
-    momentum: float = 0.9  # sgd only
-    fused: bool = True  # fused optimizer kernel (one kernel over all parameters); false = per-tensor loop
-    scheduler: str = "none"  # none | cosine | step (stepped once per epoch)
-    step_size: int = 10  # step: epochs between decays
-    step_gamma: float = 0.5  # step: decay factor
-    min_lr: float = 0.0  # cosine: final learning rate
-    loss: str = "ce"  # ce | focal
-    focal_gamma: float = 2.0
-    class_weights: Any = "none"  # none | balanced | [w_0, ..., w_{K-1}]
-    label_smoothing: float = 0.0  # ce only
-    grad_clip: float = 0.0  # max global grad norm; 0 = off
-    early_stopping_patience: int = 0  # epochs without improvement; 0 = off; needs `val`
-    monitor: str = "val_loss"  # val_loss | val_uf1 (ties broken by val_loss)
-    device: str = "auto"  # auto | cpu | cuda | cuda:N
-    amp: bool = False  # float16 autocast + GradScaler, CUDA only (ignored with a warning on CPU)
-    seed: int = 0
-    eval_every: int = 1  # validate every N epochs (and after the last)
-    deterministic: bool = True  # torch.use_deterministic_algorithms(warn_only) during fit
-    memory_format: str = "auto"  # auto (the model's preferred_memory_format) | contiguous | channels_last
-
-    @classmethod
-    def from_mapping(cls, m: Mapping[str, Any] | None = None, **overrides) -> "TrainConfig":
-        """Build from a plain mapping; unknown keys are an error listing the known ones."""
-        data = {**dict(m or {}), **overrides}
-        data.pop("name", None)  # config-group files may carry a label
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown trainer keys {unknown}; known: {', '.join(sorted(known))}")
-        if isinstance(data.get("class_weights"), Sequence) and not isinstance(data["class_weights"], str):
-            data["class_weights"] = [float(v) for v in data["class_weights"]]
-        types = {f.name: f.type for f in fields(cls)}
-        for k, v in data.items():  # config values are untyped YAML: check them against the fields
-            want = types[k]
-            ok = {"int": isinstance(v, int) and not isinstance(v, bool),
-                  "float": isinstance(v, (int, float)) and not isinstance(v, bool),
-                  "bool": isinstance(v, bool), "str": isinstance(v, str)}.get(str(want), True)
-            if not ok:
-                raise ValueError(f"trainer.{k} must be {want}, got {v!r}")
-            if want == "float":
-                data[k] = float(v)
-        cfg = cls(**data)
-        cfg.validate()
-        return cfg
-
-    def validate(self) -> None:
-        def need(cond: bool, msg: str) -> None:
-            if not cond:
-                raise ValueError(f"trainer: {msg}")
-
-        need(self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}")
-        need(self.batch_size >= 2, f"batch_size must be >= 2 (BatchNorm), got {self.batch_size}")
-        need(self.lr > 0, f"lr must be > 0, got {self.lr}")
-        need(self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}")
-        need(self.optimizer in OPTIMIZERS, f"optimizer={self.optimizer!r} not in {OPTIMIZERS}")
-        need(self.scheduler in SCHEDULERS, f"scheduler={self.scheduler!r} not in {SCHEDULERS}")
-        need(self.step_size >= 1, f"step_size must be >= 1, got {self.step_size}")
-        need(self.loss in ("ce", "focal"), f"loss={self.loss!r} not in ('ce', 'focal')")
-        need(0 <= self.label_smoothing < 1, f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
-        need(self.grad_clip >= 0, f"grad_clip must be >= 0, got {self.grad_clip}")
-        need(self.early_stopping_patience >= 0, "early_stopping_patience must be >= 0")
-        need(self.monitor in MONITORS, f"monitor={self.monitor!r} not in {MONITORS}")
-        need(self.eval_every >= 1, f"eval_every must be >= 1, got {self.eval_every}")
-        need(self.memory_format in MEMORY_FORMATS, f"memory_format={self.memory_format!r} not in {MEMORY_FORMATS}")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 @dataclass

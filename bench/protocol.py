@@ -172,7 +172,7 @@ def _check_megc2019(df: pd.DataFrame, subjects: np.ndarray, dataset_col: str) ->
     if dataset_col not in df.columns:
         raise ProtocolError(f"protocol megc2019 needs a {dataset_col!r} column naming each row's source "
                             f"dataset ({'/'.join(MEGC2019_DATASETS)}); columns: {list(df.columns)}")
-    from bench.megc_log import normalise_database  # spellings such as CASME_II / SMIC-HS
+    from bench.prediction_files import normalise_database  # spellings such as CASME_II / SMIC-HS
 
     ds = np.array([normalise_database(d) for d in df[dataset_col].astype(str)], dtype=object)
     bad = ~np.isin(ds, np.asarray(MEGC2019_DATASETS, dtype=object))
@@ -375,42 +375,65 @@ SELECTION_MODES = ("fixed_budget", "best_epoch")
 
 @dataclass(frozen=True)
 class ValidationSpec:
-    """The inner validation split of each outer fold's training subjects (``protocol.validation``)."""
+    """``protocol.validation``: an inner split of each outer fold's TRAINING subjects (never the test
+    subject). Keys, defaults and types of every protocol file come from here (the Hydra schema)."""
 
-    mode: str = "none"                 # none | subjects
-    val_fraction: float = 0.2          # fraction of the fold's training SUBJECTS held out
-    n_val_subjects: int | None = None  # overrides val_fraction
-    stratify: bool = True
-    selection: str = "fixed_budget"    # fixed_budget | best_epoch (needs mode=subjects)
+    mode: str = "none"                 # none: no inner split | subjects: hold out whole training subjects
+    val_fraction: float = 0.2          # fraction of the fold's training SUBJECTS held out (mode=subjects)
+    n_val_subjects: int | None = None  # a fixed number of held-out subjects instead of val_fraction
+    stratify: bool = True              # choose the subject draw whose class mix best matches the training set
+    # fixed_budget: train the configured epochs | best_epoch: keep the epoch with the best validation UF1
+    # (needs mode=subjects)
+    selection: str = "fixed_budget"
     seed: int | None = None            # null -> the unit's training seed
 
 
 @dataclass(frozen=True)
-class ProtocolSpec:
-    """A protocol config node as plain values; build it with ``ProtocolSpec.from_mapping(cfg)``."""
+class ProtocolBase:
+    """The keys every protocol file has: the Hydra schema ``protocol/_schema`` (loso, megc2019)."""
 
     name: str = "loso"
-    k: int = 5
-    seed: int = 0
+    seed: int = 0                      # outer split seed (only group_kfold uses it; LOSO is seed-free)
     validation: ValidationSpec = field(default_factory=ValidationSpec)
+
+
+@dataclass(frozen=True)
+class ProtocolSpec(ProtocolBase):
+    """A protocol config node as plain values; build it with ``ProtocolSpec.from_mapping(cfg)``.
+
+    Also the schema ``protocol/_schema_kfold`` of group_kfold, the one protocol whose file carries ``k``
+    (giving the other files a ``k`` would change their resolved configs, hence their unit keys).
+    """
+
+    k: int = 5                         # group_kfold: number of folds
 
     @classmethod
     def from_mapping(cls, cfg: Mapping[str, Any]) -> "ProtocolSpec":
+        """Build from a composed ``protocol`` node or a raw protocol file; types are checked by the
+        dataclass's annotations, as at compose time."""
+        from bench.schemas import typed
+
         cfg = dict(cfg)
-        known = {"name", "k", "seed", "validation", "description"}
+        cfg.pop("defaults", None)  # a raw file's Hydra defaults list (it names the schema), not a key
+        known = {*cls.__dataclass_fields__, "description"}
         extra = sorted(set(cfg) - known)
         if extra:
             raise ProtocolError(f"unknown protocol key(s) {', '.join(extra)}; known: {', '.join(sorted(known))}")
+        cfg.pop("description", None)
         name = str(cfg.get("name", "loso"))
         if name not in PROTOCOLS:
             raise ProtocolError(f"unknown protocol {name!r}; available: {', '.join(PROTOCOLS)}")
-        v = dict(cfg.get("validation") or {})
+        v = dict(cfg.pop("validation", None) or {})
         vknown = set(ValidationSpec.__dataclass_fields__)
         vextra = sorted(set(v) - vknown)
         if vextra:
             raise ProtocolError(f"unknown protocol.validation key(s) {', '.join(vextra)}; "
                                 f"known: {', '.join(sorted(vknown))}")
-        val = ValidationSpec(**v)
+        try:
+            spec = typed(cls, {**cfg, "validation": v}, "protocol")
+        except ValueError as e:
+            raise ProtocolError(str(e)) from None
+        val = spec.validation
         if val.mode not in VALIDATION_MODES:
             raise ProtocolError(f"protocol.validation.mode must be one of {VALIDATION_MODES}, got {val.mode!r}")
         if val.selection not in SELECTION_MODES:
@@ -421,7 +444,7 @@ class ProtocolSpec:
                                 "(the epoch must never be chosen on the test subject)")
         if val.mode == "subjects" and val.n_val_subjects is None and not 0.0 < float(val.val_fraction) < 1.0:
             raise ProtocolError(f"protocol.validation.val_fraction must be in (0, 1), got {val.val_fraction!r}")
-        return cls(name=name, k=int(cfg.get("k", 5)), seed=int(cfg.get("seed", 0)), validation=val)
+        return spec
 
     def make_folds(self, table) -> list[Fold]:
         return make_folds(table, self.name, k=self.k, seed=self.seed)
@@ -439,5 +462,5 @@ class ProtocolSpec:
 __all__ = [
     "PROTOCOLS", "MEGC2019_DATASETS", "LeakageError", "ProtocolError", "Fold", "assert_disjoint",
     "check_split", "check_partition", "make_folds", "inner_split", "inner_folds", "ValidationSpec",
-    "ProtocolSpec",
+    "ProtocolBase", "ProtocolSpec",
 ]

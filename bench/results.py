@@ -4,6 +4,14 @@ Each finished unit of work (cell x seed x fold) is persisted at once as ``units/
 (atomic write), so a killed study loses nothing finished and a rerun skips it. ``collect`` turns the
 unit files into the tidy tables (``results.parquet`` one row per fold, ``predictions.parquet`` one
 row per test sample) that MLflow and the reporter read; nothing else computes metrics from scratch.
+
+Columns beyond the fixed ones (benchopt's convention): ``p_<axis>`` is the config-group option of
+each cell axis (dataset, flow, representation, model) and ``p_<axis>_<param>`` each of its resolved
+parameters (nested keys joined by ``.``), so a reader groups and filters by parameter values instead
+of parsing labels; the axis columns themselves (``dataset``, ``representation``, ...) are the
+display labels. Parameter values are text, as the config writes them (``0.3``, ``cnn``, ``null``,
+``[16, 32, 64]``; ``decode_param`` reads them back), and ``n/a`` where the cell's option has no such
+parameter: the table holds no NaN, so an empty cell always means an error, never "not applicable".
 """
 
 from __future__ import annotations
@@ -12,7 +20,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable
 
 import numpy as np
 import pandas as pd
@@ -24,11 +32,58 @@ RESULT_COLUMNS = [
     "study", "dataset", "flow", "representation", "representation_name", "model", "model_name", "seed", "fold",
     "cell", "cell_hash", "unit_key", "test_subjects", "n_train", "n_val", "n_test", "fold_uf1", "fold_uar",
     "fold_acc", "epochs_run", "best_epoch", "train_seconds", "predict_seconds", "tune_seconds", "hparams",
-    "rep_params", "model_params", "fusion_weight_phase1", "fusion_weight_phase2", "status", "error",
+    "rep_params", "model_params", "status", "error",
     "config_hash", "git_commit",
 ]
 PRED_COLUMNS = ["study", "dataset", "flow", "representation", "model", "seed", "fold", "subject", "clip",
                 "source_dataset", "y_true", "y_pred"]
+
+
+AXIS_COLUMNS = CELL_AXES[:-1]  # the axes with an option and parameters (seed is a plain column)
+
+
+PARAM_ABSENT = "n/a"  # a p_<axis>_<param> cell whose option has no such parameter
+
+
+def encode_param(v: Any) -> str:
+    """A parameter value as text: strings as they are, anything else as JSON."""
+    return v if isinstance(v, str) else json.dumps(v, sort_keys=True, default=str)
+
+
+def decode_param(v: Any) -> tuple[bool, Any]:
+    """``(present, value)`` of a p_ cell: ``n/a`` / missing -> absent; JSON text -> its value."""
+    if v is None or (isinstance(v, float) and np.isnan(v)) or v == PARAM_ABSENT:
+        return False, None
+    if not isinstance(v, str):
+        return True, v.item() if isinstance(v, np.generic) else v
+    try:
+        return True, json.loads(v)
+    except json.JSONDecodeError:
+        return True, v
+
+
+def _flat(node: dict, prefix: str = "") -> dict:
+    out: dict = {}
+    for k, v in node.items():
+        if isinstance(v, dict) and v:
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = encode_param(v)
+    return out
+
+
+def cell_columns(options: dict[str, str], cfg: dict) -> dict:
+    """``p_<axis>`` (the option) and ``p_<axis>_<param>`` (each resolved parameter, as text) of a cell.
+
+    ``options``: axis -> config-group option; ``cfg``: the cell's resolved config. The registry name
+    (``name``) stays in ``representation_name`` / ``model_name``.
+    """
+    out: dict = {}
+    for axis in AXIS_COLUMNS:
+        out[f"p_{axis}"] = str(options[axis])
+        out.update({f"p_{axis}_{k}": v for k, v in _flat({k: v for k, v in dict(cfg[axis]).items()
+                                                          if k != "name"}).items()})
+    return out
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -90,7 +145,10 @@ def collect(records: Iterable[dict]) -> tuple[pd.DataFrame, pd.DataFrame]:
     for c in RESULT_COLUMNS:
         if c not in results.columns:
             results[c] = pd.Series(dtype="object")
-    extra = [c for c in results.columns if c not in RESULT_COLUMNS]
+    extra = sorted(c for c in results.columns if c not in RESULT_COLUMNS)
+    for c in extra:
+        if c.startswith("p_"):  # rows of other options lack the parameter: say so, never NaN
+            results[c] = [PARAM_ABSENT if not isinstance(v, str) else v for v in results[c]]
     results = results[RESULT_COLUMNS + extra]
     order = [*CELL_AXES, "fold"]
     results = results.sort_values(order, kind="stable").reset_index(drop=True)

@@ -109,19 +109,13 @@ class _Prepared:
         return key, self.flows[key]
 
     def representation(self, cell):
-        from representations import create_representation
+        from bench.fold import represent
 
         fkey, fs = self.flowset(cell)
         key = stable_hash([fkey, cell.cfg["representation"]])
         if key not in self.reps:
-            params = dict(cell.cfg["representation"])
             t0 = time.perf_counter()
-            rep = create_representation(params.pop("name"), **params)
-            x, flags = rep.batch(fs.flows)
-            x = np.ascontiguousarray(x.numpy() if hasattr(x, "numpy") else x, dtype=np.float32)
-            if not np.isfinite(x).all():  # representations promise this; a NaN must never reach training
-                raise RuntimeError(f"representation {cell.representation.name} produced non-finite values")
-            self.reps[key] = (x, tuple(rep.channels), flags)
+            self.reps[key] = represent(cell.cfg["representation"], fs.flows)
             self.timings["representation"] += time.perf_counter() - t0
         return self.reps[key]
 
@@ -144,7 +138,7 @@ def run_study(overrides: list[str], *, out=None) -> Path:
     from tqdm.auto import tqdm
 
     from bench.executors import make_executor
-    from bench.results import UnitStore, atomic_write_text, collect, write_tables
+    from bench.results import UnitStore, atomic_write_text, cell_columns, collect, write_tables
     from bench.units import UnitTask
 
     t_start = time.perf_counter()
@@ -182,9 +176,11 @@ def run_study(overrides: list[str], *, out=None) -> Path:
         clips = df["clip"].astype(str).to_numpy()
         sources = df["dataset"].astype(str).to_numpy()
         tuning = cell.cfg.get("tuning") or {}
-        extras = {}
+        flows = None
         if int(tuning.get("n_trials") or 0) > 0 and "representation" in (tuning.get("space") or {}):
-            extras["flows"] = prep.flowset(cell)[1].flows  # the tuner recomputes the representation per trial
+            flows = prep.flowset(cell)[1].flows  # the tuner recomputes the representation per trial
+        columns = cell_columns({a: getattr(cell, a).option for a in ("dataset", "flow", "representation", "model")},
+                               cell.cfg)
         for fold in folds:
             key = stable_hash([cell.cfg_hash, fold.name, sorted(map(str, fold.test_subjects))])
             all_keys.append(key)
@@ -200,7 +196,8 @@ def run_study(overrides: list[str], *, out=None) -> Path:
                 seed=cell.seed, fold=str(fold.name), train_idx=np.asarray(fold.train_idx),
                 test_idx=np.asarray(fold.test_idx), x=x, y=y, subjects=subjects, clips=clips,
                 source_datasets=sources, channels=channels, n_classes=len(table.classes), cell_cfg=cell.cfg,
-                cell_hash=cell.cfg_hash, unit_key=key, run_dir=str(run_dir), git_commit=commit, extras=extras))
+                cell_hash=cell.cfg_hash, unit_key=key, run_dir=str(run_dir), git_commit=commit, flows=flows,
+                columns=columns))
     if skipped:
         print(f"resume: {skipped} finished unit(s) found in {run_dir / 'units'}, {len(tasks)} to run", file=out)
 
@@ -296,7 +293,7 @@ def _write_megc_logs(run_dir: Path, predictions, classes: list[str]) -> None:
     """Each cell's predictions also in the MEGC2019 per-fold log format (``python -m bench.score`` reads it)."""
     import shutil
 
-    from bench.megc_log import write_megc_log
+    from bench.prediction_files import write_megc_log
 
     out = run_dir / "predictions"
     shutil.rmtree(out, ignore_errors=True)  # a log per cell of *this* table only
@@ -309,17 +306,20 @@ def _write_megc_logs(run_dir: Path, predictions, classes: list[str]) -> None:
 
 
 def _write_aux(run_dir: Path, records: list[dict]) -> None:
+    """What models explained about their test predictions, per cell and seed: ``aux.npz`` holds
+    ``<cell_hash>/<name>`` (the per-sample arrays of every fold, in unit order) and
+    ``<cell_hash>/y_true``; the results table maps each cell_hash to its axes."""
     arrays: dict[str, list] = {}
     for rec in records:
         aux = rec.get("aux")
         if not aux:
             continue
-        cell = rec["row"]["cell"]
+        cell = rec["row"]["cell_hash"]
         n = len(rec["predictions"])
-        for k in ("fusion_weights", "attention"):
-            if aux.get(k) is not None and len(aux[k]) == n:
-                arrays.setdefault(f"{cell}/{k}", []).extend(aux[k])
-        if aux.get("fusion_weights") is not None or aux.get("attention") is not None:
+        kept = {k: v for k, v in aux.items() if v is not None and len(v) == n}
+        for k, v in kept.items():
+            arrays.setdefault(f"{cell}/{k}", []).extend(v)
+        if kept:
             arrays.setdefault(f"{cell}/y_true", []).extend(p["y_true"] for p in rec["predictions"])
     if arrays:
         np.savez_compressed(run_dir / "aux.npz", **{k: np.asarray(v) for k, v in arrays.items()})

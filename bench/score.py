@@ -21,7 +21,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from bench.megc_log import PredictionFileError, read_predictions
+from bench.prediction_files import PredictionFileError, read_predictions
 from bench.metrics import confusion_matrix, format_confusion, per_class_scores, scores_from_confusion
 from bench.protocol import MEGC2019_DATASETS
 

@@ -9,9 +9,13 @@ A study YAML (``studies/<name>.yaml``) holds::
     representations: [single_phase, cof]
     models: [ststnet, {option: timm_resnet10t, overrides: ["trainer.epochs=20"]}]
     seeds: [0]
-    exclude:                              # cells to leave out: every key of a rule must match
-      - {model: fmanet, representation: [single_phase, cof]}
+    exclude:                              # optional, for a scientific reason only: every key must match
+      - {model: timm_resnet10t, representation: [mm_cof]}
     overrides: ["trainer.epochs=30"]      # Hydra overrides for every cell (the command line wins)
+
+Cells a model cannot take are left out by the model itself (its registry ``skip``, benchopt-style:
+FMANet reads one block of channels per phase, so it skips COF), each with its reason in
+``Plan.excluded`` (``--cfg job`` and ``--plan`` print them); a study lists its axes and nothing else.
 
 An axis the study leaves out (or ``null``) uses the group option chosen in the composed config. A
 group chosen on the command line (``dataset=casme2``, ``model=fmanet``) replaces the study's list
@@ -131,32 +135,20 @@ def validate_cell(cell: Cell) -> None:
     """Build every piece of a cell once (no data, no training) so a bad value fails before any work.
 
     Config values are untyped YAML; the code that consumes them is the schema. Models are built
-    with the representation's channel count, so an incompatible pair (e.g. a dual-stream model on a
-    single-phase representation) fails here, naming the cell.
+    with the representation's channels, so a bad pairing the model's ``skip`` did not catch fails
+    here, naming the cell.
     """
-    from bench.engine import TrainConfig
+    from bench.fold import build_trainer
     from bench.protocol import ProtocolSpec
     from bench.tuning import apply_params, flatten_space
-    from models import create_model
-    from representations import create_representation
-
-    def params(node: dict) -> tuple[str, dict]:
-        p = dict(node)
-        return str(p.pop("name")), p
+    from models import build_model
+    from representations import build_representation
 
     where = f"cell {cell.label}"
     try:
-        rname, rparams = params(cell.cfg["representation"])
-        rep = create_representation(rname, **rparams)
-        mname, mparams = params(cell.cfg["model"])
-        create_model(mname, in_chans=len(rep.channels), num_classes=3, **mparams)
-        trainer = {k: v for k, v in cell.cfg["trainer"].items() if k != "augment"}
-        TrainConfig.from_mapping(trainer, seed=cell.seed)
-        aug = cell.cfg["trainer"].get("augment") or {}
-        if any(aug.values()):
-            from representations.augment import FlowAugment
-
-            FlowAugment(rep.channels, **aug)
+        rep = build_representation(cell.cfg["representation"])
+        build_model(cell.cfg["model"], in_chans=len(rep.channels), num_classes=3, channels=rep.channels)
+        build_trainer(cell.cfg["trainer"], cell.seed, rep.channels)
         ProtocolSpec.from_mapping(cell.cfg["protocol"])
         tuning = cell.cfg.get("tuning") or {}
         if int(tuning.get("n_trials") or 0) > 0:
@@ -168,6 +160,24 @@ def validate_cell(cell: Cell) -> None:
     except (TypeError, ValueError, KeyError) as e:
         msg = str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e)
         raise ConfigError(f"{where}: {msg}") from None
+
+
+def _skip_reason(cfg: dict, label: str, reps: dict) -> str:
+    """Why the cell's model cannot take its representation ('' if it can), by the model's own ``skip``."""
+    from models import model_skip
+    from representations import build_representation
+
+    key = stable_hash(cfg["representation"])
+    if key not in reps:
+        try:
+            reps[key] = build_representation(cfg["representation"])
+        except (TypeError, ValueError, KeyError) as e:
+            raise ConfigError(f"cell {label}: {e}") from None
+    try:
+        skip, reason = model_skip(cfg["model"], reps[key])
+    except KeyError as e:
+        raise ConfigError(f"cell {label}: {e}") from None
+    return (reason or "the model skips this input") if skip else ""
 
 
 def plan_study(overrides: list[str]) -> Plan:
@@ -214,10 +224,12 @@ def plan_study(overrides: list[str]) -> Plan:
 
     cells, excluded = [], []
     rules = study.get("exclude") or []
+    reps: dict = {}
     for combo in itertools.product(*(axes[g] for g in AXES.values())):
         items = dict(zip(AXES.values(), combo))
+        label = "|".join(i.name for i in combo)
         if any(_matches(dict(r), items) for r in rules):
-            excluded.append("|".join(i.name for i in combo))
+            excluded.append(f"{label}: excluded by the study's exclude rule")
             continue
         item_ovs = [o for it in items.values() for o in it.overrides]
         cell_ovs = study_ovs + [f"{g}={it.option}" for g, it in items.items()] + item_ovs + rest
@@ -228,6 +240,9 @@ def plan_study(overrides: list[str]) -> Plan:
             used.update(fits)
             cell_ovs += fits
         cell_cfg = compose(cell_ovs)
+        for g in ("representation", "model"):  # a plugin's config file is named for its registry key
+            if "name" not in cell_cfg[g]:
+                OmegaConf.update(cell_cfg[g], "name", items[g].option, force_add=True)
         for g, it in items.items():
             for k, v in it.params:
                 if OmegaConf.select(cell_cfg[g], k, default="__absent__") == "__absent__":
@@ -241,13 +256,18 @@ def plan_study(overrides: list[str]) -> Plan:
             key = getattr(e, "full_key", "") or str(e)
             raise ConfigError(f"missing required value {key}: pass it on the command line, e.g. {key}=...") from None
         except OmegaConfBaseException as e:
-            raise ConfigError(f"cannot resolve the config of cell {'|'.join(i.name for i in combo)}: {e}") from None
+            raise ConfigError(f"cannot resolve the config of cell {label}: {e}") from None
+        reason = _skip_reason(resolved, label, reps)
+        if reason:
+            excluded.append(f"{label}: {reason}")
+            continue
         for seed in seeds:
             cell = Cell(*combo, seed=int(seed), cfg=resolved)
             cell.cfg_hash = stable_hash({"cfg": resolved, "seed": int(seed)})
             cells.append(cell)
     if not cells:
-        raise ConfigError(f"study {study['name']!r}: every cell is excluded")
+        why = "".join(f"\n  {e}" for e in excluded[:10]) + (f"\n  ... and {len(excluded) - 10} more" if len(excluded) > 10 else "")
+        raise ConfigError(f"study {study['name']!r}: every cell is excluded:{why}")
     for ov in axis_ovs:
         if ov not in used:
             key = _override_key(ov)

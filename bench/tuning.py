@@ -84,29 +84,20 @@ def apply_params(params: dict, cfgs: dict) -> dict:
     return cfgs
 
 
-def representation_for(task, rep_cfg: dict) -> np.ndarray:
-    from representations import create_representation
-
-    params = dict(rep_cfg)
-    rep = create_representation(params.pop("name"), **params)
-    x, _ = rep.batch(task.extras["flows"])
-    return np.ascontiguousarray(x.numpy() if hasattr(x, "numpy") else x, dtype=np.float32)
-
-
 def tune_unit(task, train_idx, model_cfg: dict, trainer_cfg: dict, tuning: dict):
     """Returns (chosen params, model cfg, trainer cfg, x) for the final retrain on ``train_idx``."""
     import optuna
     import pandas as pd
 
+    from bench.fold import represent, train_and_predict
     from bench.metrics import pooled_scores
     from bench.protocol import assert_disjoint, inner_folds
-    from bench.units import train_and_predict
 
     space = flatten_space(tuning.get("space") or {})
     if not space:
         raise ValueError("tuning.n_trials > 0 but tuning.space is empty")
     tunes_rep = any(k.startswith("representation.") for k in space)
-    if tunes_rep and "flows" not in task.extras:
+    if tunes_rep and task.flows is None:
         raise ValueError("tuning a representation parameter needs the flows in the unit (runner bug)")
     train_idx = np.asarray(train_idx)
     train_subjects = set(task.subjects[train_idx])
@@ -130,7 +121,7 @@ def tune_unit(task, train_idx, model_cfg: dict, trainer_cfg: dict, tuning: dict)
 
     def objective(trial):
         cfgs = apply_params(suggest(trial, space), base)
-        t = dataclasses.replace(task, x=representation_for(task, cfgs["representation"])) if tunes_rep else task
+        t = dataclasses.replace(task, x=represent(cfgs["representation"], task.flows)[0]) if tunes_rep else task
         yt, yp = [], []
         for step, (fit_idx, val_idx) in enumerate(folds):
             out = train_and_predict(t, fit_idx, val_idx, cfgs["model"], cfgs["trainer"])
@@ -148,6 +139,6 @@ def tune_unit(task, train_idx, model_cfg: dict, trainer_cfg: dict, tuning: dict)
         study.optimize(objective, n_trials=remaining, timeout=tuning.get("timeout_s"), gc_after_trial=False)
     best = dict(study.best_params)
     cfgs = apply_params(best, base)
-    x = representation_for(task, cfgs["representation"]) if tunes_rep else task.x
+    x = represent(cfgs["representation"], task.flows)[0] if tunes_rep else task.x
     chosen = {**best, "inner_score": float(study.best_value), "n_trials": len(study.trials)}
     return chosen, cfgs["model"], cfgs["trainer"], x

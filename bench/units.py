@@ -8,6 +8,7 @@ tuner: they are sliced out only for the single ``predict`` at the end.
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from bench.fold import train_and_predict
 from bench.results import CELL_AXES
 
 
@@ -41,7 +43,8 @@ class UnitTask:
     threads: int = 1
     timeout_s: float = 0.0  # set by the executor (executor.unit_timeout_s); 0 = none
     git_commit: str = ""
-    extras: dict = field(default_factory=dict)
+    flows: np.ndarray | None = None  # (N, 2, 2, H, W), only when tuning recomputes the representation
+    columns: dict = field(default_factory=dict)  # the cell's parameter columns (bench.results.cell_columns)
 
     @property
     def cell(self) -> str:
@@ -49,54 +52,7 @@ class UnitTask:
         return "|".join([*(self.labels[k] for k in CELL_AXES[:-1]), str(self.seed)])
 
 
-def split_params(cfg: dict) -> tuple[str, dict]:
-    params = dict(cfg)
-    return str(params.pop("name")), params
-
-
-def build_trainer(trainer_cfg: dict, seed: int, channels: tuple):
-    """TrainConfig + the flow-respecting augmentation from the ``trainer`` config node."""
-    from bench.engine import TrainConfig
-    from representations.augment import FlowAugment
-
-    params = dict(trainer_cfg)
-    aug_cfg = params.pop("augment", None) or {}
-    params["seed"] = seed
-    augment = FlowAugment(channels, **aug_cfg) if aug_cfg and any(aug_cfg.values()) else None
-    return TrainConfig.from_mapping(params), augment
-
-
-def train_and_predict(task: UnitTask, fit_idx, eval_idx, model_cfg: dict, trainer_cfg: dict, *,
-                      val_idx=None, want_aux: bool = False) -> dict:
-    """Fit on ``fit_idx`` (early-stopping on ``val_idx`` if given), predict ``eval_idx``."""
-    import torch
-
-    from bench.engine import fit, predict_aux, predict_proba
-    from models import create_model
-
-    name, params = split_params(model_cfg)
-    tcfg, augment = build_trainer(trainer_cfg, task.seed, task.channels)
-    torch.manual_seed(task.seed)  # model init is part of the seeded, reproducible unit
-    model = create_model(name, in_chans=task.x.shape[1], num_classes=task.n_classes, **params)
-    xt = torch.from_numpy(task.x[fit_idx])
-    yt = torch.from_numpy(task.y[fit_idx])
-    val = None
-    if val_idx is not None and len(val_idx):
-        val = (torch.from_numpy(task.x[val_idx]), torch.from_numpy(task.y[val_idx]))
-    res = fit(model, xt, yt, tcfg, val=val, augment=augment)
-    xe = torch.from_numpy(task.x[eval_idx])
-    t0 = time.perf_counter()
-    aux = None
-    if want_aux and getattr(model, "supports_aux", False):
-        probs, aux = predict_aux(model, xe)
-    else:
-        probs = predict_proba(model, xe)
-    return {"fit": res, "probs": np.asarray(probs), "aux": aux, "predict_seconds": time.perf_counter() - t0}
-
-
 def _base_row(task: UnitTask) -> dict[str, Any]:
-    import json
-
     return {
         "study": task.study, **{k: task.labels[k] for k in CELL_AXES[:-1]},
         "representation_name": task.names["representation"], "model_name": task.names["model"],
@@ -109,7 +65,7 @@ def _base_row(task: UnitTask) -> dict[str, Any]:
         "rep_params": json.dumps(task.cell_cfg["representation"], sort_keys=True, default=str),
         "model_params": json.dumps(task.cell_cfg["model"], sort_keys=True, default=str),
         "status": "ok", "error": "", "tune_seconds": 0.0,
-        "fusion_weight_phase1": -1.0, "fusion_weight_phase2": -1.0,
+        **task.columns,
     }
 
 
@@ -138,10 +94,8 @@ def run_unit(task: UnitTask) -> dict:
 
 
 def _run(task: UnitTask, row: dict) -> dict:
-    import json
-
     from bench.metrics import pooled_scores
-    from bench.protocol import assert_disjoint, inner_split
+    from bench.protocol import Fold, ProtocolSpec, assert_disjoint
 
     tr, te = np.asarray(task.train_idx), np.asarray(task.test_idx)
     assert_disjoint(set(task.subjects[tr]), set(task.subjects[te]), what=f"outer fold {task.fold}")
@@ -157,21 +111,16 @@ def _run(task: UnitTask, row: dict) -> dict:
         task = dataclasses.replace(task, x=x)
         row["tune_seconds"] = time.perf_counter() - t0
 
-    from bench.protocol import ProtocolSpec
-
     spec = ProtocolSpec.from_mapping(task.cell_cfg["protocol"])
-    v = spec.validation
     fit_idx, val_idx = tr, None
-    if v.mode == "subjects":
-        import pandas as pd
+    import pandas as pd
 
-        df = pd.DataFrame({"subject": task.subjects, "label": task.y})
-        fit_idx, val_idx = inner_split(df, tr, val_fraction=v.val_fraction, n_val_subjects=v.n_val_subjects,
-                                       seed=task.seed if v.seed is None else v.seed, stratify=v.stratify, test_idx=te)
-        assert_disjoint(set(task.subjects[fit_idx]), set(task.subjects[val_idx]), what=f"inner validation of fold {task.fold}")
-        assert_disjoint(set(task.subjects[val_idx]), set(task.subjects[te]), what=f"validation vs test of fold {task.fold}")
+    table = pd.DataFrame({"subject": task.subjects, "label": task.y})
+    split = spec.inner_split(table, Fold(task.fold, tr, te, (), ()), unit_seed=task.seed)  # checks every side
+    if split is not None:
+        fit_idx, val_idx = split
         row["n_val"] = int(len(val_idx))
-        if v.selection == "best_epoch" and not trainer_cfg.get("early_stopping_patience"):
+        if spec.validation.selection == "best_epoch" and not trainer_cfg.get("early_stopping_patience"):
             # Keep the epoch with the best validation score (on training subjects) over the whole budget.
             trainer_cfg["early_stopping_patience"] = int(trainer_cfg["epochs"])
 
@@ -184,15 +133,10 @@ def _run(task: UnitTask, row: dict) -> dict:
     row.update(fold_uf1=float(s["uf1"]), fold_uar=float(s["uar"]), fold_acc=float(s["acc"]),
                epochs_run=int(res.epochs_run), best_epoch=int(res.best_epoch), train_seconds=float(res.seconds),
                predict_seconds=float(out["predict_seconds"]), hparams=json.dumps(hparams, sort_keys=True, default=str))
-    aux = out["aux"]
-    aux_out = None
-    if aux:
-        fw = aux.get("fusion_weights")
-        if fw is not None:
-            fw = np.asarray(fw, dtype=float)
-            row["fusion_weight_phase1"], row["fusion_weight_phase2"] = (float(v) for v in fw.mean(0)[:2])
-        aux_out = {k: np.asarray(v, dtype=np.float32).tolist() for k, v in aux.items()
-                   if v is not None and k in ("fusion_weights", "attention")}
+    # Whatever the model explains about its predictions (forward(..., return_aux=True)), one row per
+    # test sample, is kept per unit (the runner gathers it into aux.npz for the report).
+    aux_out = {k: np.asarray(v, dtype=np.float32).tolist() for k, v in (out["aux"] or {}).items()
+               if v is not None and np.ndim(v) >= 1 and len(v) == len(te)} or None
     preds = []
     for j, i in enumerate(te):
         rec = {"study": task.study, **{k: task.labels[k] for k in CELL_AXES[:-1]},

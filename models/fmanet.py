@@ -125,8 +125,6 @@ class _FusionAttention(nn.Module):
 
 
 class FMANet(nn.Module):
-    supports_aux = True  # the runner asks predict_aux for fusion weights / attention maps
-
     def __init__(
         self,
         in_chans: int = 6,
@@ -227,6 +225,32 @@ class FMANet(nn.Module):
         return logits, aux
 
 
-@register_model("fmanet")
+def skip_input(representation, streams: str = "both", phase_channels: int = 3, magnitude_index: int = 2,
+               modulation: str = "spatial", **_) -> tuple[bool, str]:
+    """FMANet reads one block of ``phase_channels`` channels per phase (benchopt-style ``skip``)."""
+    rep, groups = representation, representation.phase_groups
+    chans = ", ".join(rep.channels)
+    if groups is None:
+        return True, (f"fmanet reads one block of {phase_channels} channels per phase; {rep.name} ({chans}) "
+                      "has channels that mix the phases")
+    if any(len(g) != phase_channels for g in groups):
+        return True, f"fmanet reads {phase_channels} channels per phase; {rep.name} has {len(groups[0])} ({chans})"
+    want = {"both": (1, 2), "onset_apex": (1,), "apex_offset": (2,)}.get(streams)
+    if want is None:
+        return False, ""  # a bad value is the constructor's error, reported at validation
+    if streams == "both" and rep.phases != (1, 2):
+        return True, (f"fmanet with streams=both needs both phases as separate blocks; {rep.name} ({chans}) "
+                      f"carries phase {', '.join(map(str, rep.phases))} only")
+    if not set(want) <= set(rep.phases):
+        return True, f"fmanet with streams={streams} reads phase {want[0]}; {rep.name} ({chans}) does not carry it"
+    if modulation == "spatial":
+        vec = [g[magnitude_index] for g in groups if g[magnitude_index][:1] in ("u", "v")]
+        if vec:
+            return True, (f"fmanet's spatial modulation gates on channel {magnitude_index} of each phase, a "
+                          f"magnitude; {rep.name} has {vec[0]} there")
+    return False, ""
+
+
+@register_model(skip=skip_input)
 def fmanet(in_chans: int, num_classes: int, **params) -> FMANet:
     return FMANet(in_chans=in_chans, num_classes=num_classes, **params)

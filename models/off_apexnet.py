@@ -9,14 +9,16 @@ Which input channels feed which stream (``stream_channels``):
 
 * an explicit list of two index lists, e.g. ``[[0], [1]]`` (the paper: u only, v only) or
   ``[[0, 3], [1, 4]]`` (u1, u2 | v1, v2 of ``two_phase_stack``);
-* ``"auto"`` (default), by channel count. 2 channels (u, v): ``[[0], [1]]``, the paper. A multiple
-  of 3, i.e. phases of (u, v, x) as every representation in this suite lays them out (x = magnitude,
-  COF magnitude or strain): the u stream gets every phase's u plus every x, the v stream every v plus
-  every x. So for (u, v, strain) it is ``[[0, 2], [1, 2]]`` and for the 6-channel two-phase stack
-  ``[[0, 3, 2, 5], [1, 4, 2, 5]]``. Why not drop x as the paper's input has none: in a benchmark
-  of representations the third channel is what distinguishes COF / MM-COF / strain from plain flow;
-  dropping it would make OFF-ApexNet blind to the very thing being compared. Any other channel
-  count needs an explicit list.
+* ``"auto"`` (default), read from the input's channel names (the representation's ``channels``,
+  which the runner passes): the u stream gets every horizontal component (``u*``) plus every scalar
+  channel (magnitude, COF magnitude, strain, ...), the v stream every ``v*`` plus every scalar. So
+  for (u1, v1, strain1) it is ``[[0, 2], [1, 2]]`` and for the two-phase stack
+  ``[[0, 3, 2, 5], [1, 4, 2, 5]]``; for (u, v) it is the paper's ``[[0], [1]]``. Why the scalars
+  join both streams although the paper's input has none: in a benchmark of representations the
+  scalar channel is what distinguishes COF / MM-COF / strain from plain flow; dropping it would make
+  OFF-ApexNet blind to the very thing being compared. An input without u and v channels is skipped
+  by the planner (``skip_input``). Called without channel names (the bare API), ``auto`` assumes the
+  suite's layout: 2 channels are (u, v), a multiple of 3 is phases of (u, v, scalar).
 
 Other input sizes (documented deviation): an adaptive average pool to ``pooled_size`` (default 7)
 follows each stream, which is the identity at 28 px (the maps already are 7x7) and keeps the
@@ -33,9 +35,18 @@ from torch import nn
 from models.registry import register_model
 
 
-def resolve_stream_channels(in_chans: int, stream_channels) -> list[list[int]]:
+def resolve_stream_channels(in_chans: int, stream_channels, channels: Sequence[str] | None = None) -> list[list[int]]:
     """The channel indices of the (u-stream, v-stream) for ``in_chans`` input channels."""
     if stream_channels in (None, "auto"):
+        if channels is not None:
+            if len(channels) != in_chans:
+                raise ValueError(f"off_apexnet: {len(channels)} channel names for in_chans={in_chans}")
+            us = [i for i, c in enumerate(channels) if c.startswith("u")]
+            vs = [i for i, c in enumerate(channels) if c.startswith("v")]
+            scalars = [i for i, c in enumerate(channels) if not c.startswith(("u", "v"))]
+            if not us or not vs:
+                raise ValueError(f"off_apexnet: stream_channels='auto' needs u and v channels, got {list(channels)}")
+            return [us + scalars, vs + scalars]
         if in_chans == 2:
             return [[0], [1]]
         if in_chans >= 3 and in_chans % 3 == 0:
@@ -43,8 +54,8 @@ def resolve_stream_channels(in_chans: int, stream_channels) -> list[list[int]]:
             extra = [3 * p + 2 for p in phases]
             return [[3 * p for p in phases] + extra, [3 * p + 1 for p in phases] + extra]
         raise ValueError(
-            f"off_apexnet: stream_channels='auto' supports 2 channels (u, v) or a multiple of 3 "
-            f"(phases of u, v, x); got in_chans={in_chans}. Pass stream_channels=[[...], [...]]."
+            f"off_apexnet: stream_channels='auto' without channel names supports 2 channels (u, v) or a "
+            f"multiple of 3 (phases of u, v, x); got in_chans={in_chans}. Pass stream_channels=[[...], [...]]."
         )
     groups = [list(map(int, g)) for g in stream_channels]
     if len(groups) != 2 or any(not g for g in groups):
@@ -55,12 +66,22 @@ def resolve_stream_channels(in_chans: int, stream_channels) -> list[list[int]]:
     return groups
 
 
+def skip_input(representation, stream_channels="auto", **_) -> tuple[bool, str]:
+    """With ``stream_channels=auto`` the input needs a horizontal and a vertical flow component."""
+    chans = representation.channels
+    if stream_channels in (None, "auto") and not (any(c.startswith("u") for c in chans)
+                                                   and any(c.startswith("v") for c in chans)):
+        return True, f"off_apexnet's u and v streams need u and v channels; {representation.name} has {', '.join(chans)}"
+    return False, ""
+
+
 class OffApexNet(nn.Module):
     def __init__(
         self,
         in_chans: int = 2,
         num_classes: int = 3,
         stream_channels="auto",
+        channels: Sequence[str] | None = None,
         conv_channels: Sequence[int] = (6, 16),
         kernel_size: int = 5,
         fc_dims: Sequence[int] = (1024, 1024),
@@ -68,7 +89,7 @@ class OffApexNet(nn.Module):
         pooled_size: int = 7,
     ):
         super().__init__()
-        self.stream_channels = resolve_stream_channels(in_chans, stream_channels)
+        self.stream_channels = resolve_stream_channels(in_chans, stream_channels, channels)
         for i, g in enumerate(self.stream_channels):
             self.register_buffer(f"_idx{i}", torch.tensor(g, dtype=torch.long), persistent=False)
         self.streams = nn.ModuleList(self._stream(len(g), conv_channels, kernel_size, pooled_size)
@@ -96,6 +117,6 @@ class OffApexNet(nn.Module):
         return self.classifier(torch.cat(feats, dim=1))
 
 
-@register_model("off_apexnet")
-def off_apexnet(in_chans: int, num_classes: int, **params) -> OffApexNet:
-    return OffApexNet(in_chans=in_chans, num_classes=num_classes, **params)
+@register_model(skip=skip_input)
+def off_apexnet(in_chans: int, num_classes: int, channels: Sequence[str] | None = None, **params) -> OffApexNet:
+    return OffApexNet(in_chans=in_chans, num_classes=num_classes, channels=channels, **params)

@@ -53,6 +53,6 @@ class STSTNet(nn.Module):
         return self.fc(self.pool(h).flatten(1))
 
 
-@register_model("ststnet")
+@register_model
 def ststnet(in_chans: int, num_classes: int, **params) -> STSTNet:
     return STSTNet(in_chans=in_chans, num_classes=num_classes, **params)

@@ -47,7 +47,7 @@ def _reduce_stem_stride(model: nn.Module, arch: str) -> None:
         )
 
 
-@register_model("timm")
+@register_model("timm")  # the family of every timm:<arch>; its function name is timm_model
 def timm_model(
     arch: str,
     in_chans: int,

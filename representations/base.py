@@ -7,7 +7,7 @@ Every representation:
 
 * takes ``size`` (output H = W; None = keep the flow's size). The FLOWS are resized before the
   formula, with vector scaling (u *= new_w / old_w, v *= new_h / old_h; INTER_AREA when shrinking,
-  see ``bench.flow.ops.resize_flow``), so magnitudes and strain are those of the resized grid.
+  see ``bench.flowops.resize_flow``), so magnitudes and strain are those of the resized grid.
 * is computed batch-first in float64 NumPy (``_maps``) and cast to float32 at the end;
   ``__call__`` is the batch of one, so ``batch(x)`` equals stacking ``__call__`` by construction.
 * rejects NaN/inf input with a ValueError naming the sample; degenerate (flat) maps are defined
@@ -27,7 +27,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from bench.flow.ops import resize_flow
+from bench.flowops import resize_flow
 
 _VEC = re.compile(r"^([uv])(.*)$")
 
@@ -100,12 +100,25 @@ def optical_strain(u: np.ndarray, v: np.ndarray) -> np.ndarray:
 
 
 class Representation:
-    """Base class. Subclasses set ``name``, ``available`` (all channels they can produce),
-    ``default_channels``, and implement ``_maps(u1, v1, u2, v2) -> dict[name, (N, H, W)]``."""
+    """Base class. A subclass is one file: it sets ``name`` (its registry key), ``channel_phases``
+    (every channel it can produce -> the flow phases that channel reads), ``default_channels``, and
+    implements ``_maps(u1, v1, u2, v2) -> dict[name, (N, H, W)]``.
+
+    What it declares about itself (so the planner, models and loaders never list representations):
+    ``phases`` (the phases its chosen channels read), ``phase_groups`` (its channels as one block per
+    phase, when they are laid out that way), ``recomputes`` (quantities it derives from u, v even when
+    a flow file stores them) and ``exactness(...)`` (how exact it is on precomputed flow files).
+    """
 
     name: str = ""
-    available: tuple[str, ...] = ()
+    channel_phases: dict[str, tuple[int, ...]] = {}
     default_channels: tuple[str, ...] = ()
+    recomputes: tuple[str, ...] = ()
+    available: tuple[str, ...] = ()  # derived: the keys of channel_phases
+
+    def __init_subclass__(cls, **kw):
+        super().__init_subclass__(**kw)
+        cls.available = tuple(cls.channel_phases)
 
     def __init__(self, size: int | None = None, channels: Sequence[str] | None = None):
         if size is not None:
@@ -122,6 +135,42 @@ class Representation:
             raise ValueError(f"{self.name}: duplicate channels in {list(chans)}")
         vector_pairs(chans)  # a u without its v (or vice versa) would break flips and rotations
         self.channels: tuple[str, ...] = chans
+
+    # -- what the representation declares about itself -------------------------------------------
+    @property
+    def phases(self) -> tuple[int, ...]:
+        """The flow phases (1 = onset->apex, 2 = apex->offset) that the chosen channels read."""
+        return tuple(sorted({p for c in self.channels for p in self.channel_phases[c]}))
+
+    @property
+    def phase_groups(self) -> tuple[tuple[str, ...], ...] | None:
+        """The channels as consecutive equal-sized blocks, one per phase in phase order, each block
+        reading only its own phase (e.g. two_phase_stack: (u1, v1, m1), (u2, v2, m2)); None when the
+        channels are not laid out that way (e.g. COF's mc reads both phases)."""
+        phases = self.phases
+        if any(len(self.channel_phases[c]) != 1 for c in self.channels) or len(self.channels) % len(phases):
+            return None
+        k = len(self.channels) // len(phases)
+        groups = tuple(self.channels[i * k:(i + 1) * k] for i in range(len(phases)))
+        if any({self.channel_phases[c][0] for c in g} != {p} for g, p in zip(groups, phases)):
+            return None
+        return groups
+
+    @classmethod
+    def exactness(cls, base: str, has_phase2: bool, stored_channels: Sequence[str] = ()) -> str:
+        """How exact this representation (default channels) is on precomputed flow files.
+
+        ``base``: what the files' format allows ('exact', 'exact up to ...', 'approximate: ...');
+        ``has_phase2``: whether the apex->offset flow was distributed; ``stored_channels``: the
+        channels the files hold beyond u, v (e.g. strain).
+        """
+        reads = {p for c in cls.default_channels for p in cls.channel_phases[c]}
+        if 2 in reads and not has_phase2:
+            return "unavailable: no apex->offset flow (phase 2 is zeros)"
+        unused = [c for c in cls.recomputes if c in stored_channels]
+        if unused:
+            base += f"; the stored {', '.join(unused)} channel is not used ({', '.join(unused)} is recomputed from u, v)"
+        return base
 
     @property
     def params(self) -> dict:

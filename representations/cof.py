@@ -46,10 +46,11 @@ def cof_maps(u1, v1, u2, v2, theta1: float, theta2: float):
     return maps, flags
 
 
-@register_representation("cof")
+@register_representation
 class COF(Representation):
     name = "cof"
-    available = ("u1", "v1", "u2", "v2", "m1", "m2", "m1n", "m2n", "mc")
+    channel_phases = {"u1": (1,), "v1": (1,), "u2": (2,), "v2": (2,), "m1": (1,), "m2": (2,),
+                      "m1n": (1,), "m2n": (2,), "mc": (1, 2)}
     default_channels = ("u1", "v1", "mc")
 
     def __init__(self, theta1: float = 0.5, theta2: float = 0.5, size: int | None = None, channels=None):

@@ -36,10 +36,12 @@ def gate(mc: np.ndarray, modulation: str, tau: float, percentile: float) -> np.n
     return np.ones_like(mc)
 
 
-@register_representation("mm_cof")
+@register_representation
 class MMCOF(Representation):
     name = "mm_cof"
-    available = ("u1g", "v1g", "mcg", "u2g", "v2g", "mc", "g", "u1", "v1", "u2", "v2")
+    # the gate g is computed from Mc, which reads both phases: every gated channel reads both
+    channel_phases = {"u1g": (1, 2), "v1g": (1, 2), "mcg": (1, 2), "u2g": (1, 2), "v2g": (1, 2), "mc": (1, 2),
+                      "g": (1, 2), "u1": (1,), "v1": (1,), "u2": (2,), "v2": (2,)}
     default_channels = ("u1g", "v1g", "mcg")
 
     def __init__(self, modulation: str = "threshold", tau: float = 0.3, percentile: float = 75.0,

@@ -12,10 +12,10 @@ from representations.base import Representation, magnitude, new_flags, zero_flow
 from representations.registry import register_representation
 
 
-@register_representation("single_phase")
+@register_representation
 class SinglePhase(Representation):
     name = "single_phase"
-    available = ("u1", "v1", "m1")
+    channel_phases = {"u1": (1,), "v1": (1,), "m1": (1,)}
     default_channels = ("u1", "v1", "m1")
 
     def _maps(self, u1, v1, u2, v2):
@@ -24,10 +24,10 @@ class SinglePhase(Representation):
         return {"u1": u1, "v1": v1, "m1": magnitude(u1, v1)}, flags
 
 
-@register_representation("single_phase_offset")
+@register_representation
 class SinglePhaseOffset(Representation):
     name = "single_phase_offset"
-    available = ("u2", "v2", "m2")
+    channel_phases = {"u2": (2,), "v2": (2,), "m2": (2,)}
     default_channels = ("u2", "v2", "m2")
 
     def _maps(self, u1, v1, u2, v2):

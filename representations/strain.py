@@ -18,10 +18,12 @@ from representations.base import (
 from representations.registry import register_representation
 
 
-@register_representation("strain")
+@register_representation
 class Strain(Representation):
     name = "strain"
-    available = ("u1", "v1", "strain1", "m1", "u2", "v2", "strain2", "m2")
+    channel_phases = {"u1": (1,), "v1": (1,), "strain1": (1,), "m1": (1,),
+                      "u2": (2,), "v2": (2,), "strain2": (2,), "m2": (2,)}
+    recomputes = ("strain",)  # a stored strain channel is not read: strain comes from u, v
     default_channels = ("u1", "v1", "strain1")
 
     def _maps(self, u1, v1, u2, v2):

@@ -9,10 +9,10 @@ from representations.base import Representation, magnitude, new_flags, zero_flow
 from representations.registry import register_representation
 
 
-@register_representation("two_phase_stack")
+@register_representation
 class TwoPhaseStack(Representation):
     name = "two_phase_stack"
-    available = ("u1", "v1", "m1", "u2", "v2", "m2")
+    channel_phases = {"u1": (1,), "v1": (1,), "m1": (1,), "u2": (2,), "v2": (2,), "m2": (2,)}
     default_channels = ("u1", "v1", "m1", "u2", "v2", "m2")
 
     def _maps(self, u1, v1, u2, v2):

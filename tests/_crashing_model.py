@@ -1,7 +1,7 @@
 """Test-only model families whose construction kills the process running them.
 
 They must exist in a *spawned* worker, which imports nothing of the test: putting a
-``RegisterOnUnpickle()`` in ``UnitTask.extras`` makes the worker register them while it unpickles
+``RegisterOnUnpickle()`` in a ``UnitTask``'s ``cell_cfg`` makes the worker register them while it unpickles
 the task (pickle imports this module by name; pytest's rootdir-relative ``sys.path`` entry for
 ``tests/`` is handed to spawned children). They are never registered in the test process itself,
 whose model registry other tests enumerate (and where ``os._exit`` would end the test run).

@@ -205,4 +205,9 @@ def test_cli_bad_override_exits_2_with_a_clear_message(tmp_path, session_cache, 
 
 
 def test_config_error_is_a_value_error_for_library_callers():
-    assert issubclass(ConfigError, ValueError)
+    """A library caller that catches ValueError catches a bad config, with the readable message."""
+    from bench.study import plan_study
+
+    with pytest.raises(ValueError, match="unknown model 'ststnett'") as e:
+        plan_study(["study=smoke", "study.models=[ststnett]"])
+    assert isinstance(e.value, ConfigError) and "ststnet" in str(e.value).split("Available:")[-1]

@@ -96,8 +96,9 @@ def _cmd(runs: Path, cache: Path, reports: Path) -> list[str]:
             f"paths.reports={reports}", "tracking=none", "report=false", "progress=false", "executor.workers=2"]
 
 
+@pytest.mark.ci
 @pytest.mark.slow
-def test_ci_subset_sigkill_mid_study_resumes_to_the_same_table(tmp_path, session_cache):
+def test_sigkill_mid_study_resumes_to_the_same_table(tmp_path, session_cache):
     """SIGKILL the whole process group (runner + spawned workers) once some units are on disk."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     # Uninterrupted reference first (it also fills the shared flow cache, so the killed run trains

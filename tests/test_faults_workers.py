@@ -46,7 +46,8 @@ def make_tasks(cell_cfg, models: list[dict], run_dir: str = "") -> list[UnitTask
     tasks = []
     for i, model in enumerate(models):
         test = f"s{i % 3 + 1}"
-        cfg = {**cell_cfg, "model": model}
+        # unpickling the marker (in the worker) registers the crashing families
+        cfg = {**cell_cfg, "model": model, "_register": RegisterOnUnpickle()}
         tasks.append(UnitTask(
             study="faults", labels={"dataset": "rand", "flow": "none", "representation": "single_phase",
                                     "model": f"{model['name']}#{i}"},
@@ -54,7 +55,7 @@ def make_tasks(cell_cfg, models: list[dict], run_dir: str = "") -> list[UnitTask
             train_idx=np.flatnonzero(subjects != test), test_idx=np.flatnonzero(subjects == test), x=x, y=y,
             subjects=subjects, clips=np.array([f"c{j}" for j in range(n)]), source_datasets=np.full(n, "rand"),
             channels=("u", "v", "m"), n_classes=3, cell_cfg=cfg, cell_hash=f"h{i}", unit_key=f"unit{i}",
-            run_dir=run_dir, extras={"register": RegisterOnUnpickle()}))
+            run_dir=run_dir))
     return tasks
 
 
@@ -100,9 +101,10 @@ def test_raising_unit_with_on_error_stop_stops_the_study(cell_cfg):
     assert list(got) == ["unit0"]  # recorded (so a fixed rerun resumes), and nothing after it ran
 
 
+@pytest.mark.ci
 @pytest.mark.slow
 @pytest.mark.parametrize("how", ["exit", "sigkill", "segv"])
-def test_ci_subset_worker_crash_fails_only_its_unit(cell_cfg, how, tmp_path):
+def test_worker_crash_fails_only_its_unit(cell_cfg, how, tmp_path):
     crash = {"name": CRASH_MODEL, "how": how}
     tasks = make_tasks(cell_cfg, [crash, OK, OK], run_dir=str(tmp_path))
     got, err = run_guarded(LocalExecutor({"workers": 2, "threads_per_worker": 1, "on_error": "continue"}), tasks)
@@ -135,8 +137,9 @@ def _timeout_case(cell_cfg, tmp_path, workers):
     assert "executor.unit_timeout_s=15" in error and "Timeout (0:00:15)" in error and "_crash" in error
 
 
+@pytest.mark.ci
 @pytest.mark.slow
-def test_ci_subset_unit_timeout_stops_a_hanging_unit(cell_cfg, tmp_path):
+def test_unit_timeout_stops_a_hanging_unit(cell_cfg, tmp_path):
     _timeout_case(cell_cfg, tmp_path, workers=2)
 
 
@@ -150,8 +153,9 @@ def test_negative_unit_timeout_is_refused():
         LocalExecutor({"workers": 2, "unit_timeout_s": -1})
 
 
+@pytest.mark.ci
 @pytest.mark.slow
-def test_ci_subset_worker_crash_with_on_error_stop(cell_cfg):
+def test_worker_crash_with_on_error_stop(cell_cfg):
     tasks = make_tasks(cell_cfg, [{"name": CRASH_MODEL}, OK])
     got, err = run_guarded(LocalExecutor({"workers": 2, "threads_per_worker": 1, "on_error": "stop"}), tasks)
     assert isinstance(err, StudyStopped)

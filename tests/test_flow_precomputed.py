@@ -13,7 +13,7 @@ import pytest
 from bench.data.precomputed import load_precomputed
 from bench.data.table import DataError
 from bench.flow import compute_flows
-from bench.flow.store import FlowFileSpec, read_flo, read_flow_file, write_flo
+from bench.flowfiles import FlowFileSpec, read_flo, read_flow_file, write_flo
 
 SUBJECTS = ["s 1", "s 1", "s2", "s2"]
 CLIPS = ["a", "b b", "a", "c"]

@@ -2,37 +2,21 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import torch
 from omegaconf import OmegaConf
 from torch.nn import functional as F
 
 from bench.registry import UnknownNameError
-from models import create_model, list_models
+from models import MODELS, build_model, create_model, list_models, model_skip
 
-CONF = Path(__file__).resolve().parents[1] / "bench" / "conf" / "model"
+from _registry_specs import CONF, model_specs  # noqa: E402  (model × input specs from the registries)
 
-# (name, in_chans, params)
-SPECS = [
-    ("ststnet", 3, {}),
-    ("off_apexnet", 2, {}),
-    ("off_apexnet", 3, {}),
-    ("off_apexnet", 6, {}),
-    ("fmanet", 6, {}),
-    ("fmanet", 3, {"streams": "onset_apex"}),
-    ("fmanet", 6, {"streams": "apex_offset", "modulation": "se"}),
-    ("timm:resnet18", 3, {}),
-    ("timm:resnet18", 6, {}),
-    ("timm:resnet10t", 3, {}),
-    ("timm:resnet10t", 6, {}),
-]
+SPECS = model_specs()
 
 
 def _ids(spec):
-    name, c, p = spec
-    return f"{name}-c{c}" + "".join(f"-{k}={v}" for k, v in p.items())
+    return spec[0]
 
 
 def test_all_families_registered():
@@ -42,10 +26,11 @@ def test_all_families_registered():
 @pytest.mark.parametrize("spec", SPECS, ids=_ids)
 @pytest.mark.parametrize("size", [28, 64, 112, (28, 40)])
 def test_output_shape(spec, size):
-    name, c, params = spec
+    _, node, channels = spec
+    c = len(channels)
     h, w = (size, size) if isinstance(size, int) else size
     torch.manual_seed(0)
-    model = create_model(name, c, 5, **params).eval()
+    model = build_model(node, in_chans=c, num_classes=5, channels=channels).eval()
     with torch.no_grad():
         out = model(torch.randn(2, c, h, w))
     assert out.shape == (2, 5)
@@ -69,25 +54,40 @@ def _assert_all_grads(model, x, y):
 
 @pytest.mark.parametrize("spec", SPECS, ids=_ids)
 def test_gradient_reaches_every_parameter(spec):
-    name, c, params = spec
+    _, node, channels = spec
+    c = len(channels)
     torch.manual_seed(0)
-    model = create_model(name, c, 3, **params).train()
+    model = build_model(node, in_chans=c, num_classes=3, channels=channels).train()
     _assert_all_grads(model, torch.randn(6, c, 28, 28), torch.tensor([0, 1, 2, 0, 1, 2]))
 
 
 @pytest.mark.parametrize("path", sorted(CONF.glob("*.yaml")), ids=lambda p: p.stem)
 def test_every_model_config_builds(path):
+    from representations import create_representation, list_representations
+
     cfg = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
-    name = cfg.pop("name")
-    c = 6 if name == "fmanet" else 3
-    model = create_model(name, c, 3, **cfg).eval()
+    name = cfg.pop("name", path.stem)  # a family's own config is named for its registry key
+    node = {"name": name, **cfg}
+    taken = [r for r in map(create_representation, list_representations()) if not model_skip(node, r)[0]]
+    assert taken, f"{path.stem} takes no registered representation"
+    c = len(taken[0].channels)
+    model = create_model(name, c, 3, channels=taken[0].channels, **cfg).eval()
     with torch.no_grad():
         assert model(torch.randn(2, c, 28, 28)).shape == (2, 3)
 
 
 def test_model_configs_cover_every_family():
-    names = {OmegaConf.load(p).name for p in CONF.glob("*.yaml")}
+    names = {OmegaConf.load(p).get("name", p.stem) for p in CONF.glob("*.yaml")}
     assert {"ststnet", "off_apexnet", "fmanet", "timm:resnet18", "timm:resnet10t"} <= names
+    assert {n.split(":")[0] for n in names} >= set(MODELS.names())  # every registered family has a config
+
+
+def test_specs_cover_every_family_and_channel_count():
+    """The registry-drawn specs reach every family, the 3- and 6-channel inputs and the study variants."""
+    families = {s[1]["name"].split(":")[0] for s in SPECS}
+    assert families == set(MODELS.names())
+    assert {len(s[2]) for s in SPECS} >= {3, 6}
+    assert any(s[1]["name"] == "fmanet" and s[1].get("streams") == "onset_apex" and len(s[2]) == 3 for s in SPECS)
 
 
 # --------------------------------------------------------------------------------- STSTNet

@@ -136,12 +136,13 @@ def _no_nan_file(path: Path) -> None:
     assert not NAN_TEXT.search(text), f"{path}: {NAN_TEXT.search(text).group(0)!r} in the file"
 
 
+@pytest.mark.ci
 @pytest.mark.slow
 @settings(max_examples=3, deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(n_classes=st.integers(2, 3), n_subjects=st.integers(3, 4), epochs=st.integers(1, 2),
        rep=st.sampled_from(sorted(set(list_representations()) - {"single_phase"})))
-def test_ci_subset_random_small_studies_have_no_nan_anywhere(tmp_path_factory, session_cache, n_classes,
+def test_random_small_studies_have_no_nan_anywhere(tmp_path_factory, session_cache, n_classes,
                                                             n_subjects, epochs, rep):
     from bench.run import run_study
 

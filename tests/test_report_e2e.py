@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import re
@@ -15,17 +16,28 @@ import pytest
 
 from bench.report import ReportInputError, ReportOptions, make_report, resolve_run_dir
 from bench.report.__main__ import main as cli_main
-from bench.report.load import parse_label
 
 CLASSES = ["negative", "positive", "surprise"]
+# Representation label -> (option, parameters): what the runner resolves a study's entry to.
+REP_PARAMS = {"single_phase": ("single_phase", {}), "cof[theta1=0.3]": ("cof", {"theta1": 0.3}),
+              "cof[theta1=0.6]": ("cof", {"theta1": 0.6})}
+
+
+def cell_hash(cell: str) -> str:
+    return hashlib.sha1(cell.encode()).hexdigest()[:16]
 
 
 def fabricate_run(root: Path, reps=("single_phase", "cof[theta1=0.3]"), models=("ststnet", "fmanet"),
                   n_subjects=6, per_subject=4, seeds=(0, 1), dataset="synthetic", sources=None,
-                  aux=True, examples=True, failed=None, rng_seed=0, flows=("farneback",)) -> Path:
+                  aux=True, examples=True, failed=None, rng_seed=0, flows=("farneback",), rep_params=None,
+                  legacy=False) -> Path:
     """A run directory as bench.run writes it; accuracy grows with the representation's index.
 
-    ``flows=None`` writes the bare schema of notes/results_schema.md (no flow column, 4-part cell ids)."""
+    ``flows=None`` writes the bare schema of notes/results_schema.md (no flow column).
+    ``rep_params``: label -> (option, params) for labels not in REP_PARAMS (default: the label, none).
+    ``legacy=True`` writes a run directory from before the ``p_*`` columns: the option and parameters
+    only in ``rep_params`` JSON, no ``cell_hash``, aux.npz keyed by the cell label."""
+    specs = {**REP_PARAMS, **(rep_params or {})}
     rng = np.random.default_rng(rng_seed)
     run = root / "runs" / "toy_study"
     run.mkdir(parents=True)
@@ -35,6 +47,16 @@ def fabricate_run(root: Path, reps=("single_phase", "cof[theta1=0.3]"), models=(
                                                                enumerate(models)):
         cell = f"{dataset}|{flow}|{rep}|{model}|{seed}" if flow else f"{dataset}|{rep}|{model}|{seed}"
         flow_col = {"flow": flow} if flow else {}
+        option, params = specs.get(rep, (rep, {}))
+        if legacy:
+            cols = {"rep_params": json.dumps({"name": option, **params})}
+            aux_key = cell
+        else:
+            cols = {"cell_hash": cell_hash(cell), "rep_params": json.dumps({"name": option, **params}),
+                    "p_dataset": dataset, **({"p_flow": flow, "p_flow_backend": flow} if flow else {}),
+                    "p_representation": option, **{f"p_representation_{k}": v for k, v in params.items()},
+                    "p_model": model, "p_model_dropout": 0.5}
+            aux_key = cell_hash(cell)
         p_correct = 0.45 + 0.2 * ri + 0.05 * mi + (0.1 if flow == "tvl1" else 0.0)
         y_all = []
         for si, subj in enumerate(subjects):
@@ -52,19 +74,18 @@ def fabricate_run(root: Path, reps=("single_phase", "cof[theta1=0.3]"), models=(
             status = "failed" if failed == (rep, model, seed, subj) else "ok"
             res_rows.append(dict(
                 study="toy_study", dataset=dataset, **flow_col, representation=rep,
-                representation_name=parse_label(rep)[0], model=model, model_name=model, seed=seed,
+                representation_name=option, model=model, model_name=model, seed=seed,
                 fold=subj, cell=cell, test_subjects=subj, n_train=20, n_val=4, n_test=per_subject,
                 fold_uf1=0.5, fold_uar=0.5, fold_acc=0.5, epochs_run=10 + mi, best_epoch=-1,
-                train_seconds=1.5, predict_seconds=0.1, tune_seconds=0.0, hparams="{}",
-                rep_params=json.dumps(parse_label(rep)[1]),
+                train_seconds=1.5, predict_seconds=0.1, tune_seconds=0.0, hparams="{}", **cols,
                 model_params="{}", status=status, error="RuntimeError: boom" if status == "failed" else "",
                 config_hash="abc", git_commit="deadbeef"))
         if aux and model == "fmanet":
             n = len(y_all)
             w1 = rng.uniform(0.2, 0.8, n)
-            auxd[f"{cell}/fusion_weights"] = np.stack([w1, 1 - w1], 1).astype(np.float32)
-            auxd[f"{cell}/attention"] = rng.random((n, 7, 7)).astype(np.float32)
-            auxd[f"{cell}/y_true"] = np.array(y_all)
+            auxd[f"{aux_key}/fusion_weights"] = np.stack([w1, 1 - w1], 1).astype(np.float32)
+            auxd[f"{aux_key}/attention"] = rng.random((n, 7, 7)).astype(np.float32)
+            auxd[f"{aux_key}/y_true"] = np.array(y_all)
     pd.DataFrame(pred_rows).to_parquet(run / "predictions.parquet")
     pd.DataFrame(res_rows).to_parquet(run / "results.parquet")
     if aux:
@@ -109,7 +130,7 @@ def test_end_to_end_report(full_report):
     out = full_report
     md = (out / "report.md").read_text()
     for section in ("## Run facts", "## Headline results", "## Significance against the baseline",
-                    "## Per-subject scores", "## Confusion matrices", "## FMANet explanations",
+                    "## Per-subject scores", "## Confusion matrices", "## Model explanations",
                     "## Representation examples", "mlflow ui --backend-store-uri sqlite:///", "Wilcoxon signed-rank",
                     "Holm", "rank-biserial", "Wall time: 1 h 02 min 05 s", "Git commit: `deadbeef`"):
         assert section in md
@@ -211,7 +232,7 @@ def test_flow_axis_makes_separate_settings(tmp_path):
         assert len(head) == 4 and set(head["dataset"]) == {f"synthetic · {flow}"}
         sig = pd.read_csv(out / "tables" / f"significance_synthetic_{flow}.csv")
         assert set(sig["baseline"]) == {"single_phase"} and len(sig) == 2  # compared within the flow
-    assert (out / "figures" / "fusion_weights.png").exists()  # 5-part aux cell ids (dataset|flow|rep|model|seed)
+    assert (out / "figures" / "fusion_weights.png").exists()  # aux keyed by cell hash, mapped to both settings
     _scan_clean(out)
 
 

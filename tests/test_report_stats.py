@@ -11,7 +11,7 @@ from scipy import stats as sps
 
 from bench import metrics
 from bench.report import stats
-from bench.report.load import RunData, parse_label
+from bench.report.load import RunData, axis_params
 from bench.report.tables import ReportOptions, significance_frame
 
 
@@ -180,8 +180,28 @@ def test_significance_without_baseline_is_reported():
     assert len(df) == 0 and "'single_phase' is not in this study" in notes[0]
 
 
-def test_parse_label():
-    assert parse_label("cof[theta1=0.3,eps=1e-3]") == ("cof", {"theta1": 0.3, "eps": 0.001})
-    assert parse_label("fmanet[-fusion]") == ("fmanet", {"-fusion": True})
-    assert parse_label("single_phase") == ("single_phase", {})
-    assert parse_label("mm[mode=abs]") == ("mm", {"mode": "abs"})
+def test_axis_params_read_the_columns_not_the_labels():
+    # parse_label is gone: the option and parameters come from p_<axis> / p_<axis>_<param>; the label
+    # is display text only (here deliberately unlike the parameters).
+    res = pd.DataFrame([
+        dict(representation="A", model="fmanet[-fusion]", p_representation="cof", p_representation_theta1=0.3,
+             p_representation_eps=1e-3, p_representation_modulation=None, p_model="fmanet", p_model_fusion="none"),
+        dict(representation="B", model="fmanet[-fusion]", p_representation="mm_cof", p_representation_theta1=np.nan,
+             p_representation_eps=np.nan, p_representation_modulation="abs", p_model="fmanet", p_model_fusion="none"),
+        dict(representation="single_phase", model="ststnet", p_representation="single_phase",
+             p_representation_theta1=np.nan, p_representation_eps=np.nan, p_representation_modulation=None,
+             p_model="ststnet", p_model_fusion=None),
+    ])
+    reps = axis_params(res, "representation")
+    assert reps == {"A": ("cof", {"theta1": 0.3, "eps": 0.001}), "B": ("mm_cof", {"modulation": "abs"}),
+                    "single_phase": ("single_phase", {})}
+    assert type(reps["A"][1]["theta1"]) is float  # plain Python numbers, as sweeps expect
+    assert axis_params(res, "model") == {"fmanet[-fusion]": ("fmanet", {"fusion": "none"}), "ststnet": ("ststnet", {})}
+
+
+def test_axis_params_fall_back_to_the_json_of_old_run_directories():
+    res = pd.DataFrame([dict(representation="cof[theta1=0.3]", rep_params='{"name": "cof", "theta1": 0.3}'),
+                        dict(representation="x", representation_name="single_phase", rep_params="{}"),
+                        dict(representation="junk", rep_params="not json")])
+    assert axis_params(res, "representation") == {"cof[theta1=0.3]": ("cof", {"theta1": 0.3}),
+                                                  "x": ("single_phase", {})}  # "junk": unknown, left out

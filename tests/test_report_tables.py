@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 
 from bench.report import ReportInputError, ReportOptions, make_report
-from bench.report.build import _duration, _value
+from bench.report.words import duration as _duration
+from bench.report.words import value as _value
 from bench.report.document import Table, plain
 from bench.report.markdown import table_md
 from bench.report.pdf import TEXT_W, _fit_columns, _glue, text_width_pt, wrap
@@ -100,13 +101,20 @@ def test_options_validation():
 
 
 def test_find_sweeps_theta_grid_and_tied_parameters():
-    from bench.report.build import find_sweeps
-    from bench.report.load import parse_label
+    from bench.report.sections.sweeps import find_sweeps
 
-    labels = ["single_phase", "cof[theta1=0,theta2=1]", "cof[theta1=0.5,theta2=0.5]", "cof[theta1=1,theta2=0]",
-              "mm_cof[modulation=threshold,tau=0.1]", "mm_cof[modulation=threshold,tau=0.3]",
-              "mm_cof[modulation=soft]", "x[a=1,b=1]", "x[a=2,b=1]", "x[a=1,b=2]", "x[a=2,b=2]"]
-    sweeps = {(s.name, s.key): s for s in find_sweeps({lab: parse_label(lab) for lab in labels}, labels)}
+    # label -> (option, parameters), as load.axis_params reads them from the p_representation* columns
+    params = {"single_phase": ("single_phase", {}),
+              "cof[theta1=0,theta2=1]": ("cof", {"theta1": 0, "theta2": 1}),
+              "cof[theta1=0.5,theta2=0.5]": ("cof", {"theta1": 0.5, "theta2": 0.5}),
+              "cof[theta1=1,theta2=0]": ("cof", {"theta1": 1, "theta2": 0}),
+              "mm_cof[modulation=threshold,tau=0.1]": ("mm_cof", {"modulation": "threshold", "tau": 0.1}),
+              "mm_cof[modulation=threshold,tau=0.3]": ("mm_cof", {"modulation": "threshold", "tau": 0.3}),
+              "mm_cof[modulation=soft]": ("mm_cof", {"modulation": "soft"}),
+              "x[a=1,b=1]": ("x", {"a": 1, "b": 1}), "x[a=2,b=1]": ("x", {"a": 2, "b": 1}),
+              "x[a=1,b=2]": ("x", {"a": 1, "b": 2}), "x[a=2,b=2]": ("x", {"a": 2, "b": 2})}
+    labels = list(params)
+    sweeps = {(s.name, s.key): s for s in find_sweeps(params, labels)}
     # theta2 = 1 - theta1: one figure over theta1, theta2 noted as tied, a single line
     assert set(sweeps) == {("cof", "theta1"), ("mm_cof", "tau"), ("x", "a"), ("x", "b")}
     cof = sweeps[("cof", "theta1")]

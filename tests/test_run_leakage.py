@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from bench import engine
-from bench.protocol import LeakageError
+from bench.protocol import LeakageError, assert_disjoint
 from bench.units import UnitTask, run_unit
 
 
@@ -102,4 +102,7 @@ def test_a_leaking_fold_is_refused(tmp_path):
     rec = run_unit(task)
     assert rec["row"]["status"] == "failed"
     assert "LeakageError" in rec["row"]["error"] and "s2" in rec["row"]["error"]
-    assert issubclass(LeakageError, AssertionError)
+    # a caller guarding with `except AssertionError` (as tests and asserts do) catches a leak too
+    with pytest.raises(AssertionError, match="s2") as e:
+        assert_disjoint({"s1", "s2"}, {"s2"}, what="a fold")
+    assert isinstance(e.value, LeakageError)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from bench.config import ConfigError, compose, group_options
@@ -9,21 +11,34 @@ from bench.run import main
 from bench.study import plan_study
 from studies import list_studies
 
-REQUIRED_STUDIES = {"ablation_phases", "ablation_phases_tuned", "ablation_theta", "fmanet_ablation",
-                    "flow_backends", "release_phase", "smoke"}
+README = Path(__file__).resolve().parents[1] / "README.md"
 
 
-def test_every_required_study_exists_and_plans():
-    assert REQUIRED_STUDIES <= set(list_studies())
-    for name in sorted(REQUIRED_STUDIES):
-        plan = plan_study([f"study={name}"])
-        assert plan.cells, name
-        assert len({c.cfg_hash for c in plan.cells}) == len(plan.cells), f"{name}: two cells share a config"
+@pytest.mark.parametrize("name", list_studies())
+def test_every_study_plans(name):
+    plan = plan_study([f"study={name}"])
+    assert plan.cells, name
+    assert len({c.cfg_hash for c in plan.cells}) == len(plan.cells), f"{name}: two cells share a config"
+
+
+def test_every_study_is_in_the_readme_table_and_back():
+    """The README's study table and studies/ name the same studies (the table is what users read)."""
+    text = README.read_text()
+    table = text[text.index("## Studies"):text.index("## Configuration")]
+    named = {line.split("`")[1] for line in table.splitlines() if line.startswith("| `")}
+    assert named == set(list_studies())
+    assert {"ablation_phases", "release_phase", "smoke"} <= named
 
 
 def test_groups_exist():
-    for g in ("dataset", "flow", "representation", "model", "trainer", "protocol", "tuning", "tracking", "executor"):
-        assert group_options(g), g
+    """Every config group of the root config is a folder of options, and its default is one of them."""
+    from bench.config import CONF_DIR, GROUPS
+
+    folders = {d.name for d in CONF_DIR.iterdir() if d.is_dir()}
+    assert folders == set(GROUPS) - {"study"}
+    choices = compose([], with_choices=True).hydra.runtime.choices
+    for g in GROUPS:
+        assert choices[g] in group_options(g), g
 
 
 def test_ablation_phases_grid_and_exclusion():
@@ -35,6 +50,29 @@ def test_ablation_phases_grid_and_exclusion():
     fman = [c for c in plan.cells if c.model.option == "fmanet"]
     assert [c.representation.name for c in fman] == ["two_phase_stack"]
     assert len(plan.excluded) == 3
+    # the study writes no exclusion: FMANet's own skip rule leaves these out, each with its reason
+    assert "exclude" not in plan.study
+    for e in plan.excluded:
+        assert "|fmanet: fmanet " in e and ("phase" in e), e
+    assert any(e.startswith("synthetic|tvl1|cof|fmanet: ") and "mix the phases" in e for e in plan.excluded)
+
+
+def test_cfg_job_prints_each_exclusion_with_its_reason(capsys):
+    assert main(["study=ablation_phases", "--cfg", "job"]) == 0
+    out = capsys.readouterr().out
+    excluded = [line for line in out.splitlines() if line.startswith("#   excluded: ")]
+    assert len(excluded) == 3 and all("fmanet" in line and ": fmanet " in line for line in excluded)
+
+
+def test_study_exclude_rule_still_works_and_says_so():
+    plan = plan_study(["study=smoke", "+study.exclude=[{representation: two_phase_stack}]"])
+    assert [c.representation.name for c in plan.cells] == ["single_phase"]
+    assert plan.excluded == ["synthetic|tvl1|two_phase_stack|ststnet: excluded by the study's exclude rule"]
+
+
+def test_every_cell_skipped_names_the_reasons():
+    with pytest.raises(ConfigError, match=r"(?s)every cell is excluded:.*single_phase\|fmanet: fmanet with streams=both"):
+        plan_study(["study=smoke", "study.models=[fmanet]", "study.representations=[single_phase]"])
 
 
 def test_group_override_replaces_axis_and_lists_override():

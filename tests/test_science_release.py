@@ -15,7 +15,8 @@ from bench.run import summary_table, run_study
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
 
-def test_ci_subset_release_phase_single_phase_at_chance_two_phase_above(run_overrides):
+@pytest.mark.ci
+def test_release_phase_single_phase_at_chance_two_phase_above(run_overrides):
     run_dir = run_study(["study=release_phase", "study.models=[ststnet]",
                          "study.representations=[single_phase,two_phase_stack]", "tracking=none", "report=false",
                          *run_overrides])

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench.megc_log import (
+from bench.prediction_files import (
     PredictionFileError,
     companion_path,
     detect_format,

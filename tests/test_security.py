@@ -145,7 +145,7 @@ def test_flow_cache_with_a_pickled_object_is_corrupt_not_run(tmp_path):
 
 
 def test_precomputed_flow_file_with_a_pickled_object_is_refused(tmp_path):
-    from bench.flow.store import read_flow_file, spec_from_mapping
+    from bench.flowfiles import read_flow_file, spec_from_mapping
 
     marker = tmp_path / "pwned"
     path = tmp_path / "flow.npy"

@@ -14,8 +14,9 @@ TINY = ["dataset.n_subjects=3", "dataset.clips_per_class=1", "dataset.size=48", 
         "flow.size=32", "input_size=20", "trainer.epochs=1", "tracking=none", "report=false", "progress=false"]
 
 
+@pytest.mark.ci
 @pytest.mark.parametrize("study", list_studies())
-def test_ci_subset_every_study_runs(study, run_overrides, capsys):
+def test_every_study_runs(study, run_overrides, capsys):
     extra = ["tuning.n_trials=1", "tuning.inner_folds=2", "~tuning.space.trainer.epochs"] if study.endswith("_tuned") else []
     assert main([f"study={study}", *TINY, *extra, *run_overrides]) == 0, capsys.readouterr().err
     out = capsys.readouterr().out

@@ -6,33 +6,31 @@ e.g. the ``dataset`` node of the composed config.
 
 from __future__ import annotations
 
-import importlib
 from typing import Any, Mapping
 
 from bench.data.table import DataError, SampleTable
-from bench.registry import Registry
+from bench.registry import Registry, import_plugins
 
 DATASETS = Registry("dataset")
 register_dataset = DATASETS.register
 
-# One module per dataset family; each registers its loader(s) on import.
-_MODULES = ("synthetic", "generic", "casme2", "samm", "smic", "mmew", "casme3", "megc2019", "precomputed")
 _loaded = False
 
 
 def _load_all() -> None:
+    """Import every module of this package: a dataset family is one file whose loader(s) register on
+    import (``_sheets`` and ``__main__`` are not loaders and are skipped). Lazy, so that importing
+    ``bench.data.table`` stays cheap."""
     global _loaded
     if not _loaded:
-        for m in _MODULES:
-            importlib.import_module(f"bench.data.{m}")
+        import_plugins(__name__, __path__)
         _loaded = True
 
 
 def load_dataset(cfg: Mapping[str, Any]) -> SampleTable:
+    """The table the dataset node (``{name: <loader>, **params}``) describes."""
     _load_all()
-    params = dict(cfg)
-    name = params.pop("name")
-    return DATASETS.get(name)(**params)
+    return DATASETS.build(cfg)
 
 
 def list_datasets() -> list[str]:

@@ -15,7 +15,7 @@ absent: its flow is zeros (flag ``phase2_missing:zeros``) and the representation
 reported as unavailable.
 
 Formats (by extension): ``.npy`` / ``.npz`` float arrays, Middlebury ``.flo``, or 8-bit/16-bit
-images; ``flow_file`` declares how to read them (``bench.flow.store.FlowFileSpec``): ``channels``
+images; ``flow_file`` declares how to read them (``bench.flowfiles.FlowFileSpec``): ``channels``
 (e.g. ``[u, v, strain]``; images: RGB order), ``layout`` (chw | hwc | auto), ``npz_key``, and for
 images ``normalisation`` (``fixed`` with ``scale``/``offset``: value = pixel * scale + offset;
 ``minmax``: per-image stretch, sign and scale of u, v lost). The loader logs, and records in
@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -43,19 +43,21 @@ from bench.data._sheets import norm_header, read_table
 from bench.data.generic import index_class_names
 from bench.data.table import DataError, SampleTable
 from bench.data.validate import MAX_ERRORS_SHOWN, finalize, parse_frame, split_options
-from bench.flow.store import FLOW_EXTS, IMAGE_EXTS, FlowFileSpec, spec_from_mapping
+from bench.flowfiles import FLOW_EXTS, IMAGE_EXTS, FlowFileSpec, spec_from_mapping
 
 log = logging.getLogger("bench.data")
 
 _ACCEPTED = ("root", "annotation", "phase1_template", "phase2_template", "phase1_array", "phase2_array",
              "flow_file", "classes", "columns", "sheet", "dataset")
 
-REPRESENTATIONS_PHASE1 = ("single_phase", "strain")
-REPRESENTATIONS_PHASE2 = ("single_phase_offset", "cof", "mm_cof", "two_phase_stack")
-
-
 def exactness(exts: set[str], spec: FlowFileSpec, has_phase2: bool) -> dict[str, str]:
-    """Representation name -> 'exact' | 'exact up to ...' | 'approximate: why' | 'unavailable: why'."""
+    """Representation name -> 'exact' | 'exact up to ...' | 'approximate: why' | 'unavailable: why'.
+
+    The format decides the base note; each representation adds what it knows of itself (the
+    phases it reads, the stored channels it recomputes), so no representation is named here.
+    """
+    from representations import exactness_notes
+
     images = bool(exts & IMAGE_EXTS)
     if not images:
         base = "exact"
@@ -64,15 +66,7 @@ def exactness(exts: set[str], spec: FlowFileSpec, has_phase2: bool) -> dict[str,
     else:
         base = ("approximate: per-image min-max normalised images lost the sign and scale of u, v "
                 "(u, v, magnitudes, strain and Mc are computed from rescaled values in [-1, 1])")
-    out = {}
-    for r in REPRESENTATIONS_PHASE1 + REPRESENTATIONS_PHASE2:
-        if r in REPRESENTATIONS_PHASE2 and not has_phase2:
-            out[r] = "unavailable: no apex->offset flow (phase 2 is zeros)"
-        else:
-            out[r] = base
-    if "strain" in spec.channels:
-        out["strain"] += "; the stored strain channel is not used (strain is recomputed from u, v)"
-    return out
+    return exactness_notes(base, has_phase2, list(spec.channels))
 
 
 def _template_path(root: Path, template: str, values: Mapping[str, Any], at: str) -> Path:

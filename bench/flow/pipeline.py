@@ -29,8 +29,8 @@ from bench.flow.cache import (
     save_entry,
 )
 from bench.flow.crop import CropSpec, crop_resize, find_box, resolve_crop
-from bench.flow.ops import resize_flow
-from bench.flow.store import read_flow_file, spec_from_mapping
+from bench.flowops import resize_flow
+from bench.flowfiles import read_flow_file, spec_from_mapping
 
 log = logging.getLogger(__name__)
 

@@ -167,45 +167,55 @@ def sweep_plot(df: pd.DataFrame, param: str, lines: list[str], path: Path, dpi: 
         _save(fig, path, dpi)
 
 
-def fusion_weights_plot(groups: dict[str, tuple[np.ndarray, np.ndarray]], classes: list[str], path: Path,
-                        dpi: int) -> None:
-    """Per cell: mean learned fusion weight of each phase per true class (± std over samples)."""
+def component_by_class_plot(groups: dict[str, tuple[np.ndarray, np.ndarray]], classes: list[str], path: Path,
+                            dpi: int, name: str = "value") -> None:
+    """Per cell (panel): mean ± std over samples of each component of an (N, k) array, per true class.
+
+    ``groups``: panel title -> (values (N, k), true labels (N,)); components are labelled ``name[j]``.
+    """
     if not groups:
-        raise Skipped("aux.npz has no fusion weights")
+        raise Skipped(f"no cell returned {name}")
     n = len(groups)
     ncols = min(n, 2)
     nrows = math.ceil(n / ncols)
     k = len(classes)
+    n_comp = max(w.shape[1] for w, _ in groups.values())
+    width = 0.76 / n_comp
+    unit = all(float(w.min()) >= 0 and float(w.max()) <= 1 for w, _ in groups.values())  # e.g. softmax weights
     with _style():
         fig = Figure(figsize=(TEXT_WIDTH_IN, min(2.4 * nrows + 0.5, MAX_HEIGHT_IN)), layout="constrained")
         axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
         x = np.arange(k)
-        colors = sns.color_palette("colorblind", 2)
-        for ax, (name, (w, y)) in zip(axes, groups.items()):
+        colors = sns.color_palette("colorblind", max(n_comp, 2))
+        present = np.array([[(y == c).any() for c in range(k)] for _, y in groups.values()])
+        for ax, (title, (w, y)), has in zip(axes, groups.items(), present):
             for p in range(w.shape[1]):
-                mean = np.array([w[y == c, p].mean() if (y == c).any() else 0.0 for c in range(k)])
-                sd = np.array([w[y == c, p].std() if (y == c).any() else 0.0 for c in range(k)])
-                present = np.array([(y == c).any() for c in range(k)])
-                ax.bar(x[present] + (p - 0.5) * 0.38, mean[present], 0.36, yerr=sd[present], capsize=2,
-                       color=colors[p % 2], label=f"phase {p + 1}", error_kw={"elinewidth": 0.7})
+                mean = np.array([w[y == c, p].mean() if has[c] else 0.0 for c in range(k)])
+                sd = np.array([w[y == c, p].std() if has[c] else 0.0 for c in range(k)])
+                ax.bar(x[has] + (p - (n_comp - 1) / 2) * width, mean[has], width * 0.95, yerr=sd[has], capsize=2,
+                       color=colors[p], label=f"{name}[{p}]", error_kw={"elinewidth": 0.7})
             ax.set_xticks(x, [_short(c, 9) for c in classes], rotation=30 if k > 4 else 0,
                           ha="right" if k > 4 else "center")
-            ax.set_ylim(0, 1)
-            ax.set_ylabel("mean weight")
-            ax.set_title(name, fontsize=7.5)
+            if unit:
+                ax.set_ylim(0, 1)
+            ax.set_ylabel("mean value")
+            ax.set_title(title, fontsize=7.5)
             ax.grid(axis="x", visible=False)
         for ax in axes[n:]:
             ax.set_axis_off()
-        h, lab = axes[0].get_legend_handles_labels()
-        fig.legend(h, lab, loc="outside lower center", ncols=2, frameon=False)
+        h, lab = max((ax.get_legend_handles_labels() for ax in axes[:n]), key=lambda hl: len(hl[1]))
+        fig.legend(h, lab, loc="outside lower center", ncols=min(len(lab), 4), frameon=False)
         _save(fig, path, dpi)
 
 
-def attention_plot(groups: dict[str, tuple[np.ndarray, np.ndarray]], classes: list[str], path: Path,
-                   dpi: int) -> None:
-    """Per cell (row): mean spatial attention over all test samples, then per true class."""
+def mean_map_plot(groups: dict[str, tuple[np.ndarray, np.ndarray]], classes: list[str], path: Path,
+                  dpi: int, name: str = "map") -> None:
+    """Per cell (row): the mean of an (N, h, w) map over all test samples, then per true class.
+
+    ``groups``: row label ("rep × model") -> (maps (N, h, w), true labels (N,)).
+    """
     if not groups:
-        raise Skipped("aux.npz has no attention maps")
+        raise Skipped(f"no cell returned {name}")
     k = len(classes)
     ncols = k + 1
     panel = min(1.5, TEXT_WIDTH_IN / (ncols + 0.4))
@@ -213,8 +223,8 @@ def attention_plot(groups: dict[str, tuple[np.ndarray, np.ndarray]], classes: li
         fig = Figure(figsize=(panel * ncols + 0.6, min(panel * len(groups) + 0.5, MAX_HEIGHT_IN)),
                      layout="constrained")
         axes = fig.subplots(len(groups), ncols, squeeze=False)
-        for i, (name, (att, y)) in enumerate(groups.items()):
-            maps = [att.mean(axis=0)] + [att[y == c].mean(axis=0) if (y == c).any() else None for c in range(k)]
+        for i, (label, (arr, y)) in enumerate(groups.items()):
+            maps = [arr.mean(axis=0)] + [arr[y == c].mean(axis=0) if (y == c).any() else None for c in range(k)]
             vmax = max(float(m.max()) for m in maps if m is not None)
             vmin = min(float(m.min()) for m in maps if m is not None)
             im = None
@@ -227,11 +237,13 @@ def attention_plot(groups: dict[str, tuple[np.ndarray, np.ndarray]], classes: li
                     ax.text(0.5, 0.5, "no test\nsamples", ha="center", va="center", fontsize=6,
                             transform=ax.transAxes)
                     continue
-                im = ax.imshow(mp, cmap="inferno", vmin=vmin, vmax=vmax)
+                # a long thin map (e.g. streams x channels) fills its panel instead of being a sliver
+                thin = max(mp.shape) > 4 * min(mp.shape)
+                im = ax.imshow(mp, cmap="inferno", vmin=vmin, vmax=vmax, aspect="auto" if thin else "equal")
                 if i == 0:
                     ax.set_title("all" if j == 0 else _short(classes[j - 1], 10), fontsize=7)
                 if j == 0:
-                    ax.set_ylabel("\n× ".join(_short(p, 22) for p in name.split(" × ")), fontsize=6.5)
+                    ax.set_ylabel("\n× ".join(_short(p, 22) for p in label.split(" × ")), fontsize=6.5)
             if im is not None:
                 fig.colorbar(im, ax=axes[i, :], shrink=0.8, aspect=12)
         _save(fig, path, dpi)

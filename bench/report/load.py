@@ -1,4 +1,8 @@
-"""Read a study's run directory (see notes/results_schema.md) into validated, typed frames."""
+"""Read a study's run directory (see notes/results_schema.md) into validated, typed frames.
+
+Cells are told apart by the axis columns (``bench.results.CELL_AXES``) and described by the
+parameter columns ``p_<axis>`` / ``p_<axis>_<param>``; labels are for display only and never parsed.
+"""
 
 from __future__ import annotations
 
@@ -11,10 +15,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from bench.results import decode_param
+
 log = logging.getLogger(__name__)
 
 PRED_REQUIRED = ("dataset", "representation", "model", "seed", "fold", "subject", "y_true", "y_pred")
 RESULTS_REQUIRED = ("dataset", "representation", "model", "seed", "fold", "status")
+SETTING = "setting"  # derived column: the (dataset, flow) pair within which the report compares cells
 
 
 class ReportInputError(ValueError):
@@ -35,6 +42,17 @@ class RunData:
     examples: dict[str, np.ndarray] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)  # documented fallbacks applied while loading
     flows: list[str] = field(default_factory=list)  # flow-axis labels (empty when the tables have none)
+
+    def __post_init__(self) -> None:
+        # The report's unit of comparison is a setting, one (dataset, flow) pair: a derived ``setting``
+        # column, so the axis columns themselves stay as the runner wrote them.
+        if not self.flows and "flow" in self.predictions.columns:
+            self.flows = ordered(self.predictions["flow"].fillna("").astype(str))
+        multi = len(self.flows) > 1
+        for name in ("predictions", "results"):
+            df = getattr(self, name)
+            if SETTING not in df.columns:
+                setattr(self, name, df.assign(**{SETTING: _setting_column(df, multi)}))
 
     @property
     def n_classes(self) -> int:
@@ -153,6 +171,8 @@ def load_run(run_dir: str | Path) -> RunData:
             i = int(np.flatnonzero(s.isna().to_numpy())[0])
             raise ReportInputError(f"{ppath}: row {i}: column {c!r} is empty")
         preds[c] = s.astype(str)
+    if "flow" in preds.columns:
+        preds["flow"] = preds["flow"].fillna("").astype(str)
     if "source_dataset" not in preds.columns:
         preds["source_dataset"] = preds["dataset"]
     else:
@@ -170,8 +190,13 @@ def load_run(run_dir: str | Path) -> RunData:
         results["seed"] = _int_column(results, "seed", rpath)
         for c in ("dataset", "representation", "model", "fold", "status"):
             results[c] = results[c].astype(str)
+        if "flow" in results.columns:
+            results["flow"] = results["flow"].fillna("").astype(str)
 
-    flows = _fold_flow_axis(preds, results, notes)
+    flows = ordered(preds["flow"].fillna("").astype(str)) if "flow" in preds.columns else []
+    if len(flows) > 1:
+        notes.append(f"the study ran {len(flows)} optical-flow settings ({', '.join(flows)}); every table and "
+                     "comparison is made within one dataset · flow setting")
     study = facts.get("study")
     if not study:
         study = results["study"].iloc[0] if "study" in results.columns and len(results) else run_dir.name
@@ -181,25 +206,21 @@ def load_run(run_dir: str | Path) -> RunData:
     return RunData(run_dir, study, facts, results, preds, classes, aux, examples, notes, flows)
 
 
-def _fold_flow_axis(preds: pd.DataFrame, results: pd.DataFrame, notes: list[str]) -> list[str]:
-    """The study's flow labels. With several, each (dataset, flow) becomes its own report setting.
+def ordered(values, first: str | None = None) -> list[str]:
+    """Unique values in order of first appearance, ``first`` (if present) moved to the front."""
+    seen = list(dict.fromkeys(str(v) for v in values))
+    if first is not None and first in seen:
+        seen.remove(first)
+        seen.insert(0, first)
+    return seen
 
-    The runner has a flow axis (column ``flow``). Comparisons must stay within one flow (the baseline
-    with the same model AND the same flow), which is exactly what grouping by ``dataset`` already does;
-    so the dataset column is rewritten to ``<dataset> · <flow>`` (originals kept in ``dataset_name``).
-    """
-    if "flow" not in preds.columns:
-        return []
-    preds["flow"] = preds["flow"].fillna("").astype(str)
-    flows = list(dict.fromkeys(preds["flow"]))
-    if len(flows) > 1:
-        for df in (preds, results):
-            if "flow" in df.columns and len(df):
-                df["dataset_name"] = df["dataset"]
-                df["dataset"] = df["dataset"].astype(str) + " · " + df["flow"].fillna("").astype(str)
-        notes.append(f"the study ran {len(flows)} optical-flow settings ({', '.join(flows)}); every table and "
-                     "comparison is made within one dataset · flow setting")
-    return flows
+
+def _setting_column(df: pd.DataFrame, multi_flow: bool) -> pd.Series:
+    """``<dataset> · <flow>`` when the study has several flows (comparisons stay within one), else the dataset."""
+    ds = df["dataset"].astype(str) if "dataset" in df.columns else pd.Series("", index=df.index)
+    if multi_flow and "flow" in df.columns:
+        return ds + " · " + df["flow"].fillna("").astype(str)
+    return ds
 
 
 def _read_npz(path: Path) -> dict[str, np.ndarray]:
@@ -213,57 +234,49 @@ def _read_npz(path: Path) -> dict[str, np.ndarray]:
         raise ReportInputError(f"{path}: cannot be read as .npz ({e})") from e
 
 
-_LABEL = re.compile(r"^(?P<name>[^\[\]]+?)(?:\[(?P<args>.*)\])?$")
+# Pre-``p_*`` run directories: the option and parameters of an axis from its JSON column.
+_LEGACY_PARAMS = {"representation": ("rep_params", "representation_name"), "model": ("model_params", "model_name")}
 
 
-def parse_label(label: str) -> tuple[str, dict[str, object]]:
-    """``cof[theta1=0.3,eps=1e-3]`` -> ("cof", {"theta1": 0.3, "eps": 0.001}); bare flags map to True."""
-    m = _LABEL.match(label.strip())
-    if not m:
-        return label, {}
-    params: dict[str, object] = {}
-    args = m.group("args")
-    if args:
-        for part in args.split(","):
-            part = part.strip()
-            if not part:
-                continue
-            if "=" in part:
-                key, val = (s.strip() for s in part.split("=", 1))
-                params[key] = _coerce(val)
-            else:
-                params[part] = True
-    return m.group("name"), params
+def _present(v) -> bool:
+    return not (v is None or (np.isscalar(v) and pd.isna(v)))
 
 
-def _coerce(val: str) -> object:
-    try:
-        return json.loads(val)
-    except (json.JSONDecodeError, ValueError):
-        return val
+def axis_params(results: pd.DataFrame, axis: str = "representation") -> dict[str, tuple[str, dict]]:
+    """Axis label -> (option, {parameter: value}), read from ``p_<axis>`` and ``p_<axis>_<param>``.
 
-
-def representation_params(run: RunData) -> dict[str, tuple[str, dict[str, object]]]:
-    """Representation label -> (registry name, params), from ``rep_params`` JSON when present, else the label."""
-    out: dict[str, tuple[str, dict[str, object]]] = {}
-    for label in run.predictions["representation"].unique():
-        out[label] = parse_label(label)
-    res = run.results
-    if len(res) and "rep_params" in res.columns:
-        for label, grp in res.groupby("representation", sort=False):
-            name = (
-                str(grp["representation_name"].iloc[0])
-                if "representation_name" in grp.columns and pd.notna(grp["representation_name"].iloc[0])
-                else parse_label(label)[0]
-            )
-            raw = grp["rep_params"].dropna()
-            params = dict(parse_label(label)[1])
-            if len(raw):
-                try:
-                    js = json.loads(str(raw.iloc[0]))
-                    if isinstance(js, dict):
-                        params = {**js, **params}
-                except json.JSONDecodeError:
-                    log.warning("results: rep_params of %s is not JSON; using the label's parameters", label)
-            out[str(label)] = (name, params)
+    A parameter that is absent for a label (``n/a``: it belongs to another option) is left out. Run
+    directories written before those columns existed fall back to the JSON column (``rep_params`` /
+    ``model_params``: ``name`` is the registry name, the rest the parameters) and ``<axis>_name``.
+    Labels with neither are absent.
+    """
+    out: dict[str, tuple[str, dict]] = {}
+    if not len(results) or axis not in results.columns:
+        return out
+    opt_col, prefix = f"p_{axis}", f"p_{axis}_"
+    pcols = [c for c in results.columns if str(c).startswith(prefix)]
+    json_col, name_col = _LEGACY_PARAMS.get(axis, (None, None))
+    for label, grp in results.groupby(axis, sort=False):
+        row = grp.iloc[0]
+        if opt_col in grp.columns and _present(row[opt_col]):
+            decoded = {c[len(prefix):]: decode_param(row[c]) for c in pcols}  # "n/a": another option's
+            out[str(label)] = (str(row[opt_col]), {k: v for k, (present, v) in decoded.items() if present})
+            continue
+        params: dict = {}
+        if json_col in grp.columns and _present(row[json_col]):
+            try:
+                js = json.loads(str(row[json_col]))
+                params = dict(js) if isinstance(js, dict) else {}
+            except json.JSONDecodeError:
+                log.warning("results: %s of %s is not JSON; its parameters are unknown", json_col, label)
+        name = params.pop("name", None)
+        if name is None and name_col in grp.columns and _present(row[name_col]):
+            name = row[name_col]
+        if name is not None:
+            out[str(label)] = (str(name), params)
     return out
+
+
+def axis_options(results: pd.DataFrame, axis: str = "representation") -> dict[str, str]:
+    """Axis label -> its config-group option (registry name for old run directories)."""
+    return {lab: opt for lab, (opt, _) in axis_params(results, axis).items()}

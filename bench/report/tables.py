@@ -11,7 +11,7 @@ import pandas as pd
 
 from . import stats
 from .document import Table
-from .load import RunData, parse_label
+from .load import SETTING, RunData, axis_options, ordered
 
 log = logging.getLogger(__name__)
 
@@ -56,20 +56,16 @@ class ReportOptions:
             raise ValueError(f"report.dpi must be >= 150 (print resolution), got {self.dpi}")
 
 
-def ordered(values, first: str | None = None) -> list[str]:
-    """Unique values in order of first appearance, ``first`` (if present) moved to the front."""
-    seen = list(dict.fromkeys(str(v) for v in values))
-    if first is not None and first in seen:
-        seen.remove(first)
-        seen.insert(0, first)
-    return seen
+def baseline_label(labels: list[str], baseline: str,
+                   options: dict[str, str] | None = None) -> tuple[str | None, str]:
+    """The representation label that is the baseline, and words explaining a failure to find one.
 
-
-def baseline_label(labels: list[str], baseline: str) -> tuple[str | None, str]:
-    """The representation label that is the baseline, and words explaining a failure to find one."""
+    ``baseline`` matches a label exactly, else the one label whose option (``options``: label ->
+    ``p_representation``, see ``load.axis_options``) it names.
+    """
     if baseline in labels:
         return baseline, ""
-    named = [lab for lab in labels if parse_label(lab)[0] == baseline]
+    named = [lab for lab in labels if (options or {}).get(lab) == baseline]
     if len(named) == 1:
         return named[0], ""
     if named:
@@ -78,19 +74,21 @@ def baseline_label(labels: list[str], baseline: str) -> tuple[str | None, str]:
 
 
 def failed_folds(run: RunData) -> pd.DataFrame:
-    """Failed (dataset, representation, model, seed, fold) rows with their errors."""
+    """Failed (dataset, representation, model, seed, fold) rows with their errors; ``dataset`` is the setting."""
     res = run.results
     if not len(res):
         return res
-    bad = res[res["status"] != "ok"]
+    bad = res[res["status"] != "ok"].assign(dataset=lambda d: d[SETTING])
     cols = [c for c in ("dataset", "representation", "model", "seed", "fold", "status", "error") if c in bad]
     return bad[cols].reset_index(drop=True)
 
 
 def headline_frame(run: RunData, opts: ReportOptions, preds: pd.DataFrame | None = None,
-                   by: tuple[str, ...] = ("dataset",)) -> tuple[pd.DataFrame, dict]:
+                   by: tuple[str, ...] = (SETTING,)) -> tuple[pd.DataFrame, dict]:
     """One row per (by..., representation, model): pooled scores, seed std, bootstrap CI.
 
+    ``by`` names columns of the predictions; the setting is written as ``dataset`` (its display
+    label: the dataset, or ``<dataset> · <flow>`` when the study has several flows).
     Returns the numeric frame and {(by..., rep, model): CellSummary}.
     """
     preds = run.predictions if preds is None else preds
@@ -101,10 +99,10 @@ def headline_frame(run: RunData, opts: ReportOptions, preds: pd.DataFrame | None
         summ = stats.summarize_cell(grp, run.n_classes, opts.n_boot, opts.seed, opts.ci_level)
         cells[key] = summ
         *bkeys, rep, model = key
-        row = dict(zip(by, bkeys))
+        row = {("dataset" if b == SETTING else b): v for b, v in zip(by, bkeys)}
         n_failed = 0
         if len(fails):
-            n_failed = int(((fails["dataset"] == row.get("dataset", grp["dataset"].iloc[0]))
+            n_failed = int(((fails["dataset"] == grp[SETTING].iloc[0])
                             & (fails["representation"] == rep) & (fails["model"] == model)).sum())
         row.update(representation=rep, model=model, n_seeds=len(summ.seeds),
                    seeds=";".join(map(str, summ.seeds)), n_subjects=summ.n_subjects,
@@ -116,11 +114,12 @@ def headline_frame(run: RunData, opts: ReportOptions, preds: pd.DataFrame | None
         rows.append(row)
     df = pd.DataFrame(rows)
     if len(df):
-        base, _ = baseline_label(reps, opts.baseline)
+        base, _ = baseline_label(reps, opts.baseline, axis_options(run.results))
         rep_order = ordered(df["representation"], base)
         df["_r"] = df["representation"].map({r: i for i, r in enumerate(rep_order)})
         df["_m"] = df["model"].map({m: i for i, m in enumerate(ordered(preds["model"]))})
-        df = df.sort_values([*by, "_r", "_m"], kind="stable").drop(columns=["_r", "_m"]).reset_index(drop=True)
+        keys = [("dataset" if b == SETTING else b) for b in by]
+        df = df.sort_values([*keys, "_r", "_m"], kind="stable").drop(columns=["_r", "_m"]).reset_index(drop=True)
     return df, cells
 
 
@@ -175,16 +174,18 @@ def breakdown_table(df: pd.DataFrame, caption: str) -> Table:
 
 
 def significance_frame(run: RunData, opts: ReportOptions) -> tuple[pd.DataFrame, list[str]]:
-    """Every representation vs the baseline with the same model (per dataset), on per-subject accuracy.
+    """Every representation vs the baseline with the same model (per setting), on per-subject accuracy.
 
-    The family for Holm is every comparison that was actually tested within one dataset.
+    The family for Holm is every comparison that was actually tested within one setting (dataset,
+    flow); ``dataset`` in the frame is the setting's label.
     Returns the frame and sentences about comparisons that could not be made at all.
     """
     preds = run.predictions
+    options = axis_options(run.results)
     rows, notes = [], []
-    for ds, dgrp in preds.groupby("dataset", sort=False):
+    for ds, dgrp in preds.groupby(SETTING, sort=False):
         reps = ordered(dgrp["representation"])
-        base, why = baseline_label(reps, opts.baseline)
+        base, why = baseline_label(reps, opts.baseline, options)
         if base is None:
             notes.append(f"{ds}: no significance tests — {why}.")
             continue

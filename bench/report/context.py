@@ -1,0 +1,108 @@
+"""What every report section reads: the loaded run, the options, and data derived from them.
+
+Built once per report. Derived data are cached properties computed on first use, so a section
+never depends on another section having run first (the headline frames the sweeps reuse, for one).
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+import pandas as pd
+
+from . import figures as F
+from .document import Block, Figure, Para, Table
+from .load import SETTING, RunData, axis_options, ordered
+from .tables import ReportOptions, baseline_label, headline_frame, write_table
+from .words import slug
+
+
+class ReportContext:
+    """The run, the options, the output directories and the files written so far."""
+
+    def __init__(self, run: RunData, out: Path, opts: ReportOptions):
+        self.run, self.out, self.opts = run, Path(out), opts
+        self.fig_dir, self.tab_dir = self.out / "figures", self.out / "tables"
+        self.written: list[Path] = []  # every figure and table this report wrote (the rest is stale)
+
+    # -- the cells
+    @cached_property
+    def settings(self) -> list[str]:
+        """Setting labels (one (dataset, flow) pair each) in order of first appearance."""
+        return ordered(self.run.predictions[SETTING])
+
+    @property
+    def multi(self) -> bool:
+        """Several settings: each gets its own tables and figures."""
+        return len(self.settings) > 1
+
+    @cached_property
+    def datasets(self) -> list[str]:
+        return ordered(self.run.predictions["dataset"])
+
+    @cached_property
+    def rep_options(self) -> dict[str, str]:
+        """Representation label -> its option (``p_representation``)."""
+        return axis_options(self.run.results, "representation")
+
+    @cached_property
+    def base(self) -> str | None:
+        """The baseline representation's label, or None when the study has none."""
+        return baseline_label(ordered(self.run.predictions["representation"]), self.opts.baseline,
+                              self.rep_options)[0]
+
+    @cached_property
+    def reps(self) -> list[str]:
+        """Representation labels, the baseline first."""
+        return ordered(self.run.predictions["representation"], self.base)
+
+    @cached_property
+    def models(self) -> list[str]:
+        return ordered(self.run.predictions["model"])
+
+    @cached_property
+    def heads(self) -> dict[str, pd.DataFrame]:
+        """The headline frame (pooled scores, seed std, bootstrap CI) of each setting."""
+        return {s: headline_frame(self.run, self.opts, self.in_setting(self.run.predictions, s))[0]
+                for s in self.settings}
+
+    def in_setting(self, df: pd.DataFrame, setting: str) -> pd.DataFrame:
+        return df[df[SETTING] == setting]
+
+    # -- names
+    def stem(self, name: str, setting: str) -> str:
+        """A file stem, suffixed with the setting when there are several."""
+        return f"{name}_{slug(setting)}" if self.multi else name
+
+    def suffix(self, setting: str) -> str:
+        """Caption suffix naming the setting when there are several."""
+        return f" — {setting}" if self.multi else ""
+
+    # -- outputs
+    def figure(self, fn, stem: str, caption: str, *args, **kw) -> list[Block]:
+        """Draw ``figures/<stem>.png`` with ``fn(*args, path=, dpi=, **kw)``; on ``Skipped`` say why instead."""
+        path = self.fig_dir / f"{stem}.png"
+        try:
+            fn(*args, path=path, dpi=self.opts.dpi, **kw)
+        except F.Skipped as e:
+            return [Para(f"*No {stem.replace('_', ' ')} figure: {e}.*")]
+        self.written.append(path)
+        return [Figure(path.relative_to(self.out), caption)]
+
+    def table(self, t: Table, numeric: pd.DataFrame, stem: str) -> list[Block]:
+        """``t`` as a block, written as ``tables/<stem>.csv`` (``numeric``) and ``.tex``."""
+        self.written += write_table(t, numeric, self.tab_dir, stem)
+        return [t]
+
+    def csv(self, df: pd.DataFrame, stem: str) -> None:
+        """A machine-readable table with no formatted counterpart in the report."""
+        self.tab_dir.mkdir(parents=True, exist_ok=True)
+        p = self.tab_dir / f"{stem}.csv"
+        df.to_csv(p, index=False, float_format="%.6g")
+        self.written.append(p)
+
+
+def drew(blocks: list[Block]) -> bool:
+    """Whether ``ReportContext.figure`` drew its figure."""
+    return any(isinstance(b, Figure) for b in blocks)

@@ -1,0 +1,165 @@
+"""Config dataclasses that are also Hydra schemas.
+
+``bench.config`` stores each schema in Hydra's ConfigStore as ``<group>/_schema*`` before the first
+compose; a group's YAML names its schema first in its ``defaults`` list
+(Hydra's "structured config schema" pattern), so the dataclass alone defines the keys, defaults and
+types, and a wrong type (``trainer.epochs=abc``) or an unknown key (``trainer.epohcs=3``) fails at
+compose time. ``typed`` applies the same dataclass to plain mappings, so library callers of
+``from_mapping`` get the same conversions and refusals.
+
+``TrainConfig`` lives here rather than in ``bench.engine`` (which re-exports it) so that composing a
+config does not import torch. The protocol schemas are ``bench.protocol``'s own dataclasses.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Mapping, Sequence
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+OPTIMIZERS = ("adam", "adamw", "sgd")
+SCHEDULERS = ("none", "cosine", "step")
+MONITORS = ("val_loss", "val_uf1")
+MEMORY_FORMATS = ("auto", "contiguous", "channels_last")
+
+
+def _writable(node: DictConfig) -> DictConfig:
+    # A frozen dataclass gives read-only nodes; as a schema it must still take the YAML and overrides.
+    OmegaConf.set_readonly(node, False)
+    for key in node:
+        child = node[key]
+        if isinstance(child, DictConfig):
+            _writable(child)
+    return node
+
+
+def schema_node(cls: type) -> DictConfig:
+    """The dataclass as a writable OmegaConf structured config (typed, struct: no unknown keys)."""
+    return _writable(OmegaConf.structured(cls))
+
+
+@functools.lru_cache(maxsize=None)
+def _cached_node(cls: type) -> DictConfig:
+    return schema_node(cls)  # merge() never modifies its inputs, so one node per class serves all calls
+
+
+def _plain(v: Any) -> Any:
+    return v.item() if hasattr(v, "item") and hasattr(v, "dtype") and getattr(v, "ndim", 1) == 0 else v
+
+
+def typed(cls: type, data: Mapping[str, Any], where: str) -> Any:
+    """``cls(**data)`` with every value checked and converted against the dataclass's annotations,
+    by the rules Hydra applies at compose time ("5" -> 5 for an int, 1 -> 1.0 for a float, "abc" for
+    an int is an error). A ValueError names the key as ``where.key``."""
+    try:
+        merged = OmegaConf.merge(_cached_node(cls), {str(k): _plain(v) for k, v in data.items()})
+        return OmegaConf.to_object(merged)
+    except OmegaConfBaseException as e:
+        key = getattr(e, "full_key", "") or ""
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ValueError(f"{where}.{key}: {first}" if key else f"{where}: {first}") from None
+
+
+# ------------------------------------------------------------------------------------ trainer
+
+@dataclass
+class TrainConfig:
+    """Every training hyper-parameter of ``bench.engine.fit``, with its default and type.
+
+    Also the schema of the ``trainer`` group (through ``TrainerNode``): ``bench/conf/trainer/default.yaml``
+    only names it. Defaults train the suite's small models on ~130 samples at 28 px in seconds per fold
+    on one CPU core (see the engine benchmark). The field order is the composed node's key order.
+    """
+
+    epochs: int = 40
+    batch_size: int = 32
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    optimizer: str = "adam"  # adam | adamw | sgd
+    momentum: float = 0.9  # sgd only
+    # fused optimizer kernel (one pass over all parameters; ~1.25x faster ResNet-10-T steps on CPU);
+    # false = per-tensor loop
+    fused: bool = True
+    scheduler: str = "none"  # none | cosine | step (stepped once per epoch)
+    step_size: int = 10  # step: epochs between decays
+    step_gamma: float = 0.5  # step: decay factor
+    min_lr: float = 0.0  # cosine: final learning rate
+    loss: str = "ce"  # ce | focal
+    focal_gamma: float = 2.0  # focal only
+    class_weights: Any = "none"  # none | balanced | [w_0, ..., w_{K-1}]
+    label_smoothing: float = 0.0  # ce only
+    grad_clip: float = 0.0  # max global grad norm; 0 = off
+    # epochs without improvement of `monitor` on a validation split drawn from the training subjects
+    # (protocol.validation.mode=subjects); 0 = fixed budget
+    early_stopping_patience: int = 0
+    monitor: str = "val_loss"  # val_loss | val_uf1 (ties broken by val_loss)
+    device: str = "auto"  # auto (cuda when available) | cpu | cuda | cuda:N
+    amp: bool = False  # float16 autocast + GradScaler, CUDA only (ignored with a warning on CPU)
+    eval_every: int = 1  # validate every N epochs (and after the last)
+    seed: int = 0  # replaced per unit by the study's seeds (study.seeds)
+    deterministic: bool = True  # torch.use_deterministic_algorithms(warn_only) during fit
+    memory_format: str = "auto"  # auto (the model's preferred_memory_format) | contiguous | channels_last
+
+    @classmethod
+    def from_mapping(cls, m: Mapping[str, Any] | None = None, **overrides) -> "TrainConfig":
+        """Build from a plain mapping; unknown keys are an error listing the known ones."""
+        data = {**dict(m or {}), **overrides}
+        data.pop("name", None)  # config-group files may carry a label
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown trainer keys {unknown}; known: {', '.join(sorted(known))}")
+        cw = data.get("class_weights")
+        if isinstance(cw, Sequence) and not isinstance(cw, str):
+            data["class_weights"] = [float(v) for v in cw]
+        cfg = typed(cls, data, "trainer")  # types: the same rules as the compose-time schema
+        cfg.validate()
+        return cfg
+
+    def validate(self) -> None:
+        def need(cond: bool, msg: str) -> None:
+            if not cond:
+                raise ValueError(f"trainer: {msg}")
+
+        need(self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}")
+        need(self.batch_size >= 2, f"batch_size must be >= 2 (BatchNorm), got {self.batch_size}")
+        need(self.lr > 0, f"lr must be > 0, got {self.lr}")
+        need(self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}")
+        need(self.optimizer in OPTIMIZERS, f"optimizer={self.optimizer!r} not in {OPTIMIZERS}")
+        need(self.scheduler in SCHEDULERS, f"scheduler={self.scheduler!r} not in {SCHEDULERS}")
+        need(self.step_size >= 1, f"step_size must be >= 1, got {self.step_size}")
+        need(self.loss in ("ce", "focal"), f"loss={self.loss!r} not in ('ce', 'focal')")
+        need(0 <= self.label_smoothing < 1, f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        need(self.grad_clip >= 0, f"grad_clip must be >= 0, got {self.grad_clip}")
+        need(self.early_stopping_patience >= 0, "early_stopping_patience must be >= 0")
+        need(self.monitor in MONITORS, f"monitor={self.monitor!r} not in {MONITORS}")
+        need(self.eval_every >= 1, f"eval_every must be >= 1, got {self.eval_every}")
+        need(self.memory_format in MEMORY_FORMATS, f"memory_format={self.memory_format!r} not in {MEMORY_FORMATS}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class AugmentConfig:
+    """``trainer.augment``: flow-respecting batch augmentation. The runner builds
+    ``representations.augment.FlowAugment(channels, **augment)`` and passes it to fit; all zero = off."""
+
+    hflip: float = 0.0  # probability of a horizontal flip (u negated)
+    rotate_deg: float = 0.0  # uniform rotation in [-deg, deg] (flow vectors rotated too)
+    translate_px: float = 0.0  # uniform shift in [-px, px]
+
+
+@dataclass
+class TrainerNode(TrainConfig):
+    """The ``trainer`` config node: the engine's fields plus ``augment``, which is not an engine field
+    (callers pop it before ``TrainConfig.from_mapping``)."""
+
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+
+__all__ = ["OPTIMIZERS", "SCHEDULERS", "MONITORS", "MEMORY_FORMATS", "TrainConfig", "AugmentConfig",
+           "TrainerNode", "schema_node", "typed"]
