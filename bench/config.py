@@ -75,10 +75,23 @@ def _register_studies() -> None:
     for path in sorted(STUDY_DIR.glob("*.yaml")):
         try:
             node = OmegaConf.load(path)
-        except Exception as e:  # a broken study file must name itself
-            raise ConfigError(f"cannot read study file {path}: {e}") from e
+        except Exception as e:  # noqa: BLE001 - a broken study file blocks only itself, naming itself
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            _broken_studies[path.stem] = f"cannot read study file {path}: {first}"
+            continue
         cs.store(group="study", name=path.stem, node=node)
     _registered = True
+
+
+_broken_studies: dict[str, str] = {}  # study name -> why its file could not be read
+
+
+def _check_study_readable(overrides: list[str]) -> None:
+    """Choosing a study whose file is broken fails naming the file; other studies are unaffected."""
+    chosen = [o.split("=", 1)[1].strip() for o in overrides if o.split("=", 1)[0].lstrip("+") == "study" and "=" in o]
+    name = chosen[-1] if chosen else "smoke"  # the root config's default study
+    if name in _broken_studies:
+        raise ConfigError(_broken_studies[name])
 
 
 def group_options(group: str) -> list[str]:
@@ -154,6 +167,7 @@ def compose(overrides: Iterable[str] = (), *, with_choices: bool = False) -> Dic
                               f"option. Available: {', '.join(group_options(group))}")
     _register_schemas()
     _register_studies()
+    _check_study_readable(overrides)
     try:
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3", job_name="dualflow"):
             cfg = hydra_compose(config_name="config", overrides=overrides, return_hydra_config=with_choices)

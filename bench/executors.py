@@ -2,28 +2,121 @@
 
 Both call the same ``bench.units.run_unit`` and hand each finished record to ``on_result`` as soon
 as it arrives (the runner persists it at once, which is what makes resume work).
+
+Stopping: an interrupt (Ctrl-C's ``KeyboardInterrupt``, or ``StudyInterrupted`` from the runner's
+SIGTERM handler) or ``on_error: stop`` stops the local pool at once. Every record already back is
+handed to ``on_result`` first, the workers are ended (SIGTERM, SIGKILL after ``STOP_GRACE_S``),
+whatever finished meanwhile is handed over too, and the units still in flight are abandoned (a
+rerun redoes them) without leaving crash files. Workers end with the runner (``bench.lifeline``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import faulthandler
 import logging
 import multiprocessing as mp
 import os
+import signal
 import sys
+import threading
+import time
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
+from multiprocessing.connection import wait as mp_wait
 from pathlib import Path
 from typing import Callable
 
+from bench.config import ConfigError
+from bench.lifeline import die_with, sigint_blocked
 from bench.units import UnitTask, failure_record, run_unit
 
 log = logging.getLogger(__name__)
 
+EXECUTORS = ("local", "ray")
+ON_ERROR = ("continue", "stop")
+STOP_GRACE_S = 5.0  # how long stopped workers get to end on SIGTERM before they are SIGKILLed
+
 
 class StudyStopped(RuntimeError):
     """``on_error: stop`` and a unit failed."""
+
+    def __init__(self, message: str, *, unit_key: str = "", error: str = ""):
+        super().__init__(message)
+        self.unit_key, self.error = unit_key, error
+
+    @property
+    def summary(self) -> str:
+        """One line: which unit failed and the last line of its error (the record keeps it whole)."""
+        first = str(self).splitlines()[0].rstrip(":") if str(self) else "a unit failed"
+        last = next((ln.strip() for ln in reversed(self.error.splitlines()) if ln.strip()), "")
+        return f"{first}: {last} (executor.on_error=stop)" if last else f"{first} (executor.on_error=stop)"
+
+
+class StudyInterrupted(KeyboardInterrupt):
+    """The study was stopped by a signal: SIGINT (Ctrl-C) or SIGTERM (the runner's CLI turns SIGTERM
+    into this). A ``KeyboardInterrupt``, so no ``except Exception`` swallows it. ``note`` is the
+    runner's one-line account of what was kept."""
+
+    def __init__(self, signum: int = signal.SIGINT, note: str = ""):
+        super().__init__(signum, note)
+        self.signum, self.note = int(signum), note
+
+    @property
+    def exit_status(self) -> int:
+        return 128 + self.signum  # 130 for SIGINT, 143 for SIGTERM, as a shell reports them
+
+    def __str__(self) -> str:
+        return self.note or f"interrupted ({signal.Signals(self.signum).name})"
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def check_executor_cfg(cfg: dict) -> None:
+    """Refuse a bad ``executor`` node before any work (``ConfigError`` naming the key)."""
+    name = cfg.get("name", "local")
+    if name not in EXECUTORS:
+        raise ConfigError(f"unknown executor {name!r}. Available: {', '.join(EXECUTORS)}")
+    w = cfg.get("workers", 1)
+    if not _is_int(w) or w < 1:
+        raise ConfigError(f"executor.workers must be a whole number >= 1 (1 = in this process), got {w!r}")
+    t = cfg.get("threads_per_worker")
+    if t is not None and (not _is_int(t) or t < 1):
+        raise ConfigError(f"executor.threads_per_worker must be null (cores / workers) or a whole number >= 1, got {t!r}")
+    on_error = cfg.get("on_error", "continue")
+    if on_error not in ON_ERROR:
+        raise ConfigError(f"executor.on_error must be one of {', '.join(ON_ERROR)}, got {on_error!r}")
+    timeout = cfg.get("unit_timeout_s") or 0
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout >= 0:
+        raise ConfigError(f"executor.unit_timeout_s must be >= 0 seconds (0 = none), got {timeout!r}")
+    if name == "ray":
+        import importlib.util
+
+        if importlib.util.find_spec("ray") is None:
+            raise ConfigError("executor=ray needs Ray, an optional extra: pip install 'dualflow-bench[ray]'")
+        n = cfg.get("num_cpus")
+        if n is not None and (not _is_int(n) or n < 1):
+            raise ConfigError(f"executor.num_cpus must be null (all cores) or a whole number >= 1, got {n!r}")
+        c = cfg.get("cpus_per_task", 1)
+        if isinstance(c, bool) or not isinstance(c, (int, float)) or not c > 0:
+            raise ConfigError(f"executor.cpus_per_task must be > 0, got {c!r}")
+
+
+def check_tasks(tasks: list[UnitTask]) -> None:
+    """Refuse before any unit starts what would fail every unit of a cell and is known only once
+    the data is loaded: a ``trainer.class_weights`` list whose length is not the class count."""
+    seen = set()
+    for t in tasks:
+        if t.cell_hash in seen:
+            continue
+        seen.add(t.cell_hash)
+        cw = (t.cell_cfg.get("trainer") or {}).get("class_weights")
+        if isinstance(cw, (list, tuple)) and len(cw) != t.n_classes:
+            raise ConfigError(f"cell {t.cell}: trainer.class_weights has {len(cw)} entries {list(cw)} but the "
+                              f"dataset has {t.n_classes} classes; give one weight per class (or 'balanced' / 'none')")
 
 
 def _threads(cfg: dict, workers: int) -> int:
@@ -31,11 +124,23 @@ def _threads(cfg: dict, workers: int) -> int:
     return int(t) if t else max(1, (os.cpu_count() or 1) // max(1, workers))
 
 
-def _init_worker(threads: int) -> None:
+_CRASH_FILE: Path | None = None  # in a worker: the crash log of the unit it is running
+
+
+def _drop_crash_file() -> None:
+    """A worker ended on purpose (SIGTERM, or its runner died) did not crash: no crash log."""
+    if _CRASH_FILE is not None:
+        with contextlib.suppress(OSError):
+            _CRASH_FILE.unlink(missing_ok=True)
+
+
+def _init_worker(threads: int, parent_pid: int | None = None) -> None:
     # Set before torch is first imported in the worker so OpenMP does not start a thread per core
     # in every process (2 workers x 2 threads on 2 cores thrash).
     os.environ["OMP_NUM_THREADS"] = str(threads)
     os.environ["MKL_NUM_THREADS"] = str(threads)
+    if parent_pid:  # a pool worker: end with the runner, ignore Ctrl-C (the runner decides)
+        die_with(parent_pid, cleanup=_drop_crash_file)
 
 
 CRASH_LOG_LIMIT = 20_000  # characters of a dying worker's faulthandler output kept in the record
@@ -55,12 +160,14 @@ def _worker_unit(task: UnitTask, crash_log: bool = True) -> dict:
     ``task.timeout_s``, faulthandler's watchdog (a C thread: it fires even when the unit is stuck in
     a native call that never returns to Python) writes the stack and ends the process.
     """
+    global _CRASH_FILE
     path = _crash_log_path(task) if crash_log else None
     if path is None and not task.timeout_s:
         return run_unit(task)
     f = None
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
+        _CRASH_FILE = path  # removed by the SIGTERM / parent-death handler (bench.lifeline) too
         f = open(path, "w")  # noqa: SIM115 - must outlive a crash, closed below otherwise
         faulthandler.enable(file=f, all_threads=True)
     if task.timeout_s:
@@ -75,6 +182,7 @@ def _worker_unit(task: UnitTask, crash_log: bool = True) -> dict:
             f.close()
     if path is not None:
         path.unlink(missing_ok=True)
+        _CRASH_FILE = None
     return rec
 
 
@@ -102,28 +210,48 @@ class LocalExecutor:
     deadlock). ``workers: 1`` runs in-process (unless a unit timeout is set: that needs a process to
     end). At most ``workers`` units are in flight, so a worker that dies (segfault, OOM kill, unit
     timeout) can be pinned on few units: they are retried alone, and a unit that kills its worker
-    alone is recorded as failed while the study goes on."""
+    alone is recorded as failed while the study goes on.
+
+    ``workers`` above the machine's cores is capped to the cores, and no more processes start than
+    there are units to run (``cap_note`` says so in one line); the torch threads per worker follow
+    the core-capped figure only, so a resumed run with fewer units left keeps the thread count (and
+    so the bits) of the first."""
 
     def __init__(self, cfg: dict):
-        self.workers = max(1, int(cfg.get("workers", 1)))
+        check_executor_cfg({**cfg, "name": "local"})
+        self.requested = int(cfg.get("workers", 1))
+        self.cores = os.cpu_count() or 1
+        self.workers = min(self.requested, self.cores)
         self.threads = _threads(cfg, self.workers)
         self.on_error = cfg.get("on_error", "continue")
         self.timeout_s = float(cfg.get("unit_timeout_s") or 0)
-        if self.timeout_s < 0:
-            raise ValueError(f"executor.unit_timeout_s must be >= 0 (0 = none), got {self.timeout_s:g}")
+
+    def processes(self, n_tasks: int) -> int:
+        """Worker processes a run of ``n_tasks`` units starts (0: it runs them in this process)."""
+        if self.workers == 1 and not self.timeout_s:
+            return 0
+        return max(1, min(self.workers, n_tasks))
+
+    def cap_note(self, n_tasks: int) -> str | None:
+        """One line when ``executor.workers`` is more than the cores or the units to run, else None."""
+        n = max(1, self.processes(n_tasks))
+        if n >= self.requested:
+            return None
+        return (f"note: executor.workers={self.requested} capped to {n} ({n_tasks} unit(s) to run, "
+                f"{self.cores} core(s))")
 
     def run(self, tasks: list[UnitTask], on_result: Callable[[UnitTask, dict], None]) -> None:
         for t in tasks:
             t.threads = self.threads
             t.timeout_s = self.timeout_s
-        if self.workers == 1 and not self.timeout_s:
+        if not self.processes(len(tasks)):
             for t in tasks:
                 self._deliver(t, run_unit(t), on_result)
             return
         queue = list(tasks)
         suspects: list[UnitTask] = []
         while queue:
-            queue, crashed = self._run_pool(queue, self.workers, on_result)
+            queue, crashed = self._run_pool(queue, self.processes(len(queue)), on_result)
             suspects.extend(crashed)
         for t in suspects:  # in flight when a worker died: rerun one at a time to find the culprit
             rest, crashed = self._run_pool([t], 1, on_result)
@@ -136,12 +264,13 @@ class LocalExecutor:
         pending = list(queue)
         inflight: dict[Future, UnitTask] = {}
         with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
-                                 initargs=(self.threads,)) as pool:
+                                 initargs=(self.threads, os.getpid())) as pool:
             try:
                 while pending or inflight:
                     while pending and len(inflight) < workers:
                         t = pending.pop(0)
-                        inflight[pool.submit(_worker_unit, t)] = t
+                        with sigint_blocked():  # a worker starts on submit: Ctrl-C must not kill it half-born
+                            inflight[pool.submit(_worker_unit, t)] = t
                     done, _ = wait(inflight, return_when=FIRST_COMPLETED)
                     for f in done:
                         rec = f.result()  # BrokenProcessPool here: f stays in flight and is retried alone
@@ -151,9 +280,10 @@ class LocalExecutor:
                 crashed = list(inflight.values())
                 log.error("a worker process died; %d unit(s) in flight will be retried alone", len(crashed))
                 return pending, crashed
-            except BaseException:
-                for f in inflight:
-                    f.cancel()
+            except BaseException as e:  # an interrupt, on_error=stop, or on_result failing (disk full)
+                held = _stop_pool(pool, inflight, on_result)
+                if held and not isinstance(e, KeyboardInterrupt):
+                    raise StudyInterrupted(held[0]) from e  # a signal while stopping for another reason
                 raise
         return [], []
 
@@ -161,7 +291,78 @@ class LocalExecutor:
         on_result(task, rec)
         if rec["row"].get("status") != "ok" and self.on_error == "stop":
             raise StudyStopped(f"unit {task.unit_key} ({rec['row'].get('cell')}, fold {task.fold}) failed:\n"
-                               f"{rec['row'].get('error')}")
+                               f"{rec['row'].get('error')}", unit_key=task.unit_key,
+                               error=str(rec["row"].get("error") or ""))
+
+
+@contextlib.contextmanager
+def _signals_held():
+    """While a pool is being stopped, a second Ctrl-C / SIGTERM is noted instead of cutting the
+    stop short (the stop is bounded by ``STOP_GRACE_S``). Only the main thread can set handlers."""
+    held: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield held
+        return
+
+    def note(signum, frame):  # noqa: ARG001
+        held.append(signum)
+
+    old = {s: signal.signal(s, note) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield held
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h if h is not None else signal.SIG_DFL)
+
+
+def _keep_finished(inflight: dict, on_result) -> None:
+    """Hand over every in-flight unit whose record is already back (and forget it)."""
+    for f, t in list(inflight.items()):
+        if f.done() and not f.cancelled() and f.exception() is None:
+            del inflight[f]
+            try:
+                on_result(t, f.result())
+            except Exception as e:  # noqa: BLE001 - stopping anyway; keep handing over the others
+                log.error("could not keep the record of unit %s while stopping: %s: %s", t.unit_key,
+                          type(e).__name__, e)
+
+
+def _stop_pool(pool: ProcessPoolExecutor, inflight: dict, on_result) -> list[int]:
+    """Stop a pool now: keep the records already back, end the workers (SIGTERM, then SIGKILL after
+    ``STOP_GRACE_S``), keep what came back meanwhile, and remove the empty crash files of the units
+    abandoned in flight (their workers did not crash). Returns the signals that came meanwhile."""
+    with _signals_held() as held:
+        for f in inflight:
+            f.cancel()
+        _keep_finished(inflight, on_result)
+        # Liveness by each worker's sentinel (readable once it has ended), not Process.join/is_alive:
+        # the pool's own thread reaps the workers concurrently, and a process reaped by another
+        # thread can look alive to this one.
+        live = {}
+        for p in list((getattr(pool, "_processes", None) or {}).values()):
+            with contextlib.suppress(Exception):
+                live[p.sentinel] = p
+        for p in live.values():
+            with contextlib.suppress(Exception):
+                p.terminate()
+        deadline = time.monotonic() + STOP_GRACE_S
+        while live and time.monotonic() < deadline:
+            for s in mp_wait(list(live), max(0.0, deadline - time.monotonic())):
+                live.pop(s, None)
+        for p in live.values():
+            log.warning("worker %s did not end on SIGTERM within %g s; killing it", p.pid, STOP_GRACE_S)
+            with contextlib.suppress(Exception):
+                p.kill()
+        if live:
+            mp_wait(list(live), 5)
+        pool.shutdown(wait=True, cancel_futures=True)
+        _keep_finished(inflight, on_result)
+        for t in inflight.values():
+            path = _crash_log_path(t)
+            with contextlib.suppress(OSError):
+                if path is not None and path.exists() and path.stat().st_size == 0:
+                    path.unlink()
+    return held
 
 
 class RayExecutor:
@@ -225,9 +426,8 @@ def _ray_unit(task: UnitTask, x) -> dict:
 
 
 def make_executor(cfg: dict):
+    check_executor_cfg(cfg)
     name = cfg.get("name", "local")
     if name == "local":
         return LocalExecutor(cfg)
-    if name == "ray":
-        return RayExecutor(cfg)
-    raise ValueError(f"unknown executor {name!r}. Available: local, ray")
+    return RayExecutor(cfg)

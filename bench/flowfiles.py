@@ -16,6 +16,11 @@ use; OpenCV's BGR is converted), e.g. ``["u", "v", "strain"]``. ``normalisation`
 ``minmax``  each image was min-max stretched to [0, max]: the true zero and scale are lost, so
             u, v are mapped to pixel / max * 2 - 1 in [-1, 1]; sign and magnitude of the motion
             are NOT recoverable (every representation built from them is approximate).
+
+Bad files are refused with a ``ValueError`` naming the file: an empty (0-byte) or truncated file, a
+file that is not the format its extension says, and arrays that are not real numbers (a complex
+array is never silently made real: its imaginary part would be lost; booleans, strings and records
+are refused too).
 """
 
 from __future__ import annotations
@@ -23,6 +28,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
+
+import zipfile
 
 import cv2
 import numpy as np
@@ -44,8 +51,37 @@ def write_flo(path: str | Path, flow: np.ndarray) -> None:
         f.write(np.moveaxis(flow, 0, -1).astype("<f4").tobytes())
 
 
+def _require_nonempty(path: Path) -> None:
+    """``ValueError`` naming ``path`` when it is a 0-byte file (OSError passes for a missing one)."""
+    if path.stat().st_size == 0:
+        raise ValueError(f"{path}: empty file (0 bytes); was it copied or written completely?")
+
+
+def check_real(a: np.ndarray, path: Any) -> np.ndarray:
+    """``a`` if it holds real numbers (float / int / uint); ``ValueError`` naming ``path`` otherwise."""
+    kind = a.dtype.kind
+    if kind == "c":
+        raise ValueError(f"{path}: flow array is complex ({a.dtype}); flows must be real-valued "
+                         "(store u and v as real channels), and the imaginary part is not dropped silently")
+    if kind not in "fiu":
+        raise ValueError(f"{path}: flow array has dtype {a.dtype}; expected real numbers (float or int)")
+    return a
+
+
+def load_npy(path: str | Path, mmap_mode: str | None = None) -> np.ndarray:
+    """``np.load`` of a ``.npy`` file without pickles; an empty, truncated or non-.npy file is a
+    ``ValueError`` naming the file (NumPy itself says only ``EOFError: No data left in file``)."""
+    path = Path(path)
+    _require_nonempty(path)
+    try:
+        return np.load(path, allow_pickle=False, mmap_mode=mmap_mode)
+    except (EOFError, ValueError) as e:
+        raise ValueError(f"{path}: not a readable .npy array ({type(e).__name__}: {e})") from None
+
+
 def read_flo(path: str | Path) -> np.ndarray:
     """Read a Middlebury ``.flo`` file as (2, H, W) float32."""
+    _require_nonempty(Path(path))
     raw = Path(path).read_bytes()
     if len(raw) < 12 or np.frombuffer(raw[:4], "<f4")[0] != FLO_MAGIC:
         raise ValueError(f"{path}: not a Middlebury .flo file (bad magic number)")
@@ -106,11 +142,18 @@ def _uv(a: np.ndarray, spec: FlowFileSpec) -> np.ndarray:
 
 
 def read_array_flow(a: np.ndarray, spec: FlowFileSpec, path: Any = "<array>") -> np.ndarray:
-    return _uv(_to_chw(np.asarray(a), spec, path), spec)
+    return _uv(_to_chw(check_real(np.asarray(a), path), spec, path), spec)
 
 
 def _read_npz(path: Path, spec: FlowFileSpec) -> np.ndarray:
-    with np.load(path, allow_pickle=False) as z:
+    _require_nonempty(path)
+    try:
+        z = np.load(path, allow_pickle=False)
+    except (EOFError, ValueError, zipfile.BadZipFile) as e:
+        raise ValueError(f"{path}: not a readable .npz archive ({type(e).__name__}: {e})") from None
+    if not isinstance(z, np.lib.npyio.NpzFile):
+        raise ValueError(f"{path}: not a .npz archive (it holds a single .npy array)")
+    with z:
         if spec.npz_key is not None:
             if spec.npz_key not in z.files:
                 raise ValueError(f"{path}: no array {spec.npz_key!r} (has {z.files})")
@@ -120,13 +163,17 @@ def _read_npz(path: Path, spec: FlowFileSpec) -> np.ndarray:
         if len(z.files) == 1:
             return read_array_flow(z[z.files[0]], spec, path)
         if "u" in z.files and "v" in z.files:
-            return np.stack([z["u"], z["v"]]).astype(np.float32)
+            return np.stack([check_real(z["u"], f"{path}[u]"), check_real(z["v"], f"{path}[v]")]).astype(np.float32)
         raise ValueError(f"{path}: cannot tell which array is the flow (has {z.files}); set npz_key")
 
 
 def _read_image(path: Path, spec: FlowFileSpec) -> np.ndarray:
+    _require_nonempty(path)
     buf = np.fromfile(path, np.uint8)  # np.fromfile + imdecode: any path (spaces, non-ASCII)
-    img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+    try:
+        img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+    except cv2.error:
+        img = None
     if img is None:
         raise ValueError(f"{path}: not a readable image")
     if img.ndim == 2:
@@ -154,7 +201,7 @@ def read_flow_file(path: str | Path, spec: FlowFileSpec, index: int | None = Non
     path = Path(path)
     ext = path.suffix.lower()
     if ext == ".npy":
-        a = np.load(path, allow_pickle=False, mmap_mode="r" if index is not None else None)
+        a = load_npy(path, mmap_mode="r" if index is not None else None)
         if index is not None:
             if a.ndim != 4 or not 0 <= index < a.shape[0]:
                 raise ValueError(f"{path}: cannot take sample {index} of an array of shape {a.shape}")

@@ -11,13 +11,18 @@ MEGC2019 log (the challenge's per-fold format, plain text, fields separated by s
 Labels are 0 negative, 1 positive, 2 surprise. For other class sets the same file holds the integer
 class indices of the run's own class list; the log stays header-free (as the format requires) and
 ``write_megc_log(..., classes=[...])`` writes the names to a companion ``<file>.classes.json``, which
-the reader picks up. Blank lines are skipped and lines starting with ``#`` are comments (not part of
+the reader picks up. Names the format cannot hold (whitespace, ``#`` opening a clip, a comma in a
+subject or database: ``bench.data.table.name_problem``) are refused when a dataset is loaded, so a
+study never trains only to fail writing its log; the writer refuses them too. Blank lines are skipped and lines starting with ``#`` are comments (not part of
 the official format; tolerated so annotated logs can be re-scored).
 
 Prediction CSV: a header row with columns ``subject, clip, true, pred`` and optionally ``dataset``
 (aliases accepted, e.g. this suite's own ``predictions.csv`` with ``y_true, y_pred, source_dataset``).
 
-Every malformed line raises ``PredictionFileError`` whose message starts ``<file>:<line>:``.
+Every malformed line raises ``PredictionFileError`` whose message starts ``<file>:<line>:``; a 2-field
+line after the first header is a fold header only if it names a known or already seen database,
+otherwise it is a broken sample line (``EP02 x``) and an error. ``count_predictions`` (what
+``python -m bench.score`` uses) streams a log line by line in bounded memory.
 """
 
 from __future__ import annotations
@@ -25,12 +30,15 @@ from __future__ import annotations
 import csv
 import json
 import re
+from array import array
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 import pandas as pd
 
+from bench.data.table import name_problem
 from bench.results import CELL_AXES
 
 MEGC2019_CLASSES = ("negative", "positive", "surprise")
@@ -40,6 +48,10 @@ DATABASE_ALIASES = {
     "casme2": "casme2", "casmeii": "casme2", "casme_ii": "casme2", "casme-ii": "casme2", "casme_2": "casme2",
     "samm": "samm",
 }
+# Databases a fold header may name after the first header without having been seen before (any other
+# 2-field line there is a broken sample line): the composite's aliases and this suite's datasets.
+KNOWN_DATABASES = frozenset(DATABASE_ALIASES) | {
+    "casme3", "mmew", "synthetic", "synthetic_release", "generic", "precomputed", "megc2019", "unknown"}
 
 
 def _cell_columns(columns) -> list[str]:
@@ -112,6 +124,9 @@ def write_megc_log(pred_df: pd.DataFrame, path, *, classes: Sequence[str] | None
         if not s or s.lower() in ("nan", "<na>", "none") or any(ch.isspace() for ch in s):
             raise ValueError(f"write_megc_log: row {i}: {what} {v!r} is empty or contains whitespace, "
                              "which the space-separated log format cannot hold")
+        why = name_problem(s, "dataset" if what == "database" else what)  # the rule loaded tables passed
+        if why:
+            raise ValueError(f"write_megc_log: row {i}: {what} {v!r} {why}")
         return s
 
     def label(v, what: str, i: int) -> int:
@@ -165,57 +180,167 @@ def _parse_label(tok: str, what: str, n_classes: int | None, path, lineno: int) 
     return v
 
 
-def read_megc_log(path, n_classes: int | None = 3) -> pd.DataFrame:
-    """Parse a MEGC2019 log into ``DataFrame[dataset, subject, fold, clip, y_true, y_pred, line]``.
-
-    ``dataset`` is the header's database normalised (``CASME_II`` -> ``casme2``), ``subject`` is
-    ``<dataset>/<subject>`` (unique across the composite), ``fold`` the 0-based block number and
-    ``line`` the 1-based line number. A 2-field line is a fold header when no header was seen yet,
-    when its first field is a known database (or one already used in a header), or when its second
-    field is not an integer; otherwise it is a sample line missing a field (an error).
-    """
-    path = Path(path)
-    rows: list[tuple] = []
+def _megc_lines(path: Path, n_classes: int | None) -> Iterator[tuple[str, str, int, str, int, int, int]]:
+    """Sample lines of a MEGC2019 log in file order, ``(dataset, subject, fold, clip, y_true, y_pred,
+    line)``; a malformed line raises ``PredictionFileError`` when reached. One line in memory at a
+    time; repeated clips are ``_megc_samples``' business."""
     seen_db: set[str] = set()
-    first_line: dict[tuple[str, str], int] = {}
     cur: tuple[str, str] | None = None
+    subject = ""
     block = -1
+    # the canonical spellings of the valid labels skip the regular expression; anything else goes
+    # through _parse_label, so its errors (and its acceptance of "+1", "01", "1.0") are unchanged
+    fast = {str(i): i for i in range(n_classes if n_classes is not None else 100)}
     with path.open("r", encoding="utf-8-sig") as fh:
         for lineno, raw in enumerate(fh, start=1):
-            line = raw.strip()
-            if not line or line.startswith("#"):
+            tok = raw.split()
+            if len(tok) == 3 and tok[0][0] != "#":  # the hot path: a sample line
+                if cur is None:
+                    raise PredictionFileError(path, lineno, "sample line before any fold header "
+                                                            "'<database> <subject>'")
+                gt = fast.get(tok[1])
+                if gt is None:
+                    gt = _parse_label(tok[1], "ground truth", n_classes, path, lineno)
+                pr = fast.get(tok[2])
+                if pr is None:
+                    pr = _parse_label(tok[2], "prediction", n_classes, path, lineno)
+                yield cur[0], subject, block, tok[0], gt, pr, lineno
                 continue
-            tok = line.split()
+            if not tok or tok[0].startswith("#"):
+                continue
             if len(tok) == 2:
-                is_header = (cur is None or tok[0].lower() in DATABASE_ALIASES or tok[0] in seen_db
-                             or not _INT.fullmatch(tok[1]))
-                if not is_header:
+                if not (cur is None or tok[0].lower() in KNOWN_DATABASES or tok[0] in seen_db):
+                    # "EP02 x" or "EP02 1" after a header: a broken sample line, never a new fold
+                    line = raw.strip()
                     raise PredictionFileError(
                         path, lineno, f"2 fields {line!r}: a sample line needs 3 fields "
                                       "'<clip> <ground truth> <prediction>' (a fold header "
                                       "'<database> <subject>' names a database seen before)")
                 seen_db.add(tok[0])
                 cur = (normalise_database(tok[0]), tok[1])
+                subject = f"{cur[0]}/{cur[1]}"
                 block += 1
-            elif len(tok) == 3:
-                if cur is None:
-                    raise PredictionFileError(path, lineno, "sample line before any fold header "
-                                                            "'<database> <subject>'")
-                gt = _parse_label(tok[1], "ground truth", n_classes, path, lineno)
-                pr = _parse_label(tok[2], "prediction", n_classes, path, lineno)
-                key = (f"{cur[0]}/{cur[1]}", tok[0])
-                if key in first_line:
-                    raise PredictionFileError(path, lineno, f"clip {tok[0]!r} of {cur[0]} {cur[1]} is listed "
-                                                            f"twice (first on line {first_line[key]})")
-                first_line[key] = lineno
-                rows.append((cur[0], key[0], block, tok[0], gt, pr, lineno))
             else:
                 raise PredictionFileError(path, lineno, f"{len(tok)} fields: expected a fold header "
                                                         "'<database> <subject>' or a sample line "
                                                         "'<clip> <ground truth> <prediction>'")
-    if not rows:
+
+
+def _megc_samples(path: Path, n_classes: int | None) -> Iterator[tuple[str, str, int, str, int, int, int]]:
+    """``_megc_lines`` plus the repeated-clip check, in bounded memory.
+
+    Instead of a set of every (subject, clip) seen, each sample adds one 8-byte hash to an array;
+    after the pass an in-place sort tells whether any hash repeats. Only then (``_first_repeat``)
+    are the lines read again to name the first repeated clip. The first problem in file order is
+    raised, as a one-pass check would: rows are yielded as read, so a consumer may use its totals
+    only once the iteration has ended without an error. Raises on an empty log too.
+    """
+    hashes = array("q")
+    stop: PredictionFileError | None = None
+    try:
+        for row in _megc_lines(path, n_classes):
+            hashes.append(hash((row[1], row[3])))
+            yield row
+    except PredictionFileError as e:
+        stop = e
+    n = len(hashes)
+    if n > 1:
+        h = np.frombuffer(hashes, dtype=np.int64)
+        h.sort()  # in place: file order is not needed to know whether a hash repeats
+        repeats = bool((h[1:] == h[:-1]).any())
+        del h, hashes
+        if repeats:
+            dup = _first_repeat(path, n_classes, n)
+            if dup is not None:
+                stop = dup  # it precedes the malformed line, if any: only samples before it were hashed
+    if stop is not None:
+        raise stop
+    if n == 0:
         raise PredictionFileError(path, None, "no prediction lines")
+
+
+def _samples_before_error(path: Path, n_classes: int | None, n: int):
+    """The first ``n`` sample rows, read no further (they all precede any malformed line)."""
+    if n <= 0:
+        return
+    lines = _megc_lines(path, n_classes)
+    try:
+        for k, row in enumerate(lines, start=1):
+            yield row
+            if k >= n:
+                return
+    finally:
+        lines.close()
+
+
+def _repeat_error(path: Path, row: tuple, first_line: int) -> PredictionFileError:
+    ds, subj, _, clip, _, _, lineno = row
+    return PredictionFileError(path, lineno, f"clip {clip!r} of {ds} {subj[len(ds) + 1:]} is listed "
+                                             f"twice (first on line {first_line})")
+
+
+def _first_repeat(path: Path, n_classes: int | None, n: int) -> PredictionFileError | None:
+    """The error for the first sample (in file order) whose (subject, clip) came before, or None.
+
+    Hashes in file order (8 bytes a sample) and their stable argsort (8 more) give the earliest
+    repeat and its first occurrence; a third, early-stopping read checks the two keys really are
+    equal (a 64-bit hash collision falls back to an exact set of keys)."""
+    hashes = array("q", (hash((r[1], r[3])) for r in _samples_before_error(path, n_classes, n)))
+    h = np.frombuffer(hashes, dtype=np.int64)
+    order = np.argsort(h, kind="stable")
+    hs = h[order]
+    again = np.flatnonzero(hs[1:] == hs[:-1]) + 1  # sorted positions repeating their predecessor
+    if not again.size:
+        return None
+    p = int(again[np.argmin(order[again])])  # the repeat that comes first in the file
+    i2 = int(order[p])
+    while p > 0 and hs[p - 1] == hs[p]:
+        p -= 1
+    j = int(order[p])  # its group's first sample: the stable sort keeps file order within a group
+    del hashes, h, order, hs, again
+    rows = {}
+    for k, row in enumerate(_samples_before_error(path, n_classes, i2 + 1)):
+        if k in (j, i2):
+            rows[k] = row
+    a, b = rows[j], rows[i2]
+    if (a[1], a[3]) == (b[1], b[3]):
+        return _repeat_error(path, b, a[6])
+    first: dict[tuple[str, str], int] = {}  # a hash collision: find the repeat exactly
+    for row in _samples_before_error(path, n_classes, n):
+        key = (row[1], row[3])
+        if key in first:
+            return _repeat_error(path, row, first[key])
+        first[key] = row[6]
+    return None
+
+
+def read_megc_log(path, n_classes: int | None = 3) -> pd.DataFrame:
+    """Parse a MEGC2019 log into ``DataFrame[dataset, subject, fold, clip, y_true, y_pred, line]``.
+
+    ``dataset`` is the header's database normalised (``CASME_II`` -> ``casme2``), ``subject`` is
+    ``<dataset>/<subject>`` (unique across the composite), ``fold`` the 0-based block number and
+    ``line`` the 1-based line number. A 2-field line is a fold header when it is the first line, or
+    its first field is a known database (``KNOWN_DATABASES``) or one already used in a header;
+    otherwise it is a broken sample line (``EP02 x``, ``EP02 1``): an error naming its line.
+    Scoring does not build this frame: ``count_predictions`` streams the file.
+    """
+    rows = list(_megc_samples(Path(path), n_classes))
     return pd.DataFrame(rows, columns=["dataset", "subject", "fold", "clip", "y_true", "y_pred", "line"])
+
+
+def _megc_counts(path: Path, n_classes: int) -> dict[str, np.ndarray]:
+    """Confusion counts per database of a MEGC2019 log, read line by line (see ``count_predictions``)."""
+    k = n_classes
+    flat: dict[str, list[int]] = {}
+    last_ds, cur = None, None
+    for ds, _, _, _, gt, pr, _ in _megc_samples(path, k):
+        if ds is not last_ds:
+            cur = flat.get(ds)
+            if cur is None:
+                cur = flat[ds] = [0] * (k * k)
+            last_ds = ds
+        cur[gt * k + pr] += 1
+    return {ds: np.asarray(v, np.int64).reshape(k, k) for ds, v in flat.items()}
 
 
 _CSV_ALIASES = {
@@ -322,14 +447,8 @@ def read_classes(path) -> list[str] | None:
     return [str(c) for c in classes]
 
 
-def read_predictions(path, n_classes: int | None = None, cell: str | None = None
-                     ) -> tuple[pd.DataFrame, str, int, list[str] | None]:
-    """Read any supported prediction file: ``(df, format, n_classes, class_names or None)``.
-
-    The class count is ``n_classes`` if given, else the companion file's length, else 3 for a
-    MEGC2019 log, else (CSV / parquet) the largest label + 1.
-    """
-    path = Path(path)
+def _resolve(path: Path, n_classes: int | None) -> tuple[str, int | None, list[str] | None]:
+    """``(format, class count or None (CSV/parquet: from the labels), class names or None)``."""
     if not path.exists():
         raise PredictionFileError(path, None, "no such file")
     names = read_classes(path)
@@ -339,9 +458,57 @@ def read_predictions(path, n_classes: int | None = None, cell: str | None = None
     fmt = detect_format(path)
     if fmt == "megc2019":
         k = 3 if k is None else k
-        df = read_megc_log(path, k)
         if names is None and k == 3:
             names = list(MEGC2019_CLASSES)
+    return fmt, k, names
+
+
+@dataclass
+class PredictionCounts:
+    """What scoring needs of a prediction file: ``confusion[dataset]`` is the K x K int64 count
+    matrix (rows true, columns predicted) of that dataset's samples, in order of first appearance;
+    dataset ``""`` holds the samples of a file that names none."""
+
+    format: str
+    n_classes: int
+    names: list[str] | None
+    confusion: dict[str, np.ndarray]
+
+    @property
+    def n(self) -> int:
+        return int(sum(int(c.sum()) for c in self.confusion.values()))
+
+
+def count_predictions(path, n_classes: int | None = None, cell: str | None = None) -> PredictionCounts:
+    """Confusion counts per dataset of any supported prediction file, with the errors of
+    ``read_predictions``. A MEGC2019 log is streamed line by line: memory does not grow with the
+    log beyond 8 bytes a sample (the repeated-clip check; 24 if a clip does repeat)."""
+    path = Path(path)
+    fmt, k, names = _resolve(path, n_classes)
+    if fmt == "megc2019":
+        return PredictionCounts(fmt, int(k), names, _megc_counts(path, int(k)))
+    df, fmt, k, names = read_predictions(path, n_classes=n_classes, cell=cell)
+    yt, yp = df["y_true"].to_numpy(), df["y_pred"].to_numpy()
+    ds = df["dataset"].astype(str).to_numpy()
+    confusion = {}
+    for name in pd.unique(ds):
+        m = ds == name
+        t, p = yt[m].astype(np.int64), yp[m].astype(np.int64)
+        confusion[str(name)] = np.bincount(t * k + p, minlength=k * k).reshape(k, k).astype(np.int64)
+    return PredictionCounts(fmt, int(k), names, confusion)
+
+
+def read_predictions(path, n_classes: int | None = None, cell: str | None = None
+                     ) -> tuple[pd.DataFrame, str, int, list[str] | None]:
+    """Read any supported prediction file: ``(df, format, n_classes, class_names or None)``.
+
+    The class count is ``n_classes`` if given, else the companion file's length, else 3 for a
+    MEGC2019 log, else (CSV / parquet) the largest label + 1.
+    """
+    path = Path(path)
+    fmt, k, names = _resolve(path, n_classes)
+    if fmt == "megc2019":
+        df = read_megc_log(path, k)
     elif fmt == "csv":
         df = read_prediction_csv(path, k, cell)
     else:
@@ -398,5 +565,5 @@ def _read_parquet(path: Path, n_classes: int | None, cell: str | None) -> pd.Dat
 
 __all__ = [
     "MEGC2019_CLASSES", "PredictionFileError", "write_megc_log", "read_megc_log", "read_prediction_csv",
-    "read_predictions", "detect_format", "read_classes", "companion_path", "normalise_database",
+    "read_predictions", "count_predictions", "PredictionCounts", "KNOWN_DATABASES", "detect_format", "read_classes", "companion_path", "normalise_database",
 ]

@@ -17,6 +17,7 @@ parameter: the table holds no NaN, so an empty cell always means an error, never
 from __future__ import annotations
 
 import json
+import logging
 import os
 import tempfile
 from pathlib import Path
@@ -24,6 +25,8 @@ from typing import Any, Iterable
 
 import numpy as np
 import pandas as pd
+
+log = logging.getLogger(__name__)
 
 # The axes that make a cell: one pooled set of predictions per value of these (the headline unit).
 CELL_AXES = ("dataset", "flow", "representation", "model", "seed")
@@ -101,11 +104,62 @@ def atomic_write_text(path: Path, text: str) -> None:
         raise
 
 
+class UnitRecordError(RuntimeError):
+    """A run directory's unit records cannot make a whole table (the message names the file)."""
+
+
+def record_problem(rec, key: str | None = None) -> str | None:
+    """Why a unit record cannot be trusted, or None. A record is trusted only when it is whole: its
+    row names its unit, a finished unit has exactly ``n_test`` predictions, each with labels in
+    range and finite probabilities that sum to 1, and finite fold scores."""
+    if not isinstance(rec, dict) or not isinstance(rec.get("row"), dict):
+        return "not a unit record (no 'row' mapping)"
+    row, preds = rec["row"], rec.get("predictions")
+    missing = [k for k in ("unit_key", "cell", "status", "seed", "fold", "n_test", *CELL_AXES) if k not in row]
+    if missing:
+        return f"its row lacks {', '.join(missing)}"
+    if key is not None and row["unit_key"] != key:
+        return f"it holds unit {row['unit_key']!r}, not {key!r}"
+    if not isinstance(preds, list):
+        return "'predictions' is not a list"
+    if row["status"] == "failed":
+        return None if not preds else "a failed unit with predictions"
+    if row["status"] != "ok":
+        return f"unknown status {row['status']!r}"
+    n = row["n_test"]
+    if not isinstance(n, int) or n <= 0 or len(preds) != n:
+        return f"n_test={n!r} but {len(preds)} prediction(s)"
+    for k in ("fold_uf1", "fold_uar", "fold_acc"):
+        v = row.get(k)
+        if not isinstance(v, (int, float)) or not np.isfinite(v):
+            return f"{k}={v!r} is not a finite number"
+    for j, pr in enumerate(preds):
+        if not isinstance(pr, dict):
+            return f"prediction {j} is not a mapping"
+        probs = [v for c, v in pr.items() if c.startswith("prob_")]
+        labels = (pr.get("y_true"), pr.get("y_pred"))
+        if not probs or not all(isinstance(v, (int, float)) and np.isfinite(v) and 0 <= v <= 1 for v in probs):
+            return f"prediction {j} ({pr.get('clip')!r}) has missing or non-finite probabilities"
+        if abs(sum(probs) - 1) > 1e-4:
+            return f"prediction {j} ({pr.get('clip')!r}): probabilities sum to {sum(probs):.6g}, not 1"
+        if not all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v < len(probs) for v in labels):
+            return f"prediction {j} ({pr.get('clip')!r}): labels {labels} are not class indices below {len(probs)}"
+        if any(pr.get(c) != row[c] for c in CELL_AXES):
+            return f"prediction {j} ({pr.get('clip')!r}) belongs to another cell"
+    return None
+
+
 class UnitStore:
-    """Finished units on disk, keyed by unit key (a hash of the cell config, seed and fold)."""
+    """Finished units on disk, keyed by unit key (a digest of the cell config, seed, fold and data).
+
+    A unit file that cannot be read or fails ``record_problem`` is never used: it is reported (in
+    ``problems``, and logged naming the file) and the unit is redone, which loses nothing, since
+    the record is derived from the config and the data.
+    """
 
     def __init__(self, run_dir: str | Path):
         self.dir = Path(run_dir) / "units"
+        self.problems: dict[str, str] = {}  # unit file -> why it was not trusted
 
     def path(self, key: str) -> Path:
         return self.dir / f"{key}.json"
@@ -115,13 +169,21 @@ class UnitStore:
         if not p.exists():
             return None
         try:
-            return json.loads(p.read_text())
-        except (OSError, json.JSONDecodeError):
-            return None  # a torn file is treated as unfinished and redone
+            rec = json.loads(p.read_bytes())
+        except (OSError, ValueError) as e:  # torn or foreign bytes (JSON and UTF-8 errors are ValueErrors)
+            problem = f"unreadable ({type(e).__name__}: {str(e)[:120]})"
+        else:
+            problem = record_problem(rec, key)
+        if problem:
+            if str(p) not in self.problems:
+                log.warning("unit file %s: %s; the unit is redone", p, problem)
+            self.problems[str(p)] = problem
+            return None
+        return rec
 
     def is_done(self, key: str) -> bool:
         rec = self.load(key)
-        return rec is not None and rec.get("row", {}).get("status") == "ok"
+        return rec is not None and rec["row"]["status"] == "ok"
 
     def save(self, result: dict) -> None:
         atomic_write_text(self.path(result["row"]["unit_key"]), json.dumps(result, default=_json_default))
@@ -154,6 +216,11 @@ def collect(records: Iterable[dict]) -> tuple[pd.DataFrame, pd.DataFrame]:
     results = results.sort_values(order, kind="stable").reset_index(drop=True)
     predictions = pd.DataFrame(preds)
     if len(predictions):
+        dup = predictions.duplicated([*CELL_AXES, "subject", "clip"], keep=False)
+        if dup.any():  # two units tested one clip of one cell: pooling would count it twice
+            first = predictions[dup].iloc[0]
+            raise UnitRecordError(f"{int(dup.sum())} predictions repeat a (cell, subject, clip), e.g. "
+                             f"{'|'.join(str(first[c]) for c in CELL_AXES)} {first['subject']}/{first['clip']}")
         prob_cols = sorted((c for c in predictions.columns if c.startswith("prob_")), key=lambda c: int(c[5:]))
         predictions = predictions[PRED_COLUMNS + prob_cols]
         predictions = predictions.sort_values(order + ["subject", "clip"], kind="stable").reset_index(drop=True)
@@ -163,9 +230,15 @@ def collect(records: Iterable[dict]) -> tuple[pd.DataFrame, pd.DataFrame]:
 def write_tables(run_dir: str | Path, results: pd.DataFrame, predictions: pd.DataFrame) -> None:
     run_dir = Path(run_dir)
     for name, df in (("results", results), ("predictions", predictions)):
-        tmp = run_dir / f".{name}.parquet.tmp"
-        df.to_parquet(tmp, index=False)
-        os.replace(tmp, run_dir / f"{name}.parquet")
+        # a temporary name of this write only (never a fixed one two writers would share)
+        fd, tmp = tempfile.mkstemp(dir=run_dir, prefix=f".{name}.parquet.", suffix=".tmp")
+        os.close(fd)
+        try:
+            df.to_parquet(tmp, index=False)
+            os.replace(tmp, run_dir / f"{name}.parquet")
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
         atomic_write_text(run_dir / f"{name}.csv", df.to_csv(index=False))
 
 

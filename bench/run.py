@@ -8,13 +8,17 @@ MLflow (written from the table) -> the report -> a summary on stdout.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import logging
 import os
 import platform
+import signal
 import subprocess
 import sys
 import time
+import traceback
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -34,6 +38,14 @@ USAGE = """usage: python -m bench.run study=NAME [group=option ...] [key=value .
   +key=value ~key   add / delete a key (Hydra syntax), e.g. ~tuning.space.trainer.epochs
   --cfg job         print the composed config and the planned cells, run nothing
   --plan            print the planned cells, run nothing
+
+exit status:
+  0    every unit finished ok
+  1    the study ran to the end but some unit failed (tracebacks in runs/<study>/results.csv)
+  2    a bad command line, config, data, flow, protocol or report input, an OS error (e.g. a full
+       disk), or executor.on_error=stop after a failed unit: one 'error: ...' line on stderr
+       (DUALFLOW_LOGLEVEL=DEBUG prints its traceback too)
+  130  interrupted by SIGINT (Ctrl-C), 143 by SIGTERM: finished units are kept; rerun to resume
 """
 
 
@@ -78,7 +90,7 @@ class _Prepared:
 
     def __init__(self, plan: Plan, progress: bool):
         self.plan, self.progress = plan, progress
-        self.tables, self.flows, self.reps, self.folds = {}, {}, {}, {}
+        self.tables, self.flows, self.reps, self.folds, self.digests = {}, {}, {}, {}, {}
         self.timings = {"data": 0.0, "flow": 0.0, "representation": 0.0}
         self.flow_params: dict = {}
 
@@ -119,6 +131,23 @@ class _Prepared:
             self.timings["representation"] += time.perf_counter() - t0
         return self.reps[key]
 
+    def fold_digest(self, cell, fold) -> str:
+        """What the data of a fold *is*: its rows' table content (subject, clip, label, key frames,
+        source dataset), the flows' content-hash cache keys, and the class names, for the training
+        and the test rows. A unit's key holds it, so editing the data reruns exactly the units
+        whose rows changed, and moving the data or the cache reruns nothing."""
+        fkey, fs = self.flowset(cell)
+        _, table = self.table(cell)
+        if fkey not in self.digests:
+            df = table.df
+            cols = [c for c in ("subject", "clip", "label", "onset", "apex", "offset", "dataset") if c in df.columns]
+            rows = df[cols].astype(str).agg("\x1f".join, axis=1).tolist()
+            self.digests[fkey] = np.array([hashlib.sha256(f"{r}\x1f{k}".encode()).hexdigest()[:20]
+                                           for r, k in zip(rows, fs.keys)])
+        d = self.digests[fkey]
+        return stable_hash([list(table.classes), d[np.asarray(fold.train_idx)].tolist(),
+                            d[np.asarray(fold.test_idx)].tolist()])
+
     def fold_list(self, cell):
         from bench.protocol import ProtocolSpec
 
@@ -133,21 +162,46 @@ class _Prepared:
 
 
 def run_study(overrides: list[str], *, out=None) -> Path:
-    """Run a study; returns its run directory."""
+    """Run a study; returns its run directory.
+
+    The run directory must be the suite's own (or new, or empty) and is locked from before its
+    first write to the end (``bench.rundir``): a second study or backfill into it is refused."""
+    with contextlib.ExitStack() as held:  # the run directory's lock, released however the study ends
+        return _run_study(overrides, out=out, held=held)
+
+
+def _run_study(overrides: list[str], *, out, held: contextlib.ExitStack) -> Path:
     out = out or sys.stdout
     from tqdm.auto import tqdm
 
-    from bench.executors import make_executor
-    from bench.results import UnitStore, atomic_write_text, cell_columns, collect, write_tables
+    from bench.executors import StudyInterrupted, check_tasks, make_executor
+    from bench.results import UnitRecordError, UnitStore, atomic_write_text, cell_columns, collect, write_tables
     from bench.units import UnitTask
 
     t_start = time.perf_counter()
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     plan = plan_study(overrides)
+    check_plan(plan)
     base = plan.base
     study = plan.study["name"]
     run_dir = Path(base.run_dir)
     check_output_dir(run_dir)
+    if base.report:  # the report is written after training: check its folder now, like the run dir
+        reports_dir = Path(base.paths.reports) / study
+        try:
+            check_output_dir(reports_dir)
+        except ConfigError as e:
+            why = e.__context__ if isinstance(e.__context__, OSError) else None
+            raise ConfigError(f"cannot write to the reports folder {reports_dir}: "
+                              f"{(why.strerror or why) if why else e}. Choose another with paths.reports=... "
+                              f"or run without a report (report=false)") from None
+    from bench.rundir import check_report_dir, own_run_dir
+
+    if base.report:
+        check_report_dir(Path(base.paths.reports) / study)  # the suite's own, new or empty, never a user's
+    # Refuse a folder the suite does not own, lock it for the whole study (before the tracking check
+    # creates mlflow.db), claim it with its marker.
+    held.enter_context(own_run_dir(run_dir, out=out, command=" ".join(["python -m bench.run", *overrides])))
     tracking_cfg = to_container(base.tracking)
     from bench.tracking import check_tracking, default_uri
 
@@ -158,7 +212,9 @@ def run_study(overrides: list[str], *, out=None) -> Path:
     commit = git_commit()
     from omegaconf import OmegaConf
 
-    atomic_write_text(run_dir / "config.yaml", OmegaConf.to_yaml(base, resolve=True))
+    # config.yaml is written with the tables it describes (below): a study stopped before them
+    # leaves the previous config.yaml and tables, which agree; the lock file names the running one.
+    config_yaml = OmegaConf.to_yaml(base, resolve=True)
     print(f"study {study}: {len(plan.cells)} cell(s)" + (f", {len(plan.excluded)} excluded" if plan.excluded else "")
           + f" -> {run_dir}", file=out)
 
@@ -182,7 +238,8 @@ def run_study(overrides: list[str], *, out=None) -> Path:
         columns = cell_columns({a: getattr(cell, a).option for a in ("dataset", "flow", "representation", "model")},
                                cell.cfg)
         for fold in folds:
-            key = stable_hash([cell.cfg_hash, fold.name, sorted(map(str, fold.test_subjects))])
+            key = stable_hash([cell.cfg_hash, fold.name, sorted(map(str, fold.test_subjects)),
+                               prep.fold_digest(cell, fold)])
             all_keys.append(key)
             if base.resume and store.is_done(key):
                 skipped += 1
@@ -200,6 +257,8 @@ def run_study(overrides: list[str], *, out=None) -> Path:
                 columns=columns))
     if skipped:
         print(f"resume: {skipped} finished unit(s) found in {run_dir / 'units'}, {len(tasks)} to run", file=out)
+    for path, problem in store.problems.items():
+        print(f"resume: {path} is not a valid unit record ({problem}); redoing that unit", file=out)
 
     t_train = time.perf_counter()
     cells_bar = tqdm(total=len(cell_units), desc="cells", unit="cell", disable=not progress or not tasks, position=0)
@@ -219,15 +278,31 @@ def run_study(overrides: list[str], *, out=None) -> Path:
 
     try:
         if tasks:
-            make_executor(to_container(base.executor)).run(tasks, on_result)
+            check_tasks(tasks)  # what every unit of a cell would fail on, known now the data is loaded
+            executor = make_executor(to_container(base.executor))
+            note = executor.cap_note(len(tasks)) if hasattr(executor, "cap_note") else None
+            if note:
+                print(note, file=out)
+            executor.run(tasks, on_result)
+    except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM through main(): keep what finished, say so
+        signum = getattr(e, "signum", signal.SIGINT)
+        kept = sum(store.is_done(k) for k in all_keys)
+        raise StudyInterrupted(signum, f"interrupted ({signal.Signals(signum).name}): {kept} of {len(all_keys)} "
+                                       f"units finished and kept in {run_dir}; rerun the same command to resume"
+                               ) from None
     finally:
         units_bar.close()
         cells_bar.close()
     train_seconds = time.perf_counter() - t_train
 
-    records = [r for r in (store.load(k) for k in all_keys) if r is not None]
+    records = [store.load(k) for k in all_keys]
+    lost = [str(store.path(k)) for k, r in zip(all_keys, records) if r is None]
+    if lost:  # every unit was run or resumed: a missing or broken record now is a damaged run dir
+        raise UnitRecordError(f"{len(lost)} unit record(s) missing or invalid after the run (first: {lost[0]}: "
+                           f"{store.problems.get(lost[0], 'missing')}); rerun the same command to redo them")
     results, predictions = collect(records)
     write_tables(run_dir, results, predictions)
+    atomic_write_text(run_dir / "config.yaml", config_yaml)
     _write_megc_logs(run_dir, predictions, list(next(iter(prep.tables.values())).classes))
     _write_aux(run_dir, records)
     _write_examples(run_dir, plan, prep)
@@ -291,18 +366,30 @@ def _dataset_facts(table) -> dict:
 
 def _write_megc_logs(run_dir: Path, predictions, classes: list[str]) -> None:
     """Each cell's predictions also in the MEGC2019 per-fold log format (``python -m bench.score`` reads it)."""
-    import shutil
-
-    from bench.prediction_files import write_megc_log
+    from bench.prediction_files import companion_path, write_megc_log
+    from bench.rundir import record_run_files, run_files
 
     out = run_dir / "predictions"
-    shutil.rmtree(out, ignore_errors=True)  # a log per cell of *this* table only
-    if len(predictions) == 0:
-        return
-    for keys, g in predictions.groupby(list(CELL_AXES), sort=True):
+    logs = {}
+    for keys, g in (predictions.groupby(list(CELL_AXES), sort=True) if len(predictions) else ()):
         safe = "__".join(str(k) for k in keys)
         safe = "".join(ch if ch.isalnum() or ch in "._-=," else "_" for ch in safe)
-        write_megc_log(g, out / f"{safe}.txt", classes=classes)
+        logs[f"{safe}.txt"] = g
+    # A log per cell of *this* table only: the suite's logs of other cells go, nothing else does.
+    # The run marker lists the logs the suite wrote, recorded before writing so none is orphaned.
+    ours = run_files(run_dir, "predictions")
+    names = set(logs) | {companion_path(out / n).name for n in logs}  # each log and its classes file
+    record_run_files(run_dir, "predictions", ours | names)
+    for name, g in logs.items():
+        write_megc_log(g, out / name, classes=classes)
+    for name in sorted(ours - names):
+        (out / name).unlink(missing_ok=True)
+    record_run_files(run_dir, "predictions", names)
+    others = sorted(p.name for p in out.iterdir() if p.name not in names) if out.is_dir() else []
+    if others:
+        log.warning("%s: kept %d file(s) the suite did not write (%s)", out, len(others), ", ".join(others[:5]))
+    elif out.is_dir() and not logs:
+        out.rmdir()
 
 
 def _write_aux(run_dir: Path, records: list[dict]) -> None:
@@ -323,6 +410,8 @@ def _write_aux(run_dir: Path, records: list[dict]) -> None:
             arrays.setdefault(f"{cell}/y_true", []).extend(p["y_true"] for p in rec["predictions"])
     if arrays:
         np.savez_compressed(run_dir / "aux.npz", **{k: np.asarray(v) for k, v in arrays.items()})
+    else:  # a previous run's explanations must not outlive the table they belonged to
+        (run_dir / "aux.npz").unlink(missing_ok=True)
 
 
 def _write_examples(run_dir: Path, plan: Plan, prep: _Prepared) -> None:
@@ -336,6 +425,8 @@ def _write_examples(run_dir: Path, plan: Plan, prep: _Prepared) -> None:
         ex[f"{cell.representation.name}__channels"] = np.asarray(channels)
     if ex:
         np.savez_compressed(run_dir / "examples.npz", **ex)
+    else:
+        (run_dir / "examples.npz").unlink(missing_ok=True)
 
 
 def summary_table(predictions, n_classes: int):
@@ -384,13 +475,16 @@ def main(argv: list[str] | None = None) -> int:
     if bad:
         print(f"error: arguments must be key=value overrides, got {bad}\n\n{USAGE}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=os.environ.get("DUALFLOW_LOGLEVEL", "WARNING"),
+    level = os.environ.get("DUALFLOW_LOGLEVEL", "WARNING").upper()
+    logging.basicConfig(level=level if isinstance(logging.getLevelName(level), int) else "WARNING",
                         format="%(levelname)s %(name)s: %(message)s")
+    old_term = _on_sigterm_stop()
     try:
         if show_cfg or plan_only:
             from omegaconf import OmegaConf
 
             plan = plan_study(argv)
+            check_plan(plan)
             if show_cfg:
                 print(OmegaConf.to_yaml(plan.base, resolve=False))
             print(f"# planned cells ({len(plan.cells)}):")
@@ -399,11 +493,86 @@ def main(argv: list[str] | None = None) -> int:
             for e in plan.excluded:
                 print(f"#   excluded: {e}")
             return 0
-        run_study(argv)
-    except ConfigError as e:
-        print(f"error: {e}", file=sys.stderr)
+        run_dir = run_study(argv)
+    except KeyboardInterrupt as e:  # SIGINT, or SIGTERM (see _on_sigterm_stop); run_study says what it kept
+        signum = int(getattr(e, "signum", signal.SIGINT))
+        _debug_traceback()
+        print(getattr(e, "note", "") or f"interrupted ({signal.Signals(signum).name}); every finished unit is "
+              f"kept in the run directory; rerun the same command to resume", file=sys.stderr)
+        return 128 + signum
+    except Exception as e:
+        if not isinstance(e, _user_errors()):
+            raise  # a bug: the full traceback
+        _debug_traceback()
+        print(f"error: {_error_line(e)}", file=sys.stderr)
         return 2
-    return 0
+    finally:
+        if old_term is not None:
+            signal.signal(signal.SIGTERM, old_term)
+    return 1 if _failed_units(run_dir) else 0
+
+
+def check_plan(plan: Plan) -> None:
+    """Refuse, right after planning and before any data is loaded, what the planner does not check:
+    the executor node (``bench.executors.check_executor_cfg``) and the run's on/off switches."""
+    from bench.executors import check_executor_cfg
+
+    check_executor_cfg(to_container(plan.base.executor))
+    for key in ("resume", "report", "progress"):
+        value = plan.base.get(key)
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key} must be true or false, got {value!r}")
+
+
+def _on_sigterm_stop():
+    """SIGTERM stops a study as Ctrl-C does (``StudyInterrupted``, a KeyboardInterrupt): the pool is
+    stopped, finished units are kept, exit status 143. Returns the previous handler (None when this
+    is not the main thread, where handlers cannot be set)."""
+    from bench.executors import StudyInterrupted
+
+    def stop(signum, frame):  # noqa: ARG001
+        raise StudyInterrupted(signum)
+
+    try:
+        old = signal.signal(signal.SIGTERM, stop)
+    except ValueError:
+        return None
+    return old if old is not None else signal.SIG_DFL
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """Errors after planning that mean bad input or a bad machine state, not a bug: one line, exit 2.
+    Only modules already imported can have raised theirs, so nothing is imported here."""
+    kinds: list[type[BaseException]] = [ConfigError, OSError]
+    for mod, name in (("bench.data.table", "DataError"), ("bench.flow.pipeline", "FlowError"),
+                      ("bench.protocol", "ProtocolError"), ("bench.report.load", "ReportInputError"),
+                      ("bench.executors", "StudyStopped"), ("bench.results", "UnitRecordError")):
+        kind = getattr(sys.modules.get(mod), name, None)
+        if isinstance(kind, type):
+            kinds.append(kind)
+    return tuple(kinds)
+
+
+def _error_line(e: BaseException) -> str:
+    summary = getattr(e, "summary", None)
+    if isinstance(summary, str) and summary:
+        return summary  # StudyStopped: the unit and its error's last line (the record has the traceback)
+    if isinstance(e, OSError) and e.strerror:
+        where = f" {e.filename}" + (f" -> {e.filename2}" if e.filename2 else "") if e.filename else ""
+        return f"{type(e).__name__}{where}: {e.strerror} (errno {e.errno})"
+    return str(e) or type(e).__name__
+
+
+def _debug_traceback() -> None:
+    if os.environ.get("DUALFLOW_LOGLEVEL", "").strip().upper() == "DEBUG":  # for debugging: the whole story
+        traceback.print_exc()
+
+
+def _failed_units(run_dir: Path) -> int:
+    try:
+        return int(json.loads((Path(run_dir) / "run.json").read_text())["units"]["failed"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0
 
 
 if __name__ == "__main__":

@@ -138,6 +138,10 @@ class TrainConfig:
         need(self.monitor in MONITORS, f"monitor={self.monitor!r} not in {MONITORS}")
         need(self.eval_every >= 1, f"eval_every must be >= 1, got {self.eval_every}")
         need(self.memory_format in MEMORY_FORMATS, f"memory_format={self.memory_format!r} not in {MEMORY_FORMATS}")
+        import re
+
+        need(isinstance(self.device, str) and re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", self.device) is not None,
+             f"device={self.device!r} is not a device: use auto, cpu, cuda, cuda:N (N = GPU index) or mps")
 
     def to_dict(self) -> dict:
         return asdict(self)

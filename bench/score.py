@@ -21,13 +21,12 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from bench.prediction_files import PredictionFileError, read_predictions
-from bench.metrics import confusion_matrix, format_confusion, per_class_scores, scores_from_confusion
+from bench.prediction_files import PredictionFileError, count_predictions
+from bench.metrics import format_confusion, per_class_scores, scores_from_confusion
 from bench.protocol import MEGC2019_DATASETS
 
 
-def _block(y_true: np.ndarray, y_pred: np.ndarray, k: int) -> dict[str, Any]:
-    cm = confusion_matrix(y_true, y_pred, k)
+def _block(cm: np.ndarray) -> dict[str, Any]:
     pc = per_class_scores(cm)
     # Never-predicted classes count as precision 0, as sklearn's macro precision (zero_division=0)
     # reports them: that is the figure a mislabelled "UAR" would have been computed with.
@@ -41,22 +40,22 @@ def score_file(path, n_classes: int | None = None, cell: str | None = None) -> d
 
     Returns ``{"path", "format", "n", "n_classes", "classes", "overall": {uf1, uar, acc, n, confusion,
     mean_class_precision}, "per_dataset": {dataset: {...same}}}`` (``per_dataset`` is empty when the
-    file names no dataset). Raises ``PredictionFileError`` on a malformed file.
+    file names no dataset). Raises ``PredictionFileError`` on a malformed file. Only confusion counts
+    are kept: a MEGC2019 log is read line by line (``count_predictions``), so memory stays bounded
+    whatever its size.
     """
-    df, fmt, k, names = read_predictions(path, n_classes=n_classes, cell=cell)
-    yt, yp = df["y_true"].to_numpy(), df["y_pred"].to_numpy()
+    counts = count_predictions(path, n_classes=n_classes, cell=cell)
+    k, names, by_ds = counts.n_classes, counts.names, counts.confusion
     out: dict[str, Any] = {
-        "path": str(path), "format": fmt, "n": int(len(df)), "n_classes": k,
+        "path": str(path), "format": counts.format, "n": counts.n, "n_classes": k,
         "classes": names if names is not None else [str(i) for i in range(k)],
-        "overall": _block(yt, yp, k), "per_dataset": {},
+        "overall": _block(sum(by_ds.values(), np.zeros((k, k), np.int64))), "per_dataset": {},
     }
-    ds = df["dataset"].astype(str)
-    if (ds != "").all():
+    if "" not in by_ds:
         # The MEGC2019 composite's own order first (SMIC, CASME II, SAMM), then any others sorted.
         order = {d: i for i, d in enumerate(MEGC2019_DATASETS)}
-        for name in sorted(ds.unique(), key=lambda d: (order.get(d, len(order)), d)):
-            m = (ds == name).to_numpy()
-            out["per_dataset"][name] = _block(yt[m], yp[m], k)
+        for name in sorted(by_ds, key=lambda d: (order.get(d, len(order)), d)):
+            out["per_dataset"][name] = _block(by_ds[name])
     return out
 
 

@@ -24,6 +24,7 @@ for that axis; any list can also be replaced directly (``study.models=[ststnet]`
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import itertools
 import json
@@ -131,6 +132,47 @@ def _matches(rule: dict, cell_items: dict[str, AxisItem]) -> bool:
     return True
 
 
+def _refuse_duplicates(items: list[AxisItem], group: str) -> None:
+    """Two items of one axis with the same label, or the same option and params, would pool twice."""
+    seen_labels: dict[str, int] = {}
+    seen_items: dict[tuple, int] = {}
+    for i, it in enumerate(items):
+        what = (it.option, it.params, it.overrides)
+        if what in seen_items:
+            raise ConfigError(f"study {group} items {seen_items[what]} and {i} are the same ({it.name}): "
+                              "list each item once")
+        if it.name in seen_labels:
+            raise ConfigError(f"study {group} items {seen_labels[it.name]} and {i} share the label {it.name!r}: "
+                              "every item of an axis needs its own label (give one with label: ...)")
+        seen_labels[it.name], seen_items[what] = i, i
+
+
+def _refuse_duplicate_cells(cells: list[Cell]) -> None:
+    """Differently labelled items that resolve to one config would train and pool the same cell twice."""
+    seen: dict[str, str] = {}
+    for c in cells:
+        if c.cfg_hash in seen:
+            raise ConfigError(f"cells {seen[c.cfg_hash]} and {c.label} have the same config (and seed): "
+                              "two items of the study differ only by label")
+        seen[c.cfg_hash] = c.label
+
+
+# Config keys that say where data lives, not what it is. They are left out of the cell hash, so
+# moving a dataset or the cache does not rerun anything; what the data *is* enters each unit's key
+# instead (bench.run: a digest of the sample table and the flows' content-hash cache keys).
+LOCATION_KEYS = ("root", "cache_dir")
+
+
+def without_locations(cfg: Any) -> Any:
+    """``cfg`` without its location keys (``LOCATION_KEYS`` and ``*_dir``), at any depth."""
+    if isinstance(cfg, dict):
+        return {k: without_locations(v) for k, v in cfg.items()
+                if not (isinstance(k, str) and (k in LOCATION_KEYS or k.endswith("_dir")))}
+    if isinstance(cfg, list):
+        return [without_locations(v) for v in cfg]
+    return cfg
+
+
 def validate_cell(cell: Cell) -> None:
     """Build every piece of a cell once (no data, no training) so a bad value fails before any work.
 
@@ -221,6 +263,14 @@ def plan_study(overrides: list[str]) -> Plan:
             axes[group] = [AxisItem(group, str(choices[group]))]
     seeds = study.get("seeds")
     seeds = [0] if seeds is None else ([seeds] if isinstance(seeds, int) else list(seeds))
+    if not seeds:
+        raise ConfigError(f"study {study['name']!r}: study.seeds is empty (give at least one seed, e.g. study.seeds=[0])")
+    if len(set(map(int, seeds))) != len(seeds):
+        raise ConfigError(f"study {study['name']!r}: study.seeds lists a seed twice ({list(seeds)})")
+    for group, its in axes.items():
+        _refuse_duplicates(its, group)
+    # Keys set on the command line win over a study item's params (as they do over its overrides).
+    cli_keys = {_override_key(ov) for ov in overrides if _override_key(ov)}
 
     cells, excluded = [], []
     rules = study.get("exclude") or []
@@ -244,11 +294,23 @@ def plan_study(overrides: list[str]) -> Plan:
             if "name" not in cell_cfg[g]:
                 OmegaConf.update(cell_cfg[g], "name", items[g].option, force_add=True)
         for g, it in items.items():
+            effective = []
             for k, v in it.params:
-                if OmegaConf.select(cell_cfg[g], k, default="__absent__") == "__absent__":
+                current = OmegaConf.select(cell_cfg[g], k, default="__absent__")
+                if current == "__absent__":
                     keys = ", ".join(sorted(str(x) for x in cell_cfg[g].keys()))
                     raise ConfigError(f"{g} {it.option!r} has no parameter {k!r} (item {it.name}). Its keys: {keys}")
-                OmegaConf.update(cell_cfg[g], k, v, merge=True)
+                if f"{g}.{k}" in cli_keys or any(c.startswith(f"{g}.{k}.") for c in cli_keys):
+                    # the command line set it: keep its value, and let an unlabelled item say so
+                    v = OmegaConf.to_container(current, resolve=True) if isinstance(current, (DictConfig, ListConfig)) \
+                        else current
+                else:
+                    OmegaConf.update(cell_cfg[g], k, v, merge=True)
+                effective.append((k, v))
+            if tuple(effective) != it.params:
+                items[g] = dataclasses.replace(it, params=tuple(effective))
+        combo = tuple(items.values())
+        label = "|".join(i.name for i in combo)
         try:
             resolved = {k: OmegaConf.to_container(cell_cfg[k], resolve=True, throw_on_missing=True)
                         if isinstance(cell_cfg[k], (DictConfig, ListConfig)) else cell_cfg[k] for k in CELL_KEYS}
@@ -263,8 +325,9 @@ def plan_study(overrides: list[str]) -> Plan:
             continue
         for seed in seeds:
             cell = Cell(*combo, seed=int(seed), cfg=resolved)
-            cell.cfg_hash = stable_hash({"cfg": resolved, "seed": int(seed)})
+            cell.cfg_hash = stable_hash({"cfg": without_locations(resolved), "seed": int(seed)})
             cells.append(cell)
+    _refuse_duplicate_cells(cells)
     if not cells:
         why = "".join(f"\n  {e}" for e in excluded[:10]) + (f"\n  ... and {len(excluded) - 10} more" if len(excluded) > 10 else "")
         raise ConfigError(f"study {study['name']!r}: every cell is excluded:{why}")

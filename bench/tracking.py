@@ -3,7 +3,12 @@
 Runs are nested study -> cell -> fold. Everything is logged after the units finished, from the
 persisted tables, so a tracking server that goes away mid-study loses nothing: re-log with
 ``python -m bench.tracking backfill RUN_DIR [--uri URI]``. Logging is idempotent per results
-content: a study run whose results hash is already in the experiment is not logged twice.
+content: a study run whose results hash is already in the experiment is not logged twice. A study
+run is marked complete (tag ``dualflow.complete=true``) only after all its cell and fold runs are
+logged; an interrupted logging is completed by the next ``log_run`` / ``backfill`` (complete cell
+runs kept, incomplete ones deleted and logged again, missing ones logged), which says what it did.
+``backfill`` holds the run directory's lock (``bench.rundir``): it refuses to run while a study or
+another backfill writes the same run directory.
 
 Open a finished study:  ``mlflow ui --backend-store-uri sqlite:///runs/<study>/mlflow.db --host 127.0.0.1``
 """
@@ -76,11 +81,55 @@ def _confusion_png(cm: np.ndarray, classes: list[str], title: str, path: Path) -
     plt.close(fig)
 
 
-def log_run(run_dir: str | Path, cfg: dict, *, facts: dict | None = None, records: list[dict] | None = None) -> dict:
-    """Log a finished run directory to MLflow; returns the ids for run.json."""
-    from mlflow.entities import Metric, Param, RunTag
+COMPLETE = "dualflow.complete"  # "true" on a run once it and everything below it is logged
 
-    from bench.metrics import confusion_matrix, scores_from_confusion
+
+def _is_complete(run) -> bool:
+    """Whether a study, cell or fold run was logged to the end.
+
+    Runs this version logs carry ``dualflow.complete`` ("false" when created, "true" once done).
+    Runs from before the tag are complete when terminated: the old logger terminated each run after
+    its last child, the study run last of all.
+    """
+    tag = run.data.tags.get(COMPLETE)
+    if tag is not None:
+        return tag == "true"
+    return run.info.status in ("FINISHED", "FAILED")
+
+
+def _search_all(client, exp_id: str, filter_string: str) -> list:
+    out, token = [], None
+    while True:
+        page = client.search_runs([exp_id], filter_string=filter_string, max_results=1000, page_token=token)
+        out.extend(page)
+        token = getattr(page, "token", None)
+        if not token:
+            return out
+
+
+def _children(client, exp_id: str, run_id: str) -> list:
+    return _search_all(client, exp_id, f"tags.`mlflow.parentRunId` = '{run_id}'")
+
+
+def _delete_tree(client, exp_id: str, run_id: str) -> int:
+    """Delete a run and every run below it (MLflow's soft delete); returns how many."""
+    n = sum(_delete_tree(client, exp_id, c.info.run_id) for c in _children(client, exp_id, run_id))
+    client.delete_run(run_id)
+    return n + 1
+
+
+def log_run(run_dir: str | Path, cfg: dict, *, facts: dict | None = None, records: list[dict] | None = None) -> dict:
+    """Log a finished run directory to MLflow; returns the ids for run.json.
+
+    Idempotent per results content: the study run carries the results hash, and is marked complete
+    (tag ``dualflow.complete=true``) only after every cell and fold run below it is logged. When an
+    earlier logging of the same results was interrupted, this completes it: the partial study run is
+    kept, its complete cell runs (each with all its fold runs) are kept, incomplete ones are deleted
+    and logged again, and missing ones are logged, so every cell and fold is in the store once.
+    Other partial study runs of the same results (several interrupted attempts) are deleted.
+    """
+    from mlflow.entities import Param, RunTag
+
     from bench.results import CELL_AXES, UnitStore, read_tables
 
     run_dir = Path(run_dir)
@@ -88,7 +137,6 @@ def log_run(run_dir: str | Path, cfg: dict, *, facts: dict | None = None, record
     if facts is None:
         facts = json.loads((run_dir / "run.json").read_text())
     classes = list(facts["classes"])
-    k = len(classes)
     histories = {}
     store = UnitStore(run_dir)
     for rec in records if records is not None else (store.load(u) for u in results["unit_key"]):
@@ -96,74 +144,120 @@ def log_run(run_dir: str | Path, cfg: dict, *, facts: dict | None = None, record
             histories[rec["row"]["unit_key"]] = rec.get("history") or []
     uri = cfg.get("uri") or default_uri(run_dir)
     client = _client(uri, cfg.get("check_timeout_s", 10))
-    exp_id = _experiment(client, cfg.get("experiment") or facts["study"])
+    exp_name = cfg.get("experiment") or facts["study"]
+    exp_id = _experiment(client, exp_name)
     results_hash = str(pd.util.hash_pandas_object(results[["unit_key", "status", "fold_uf1"]], index=False).sum())
-    existing = client.search_runs([exp_id], filter_string=f"tags.`dualflow.results_hash` = '{results_hash}'",
-                                  max_results=1)
-    if existing:
-        return {"tracking_uri": uri, "experiment_id": exp_id, "experiment_name": cfg.get("experiment"),
-                "study_run_id": existing[0].info.run_id, "logged": False}
-    now = int(time.time() * 1000)
+    info = {"tracking_uri": uri, "experiment_id": exp_id, "experiment_name": exp_name}
+    found = _search_all(client, exp_id, f"tags.`dualflow.results_hash` = '{results_hash}'")
+    studies = [r for r in found if "mlflow.parentRunId" not in r.data.tags]
+    done = [r for r in studies if _is_complete(r)]
+    if done:
+        return {**info, "study_run_id": done[0].info.run_id, "logged": False}
+    partial = sorted(studies, key=lambda r: r.info.start_time or 0, reverse=True)
+    deleted = sum(_delete_tree(client, exp_id, r.info.run_id) for r in partial[1:])
     versions = facts.get("versions", {})
     base_tags = [RunTag("git_commit", str(facts.get("git_commit", ""))), RunTag("dualflow.study", facts["study"])]
     base_tags += [RunTag(f"version.{p}", str(v)) for p, v in versions.items()]
-    parent = client.create_run(exp_id, run_name=facts["study"], tags={
-        "dualflow.results_hash": results_hash, "dualflow.run_dir": str(run_dir.resolve())})
-    pid = parent.info.run_id
-    client.log_batch(pid, params=[Param("study", facts["study"]), Param("n_cells", str(results["cell"].nunique())),
-                                  Param("protocol", json.dumps(facts.get("protocol"))[:6000]),
-                                  Param("tuning", json.dumps(facts.get("tuning"))[:6000])], tags=base_tags)
+    params = [Param("study", facts["study"]), Param("n_cells", str(results["cell"].nunique())),
+              Param("protocol", json.dumps(facts.get("protocol"))[:6000]),
+              Param("tuning", json.dumps(facts.get("tuning"))[:6000])]
+    kept: dict[str, str] = {}  # cell -> its complete cell run
+    if partial:
+        pid = partial[0].info.run_id
+        have = partial[0].data.params
+        params = [p for p in params if p.key not in have]
+        wanted = set(results["cell"])
+        for c in sorted(_children(client, exp_id, pid), key=lambda r: r.info.start_time or 0):
+            name = c.data.tags.get("mlflow.runName", c.info.run_name)
+            if name in wanted and name not in kept and _is_complete(c):
+                kept[name] = c.info.run_id
+        for c in _children(client, exp_id, pid):
+            if c.info.run_id not in kept.values():
+                deleted += _delete_tree(client, exp_id, c.info.run_id)
+    else:
+        pid = client.create_run(exp_id, run_name=facts["study"], tags={
+            "dualflow.results_hash": results_hash, "dualflow.run_dir": str(run_dir.resolve()),
+            COMPLETE: "false"}).info.run_id
+    client.log_batch(pid, params=params, tags=base_tags)
+    logged = 0
     # Confusion PNGs and prediction CSVs are staged here for log_artifact, then removed.
     with tempfile.TemporaryDirectory(prefix="dualflow-mlflow-") as tmp_dir:
         tmp = Path(tmp_dir)
         if cfg.get("log_artifacts", True):
             for name in ("config.yaml", "results.csv", "run.json"):
                 if (run_dir / name).exists():
-                    client.log_artifact(pid, str(run_dir / name))
+                    client.log_artifact(pid, str(run_dir / name))  # same name: replaced, never doubled
         # keyed like the results' "cell" column (dataset|flow|representation|model|seed)
         preds_by_cell = {"|".join(map(str, keys)): g for keys, g in predictions.groupby(list(CELL_AXES))} \
             if len(predictions) else {}
         for cell, rows in results.groupby("cell", sort=True):
-            r0 = rows.iloc[0]
-            cell_run = client.create_run(exp_id, run_name=cell, tags={"mlflow.parentRunId": pid})
-            cid = cell_run.info.run_id
-            preds = preds_by_cell.get(cell, predictions.iloc[:0])
-            params = [Param(a, str(r0[a])) for a in (*CELL_AXES, "cell_hash")]
-            params += [Param("rep_params", str(r0["rep_params"])[:6000]), Param("model_params", str(r0["model_params"])[:6000])]
-            metrics = [Metric("n_failed_folds", float((rows["status"] != "ok").sum()), now, 0)]
-            if len(preds):
-                cm = confusion_matrix(preds["y_true"].to_numpy(), preds["y_pred"].to_numpy(), k)
-                s = scores_from_confusion(cm)
-                metrics += [Metric(m, float(s[m]), now, 0) for m in ("uf1", "uar", "acc")]
-                if cfg.get("log_artifacts", True):
-                    safe = cell.replace("|", "__").replace("/", "_").replace("[", "(").replace("]", ")")
-                    png = tmp / f"confusion_{safe}.png"
-                    _confusion_png(cm, classes, cell, png)
-                    csv = tmp / f"predictions_{safe}.csv"
-                    preds.to_csv(csv, index=False)
-                    client.log_artifact(cid, str(png))
-                    client.log_artifact(cid, str(csv))
-            client.log_batch(cid, metrics=metrics, params=params, tags=base_tags)
-            for _, r in rows.iterrows():
-                fr = client.create_run(exp_id, run_name=f"fold {r['fold']}", tags={"mlflow.parentRunId": cid})
-                fid = fr.info.run_id
-                fm = [Metric(f"fold_{m}", float(r[f"fold_{m}"]), now, 0) for m in ("uf1", "uar", "acc")]
-                fm += [Metric(m, float(r[m]), now, 0) for m in ("train_seconds", "predict_seconds", "tune_seconds", "epochs_run")]
-                if cfg.get("log_epochs", True):
-                    for step, h in enumerate(histories.get(r["unit_key"], [])):
-                        fm += [Metric(key, float(v), now, step) for key, v in h.items()
-                               if key != "epoch" and isinstance(v, (int, float)) and np.isfinite(v)]
-                fp = [Param("fold", str(r["fold"])), Param("test_subjects", str(r["test_subjects"])[:6000]),
-                      Param("n_train", str(r["n_train"])), Param("n_test", str(r["n_test"])),
-                      Param("hparams", str(r["hparams"])[:6000])]
-                for i in range(0, len(fm), 900):  # MLflow caps a batch at 1000 metrics
-                    client.log_batch(fid, metrics=fm[i:i + 900], params=fp if i == 0 else [],
-                                     tags=[RunTag("status", str(r["status"]))] if i == 0 else [])
-                client.set_terminated(fid, "FINISHED" if r["status"] == "ok" else "FAILED")
-            client.set_terminated(cid, "FINISHED" if (rows["status"] == "ok").all() else "FAILED")
+            if cell in kept:
+                continue
+            _log_cell(client, cfg, exp_id, pid, cell, rows, preds_by_cell.get(cell, predictions.iloc[:0]),
+                      classes, histories, base_tags, tmp)
+            logged += 1
     client.set_terminated(pid)
-    return {"tracking_uri": uri, "experiment_id": exp_id, "experiment_name": cfg.get("experiment") or facts["study"],
-            "study_run_id": pid, "logged": True}
+    client.set_tag(pid, COMPLETE, "true")  # last: only now is the study run complete
+    out = {**info, "study_run_id": pid, "logged": True}
+    if partial:
+        out.update(completed=True, cells_kept=len(kept), cells_logged=logged, runs_deleted=deleted)
+    return out
+
+
+def _log_cell(client, cfg: dict, exp_id: str, pid: str, cell: str, rows: pd.DataFrame, preds: pd.DataFrame,
+              classes: list[str], histories: dict, base_tags: list, tmp: Path) -> str:
+    """One cell run and its fold runs; tagged complete after the last fold."""
+    from mlflow.entities import Metric, Param
+
+    from bench.metrics import confusion_matrix, scores_from_confusion
+    from bench.results import CELL_AXES
+
+    now = int(time.time() * 1000)
+    r0 = rows.iloc[0]
+    cid = client.create_run(exp_id, run_name=cell, tags={"mlflow.parentRunId": pid, COMPLETE: "false"}).info.run_id
+    params = [Param(a, str(r0[a])) for a in (*CELL_AXES, "cell_hash")]
+    params += [Param("rep_params", str(r0["rep_params"])[:6000]), Param("model_params", str(r0["model_params"])[:6000])]
+    metrics = [Metric("n_failed_folds", float((rows["status"] != "ok").sum()), now, 0)]
+    if len(preds):
+        cm = confusion_matrix(preds["y_true"].to_numpy(), preds["y_pred"].to_numpy(), len(classes))
+        s = scores_from_confusion(cm)
+        metrics += [Metric(m, float(s[m]), now, 0) for m in ("uf1", "uar", "acc")]
+        if cfg.get("log_artifacts", True):
+            safe = cell.replace("|", "__").replace("/", "_").replace("[", "(").replace("]", ")")
+            png = tmp / f"confusion_{safe}.png"
+            _confusion_png(cm, classes, cell, png)
+            csv = tmp / f"predictions_{safe}.csv"
+            preds.to_csv(csv, index=False)
+            client.log_artifact(cid, str(png))
+            client.log_artifact(cid, str(csv))
+    client.log_batch(cid, metrics=metrics, params=params, tags=base_tags)
+    for _, r in rows.iterrows():
+        _log_fold(client, cfg, exp_id, cid, r, histories.get(r["unit_key"], []), now)
+    client.set_terminated(cid, "FINISHED" if (rows["status"] == "ok").all() else "FAILED")
+    client.set_tag(cid, COMPLETE, "true")
+    return cid
+
+
+def _log_fold(client, cfg: dict, exp_id: str, cid: str, r: pd.Series, history: list, now: int) -> str:
+    from mlflow.entities import Metric, Param, RunTag
+
+    fid = client.create_run(exp_id, run_name=f"fold {r['fold']}",
+                            tags={"mlflow.parentRunId": cid, COMPLETE: "false"}).info.run_id
+    fm = [Metric(f"fold_{m}", float(r[f"fold_{m}"]), now, 0) for m in ("uf1", "uar", "acc")]
+    fm += [Metric(m, float(r[m]), now, 0) for m in ("train_seconds", "predict_seconds", "tune_seconds", "epochs_run")]
+    if cfg.get("log_epochs", True):
+        for step, h in enumerate(history):
+            fm += [Metric(key, float(v), now, step) for key, v in h.items()
+                   if key != "epoch" and isinstance(v, (int, float)) and np.isfinite(v)]
+    fp = [Param("fold", str(r["fold"])), Param("test_subjects", str(r["test_subjects"])[:6000]),
+          Param("n_train", str(r["n_train"])), Param("n_test", str(r["n_test"])),
+          Param("hparams", str(r["hparams"])[:6000])]
+    for i in range(0, len(fm), 900):  # MLflow caps a batch at 1000 metrics
+        client.log_batch(fid, metrics=fm[i:i + 900], params=fp if i == 0 else [],
+                         tags=[RunTag("status", str(r["status"]))] if i == 0 else [])
+    client.set_terminated(fid, "FINISHED" if r["status"] == "ok" else "FAILED")
+    client.set_tag(fid, COMPLETE, "true")
+    return fid
 
 
 def main(argv=None) -> int:
@@ -181,14 +275,24 @@ def main(argv=None) -> int:
     facts = json.loads((run_dir / "run.json").read_text())
     cfg = {"uri": a.uri or default_uri(run_dir), "experiment": a.experiment or facts["study"], "log_epochs": True,
            "log_artifacts": True}
+    from bench.rundir import locked
+
     try:
-        check_tracking(cfg)
+        # One writer per run directory: not while a study (or another backfill) writes it, and
+        # never two processes creating its default mlflow.db at once.
+        with locked(run_dir, purpose="write to", optional=True, command=f"python -m bench.tracking backfill {run_dir}"):
+            check_tracking(cfg)
+            info = log_run(run_dir, cfg, facts=facts)
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    info = log_run(run_dir, cfg, facts=facts)
-    print(("logged" if info["logged"] else "already logged") + f": experiment {info['experiment_name']} "
-          f"run {info['study_run_id']} at {info['tracking_uri']}")
+    where = f"experiment {info['experiment_name']} run {info['study_run_id']} at {info['tracking_uri']}"
+    if info.get("completed"):
+        print(f"completed: {where}: an earlier logging of these results was interrupted; kept its "
+              f"{info['cells_kept']} complete cell run(s), logged the {info['cells_logged']} missing one(s)"
+              + (f", deleted {info['runs_deleted']} incomplete run(s) first" if info["runs_deleted"] else ""))
+    else:
+        print(("logged" if info["logged"] else "already logged") + f": {where}")
     return 0
 
 

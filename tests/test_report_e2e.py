@@ -241,6 +241,9 @@ def test_stale_outputs_removed_and_cli(tmp_path, monkeypatch, capsys):
     out = tmp_path / "reports" / "toy_study"
     (out / "figures").mkdir(parents=True)
     (out / "figures" / "old.png").write_bytes(b"x")
+    from bench.rundir import REPORT_MARKER, write_marker  # a previous report of the suite wrote old.png
+
+    write_marker(out, REPORT_MARKER, {"files": ["figures/old.png"]})
     monkeypatch.chdir(tmp_path)
     assert resolve_run_dir("toy_study") == Path("runs") / "toy_study"
     assert cli_main(["toy_study", "--n-boot", "20", "--no-pdf", "-q"]) == 0

@@ -93,6 +93,8 @@ def read_rows(path: Path, sheet: str | None = None, sep: str | None = None) -> l
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: annotation file not found")
+    if path.stat().st_size == 0:
+        raise DataError(f"{path}: the annotation file is empty (0 bytes); was it copied completely?")
     suffix = path.suffix.lower()
     if suffix in (".xlsx", ".xlsm"):
         return _read_xlsx_rows(path, sheet)

@@ -27,7 +27,9 @@ Instead of a name, ``classes`` may be an explicit mapping ``{class: [source emot
 ``{class: emotion}``), whose key order is the class order, or a list of class names each mapping
 itself; explicit sets match emotions case-insensitively without synonyms, and everything not listed
 is dropped with a count (there is no vocabulary to call a label unknown). ``None`` keeps every
-emotion present as its own class, sorted by name.
+emotion present as its own class, sorted by name; since a label typo then becomes a class of its own,
+``bench.data.validate.finalize`` logs every class found with its counts and flags each class with a
+single clip or a single subject (an error with ``strict=True``).
 """
 
 from __future__ import annotations

@@ -124,4 +124,5 @@ def load_generic(
     opts = split_options("generic", options, _ACCEPTED)
     raw, int_labels, ann = read_generic(root, annotation, frame_template, columns, sheet, dataset)
     given = index_class_names(raw, int_labels, classes, ann)
-    return finalize(raw, name=dataset, source=str(ann), classes=classes, options=opts, given_classes=given)
+    return finalize(raw, name=dataset, source=str(ann), classes=classes, options=opts, given_classes=given,
+                    classes_inferred=classes is None)

@@ -51,6 +51,8 @@ def read_gt(path: str | Path) -> list[tuple[int, str, str, str, str]]:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: MEGC2019 list not found")
+    if path.stat().st_size == 0:
+        raise DataError(f"{path}: the MEGC2019 list is empty (0 bytes)")
     out = []
     reader = csv.reader(io.StringIO(path.read_text(encoding="utf-8-sig"), newline=""))
     for cells in reader:

@@ -27,7 +27,8 @@ frame numbers are placeholders 0/1/2 (flag ``no_frame_numbers``): nothing reads 
 The table gets columns ``flow1_path, flow1_index, flow2_path, flow2_index`` (index -1 = one file
 per sample; path '' = phase absent), which ``bench.flow.compute_flows`` loads instead of computing.
 Validation (labels, duplicates, subjects) is ``bench.data.validate.finalize`` with frame checks off;
-flow files are checked to exist here (all missing files listed in one error).
+flow files are checked to exist and be non-empty here (all bad files listed in one error); a file
+that cannot be read or holds non-real (e.g. complex) values is an error naming it when flows load.
 """
 
 from __future__ import annotations
@@ -43,12 +44,15 @@ from bench.data._sheets import norm_header, read_table
 from bench.data.generic import index_class_names
 from bench.data.table import DataError, SampleTable
 from bench.data.validate import MAX_ERRORS_SHOWN, finalize, parse_frame, split_options
-from bench.flowfiles import FLOW_EXTS, IMAGE_EXTS, FlowFileSpec, spec_from_mapping
+from bench.flowfiles import FLOW_EXTS, IMAGE_EXTS, FlowFileSpec, check_real, load_npy, spec_from_mapping
 
 log = logging.getLogger("bench.data")
 
 _ACCEPTED = ("root", "annotation", "phase1_template", "phase2_template", "phase1_array", "phase2_array",
              "flow_file", "classes", "columns", "sheet", "dataset")
+
+_FLOW_COLUMNS = ("flow1_path", "flow1_index", "flow2_path", "flow2_index")
+
 
 def exactness(exts: set[str], spec: FlowFileSpec, has_phase2: bool) -> dict[str, str]:
     """Representation name -> 'exact' | 'exact up to ...' | 'approximate: why' | 'unavailable: why'.
@@ -125,7 +129,10 @@ def load_precomputed(
         p = Path(a) if Path(a).is_absolute() else root / a
         if p.suffix.lower() != ".npy" or not p.is_file():
             raise DataError(f"{ann}: phase{ph}_array {p} must be an existing stacked .npy file")
-        arr = np.load(p, mmap_mode="r", allow_pickle=False)
+        try:
+            arr = check_real(load_npy(p, mmap_mode="r"), p)
+        except ValueError as e:
+            raise DataError(f"{ann}: phase{ph}_array: {e}") from None
         if arr.ndim != 4 or arr.shape[0] != len(df):
             raise DataError(f"{p}: phase{ph}_array has shape {arr.shape}; expected (N={len(df)} rows of "
                             f"{ann.name}, C, H, W)")
@@ -151,7 +158,7 @@ def load_precomputed(
         raw["flags"] = "no_frame_numbers"
     raw["frame_template"] = ""
 
-    flow_cols: dict[tuple[str, str], tuple[str, int, str, int]] = {}
+    flow_cols: list[tuple[str, int, str, int]] = []
     errors: list[str] = []
     exts: set[str] = set()
     for k, (i, r) in enumerate(df.iterrows()):
@@ -172,15 +179,19 @@ def load_precomputed(
                                   f"(supported: {sorted(FLOW_EXTS)})")
                 elif not p.is_file():
                     errors.append(f"{at}: phase-{ph} flow file missing: {p}")
+                elif p.stat().st_size == 0:
+                    errors.append(f"{at}: phase-{ph} flow file is empty (0 bytes): {p}")
                 exts.add(p.suffix.lower())
                 entry += [str(p), -1]
-        flow_cols[(str(r["subject"]).strip(), str(r["clip"]).strip())] = tuple(entry)  # type: ignore[assignment]
+        flow_cols.append(tuple(entry))  # type: ignore[arg-type]
     if errors:
         more = f"\n  ... and {len(errors) - MAX_ERRORS_SHOWN} more" if len(errors) > MAX_ERRORS_SHOWN else ""
         raise DataError(f"{len(errors)} flow file error(s):\n  " + "\n  ".join(errors[:MAX_ERRORS_SHOWN]) + more)
     if exts & IMAGE_EXTS and spec.normalisation is None:
         raise DataError(f"{ann}: flows are images; declare flow_file.normalisation (fixed | minmax)")
 
+    for j, c in enumerate(_FLOW_COLUMNS):  # carried through validation with their row (renames included)
+        raw[c] = [e[j] for e in flow_cols]
     given = index_class_names(raw, int_labels, classes, ann)
     has_phase2 = phase2_template is not None or phase2_array is not None
     exact = exactness(exts, spec, has_phase2)
@@ -189,12 +200,10 @@ def load_precomputed(
                  "scale": list(spec.scale) if isinstance(spec.scale, tuple) else spec.scale,
                  "offset": list(spec.offset) if isinstance(spec.offset, tuple) else spec.offset}
     table = finalize(raw, name=dataset, source=str(ann), classes=classes, options=opts, given_classes=given,
-                     meta={"flow_file": spec_dict, "flow_formats": sorted(exts), "exactness": exact})
-    cols = [flow_cols[(s, c)] for s, c in zip(table.df["subject"], table.df["clip"])]
-    table.df["flow1_path"] = [c[0] for c in cols]
-    table.df["flow1_index"] = np.array([c[1] for c in cols], dtype=np.int64)
-    table.df["flow2_path"] = [c[2] for c in cols]
-    table.df["flow2_index"] = np.array([c[3] for c in cols], dtype=np.int64)
+                     meta={"flow_file": spec_dict, "flow_formats": sorted(exts), "exactness": exact},
+                     classes_inferred=classes is None, carry=_FLOW_COLUMNS)
+    table.df = table.df.astype({"flow1_path": str, "flow1_index": np.int64, "flow2_path": str,
+                                "flow2_index": np.int64})
 
     approx = sorted(k for k, v in exact.items() if v != "exact")
     if approx:

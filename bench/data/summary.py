@@ -23,8 +23,13 @@ def summarize(table: SampleTable) -> str:
     ]
     counts = Counter(df["label"].tolist())
     w = max([len(c) for c in table.classes] + [5])
+    inferred = table.meta.get("inferred_classes")
+    suspect = (inferred or {}).get("suspect", {})
+    if inferred is not None:
+        lines[-1] = "per class (classes: null, every distinct label is a class; check for typos):"
     for i, c in enumerate(table.classes):
-        lines.append(f"  {i:>2} {c:<{w}} {counts.get(i, 0):>6}")
+        mark = f"   <- {suspect[c]}: a label typo?" if c in suspect else ""
+        lines.append(f"  {i:>2} {c:<{w}} {counts.get(i, 0):>6}{mark}")
     if "dataset" in df and df["dataset"].nunique() > 1:
         lines += ["", "per source dataset:"]
         for d, n in df["dataset"].value_counts().sort_index().items():

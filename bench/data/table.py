@@ -43,6 +43,37 @@ class DataError(ValueError):
     """Bad input in a dataset: the message names the file and the row."""
 
 
+_CHAR_NAMES = {" ": "a space", "\t": "a tab", "\n": "a newline", "\r": "a carriage return"}
+
+
+def _char_name(ch: str) -> str:
+    if ch in _CHAR_NAMES:
+        return _CHAR_NAMES[ch]
+    import unicodedata
+
+    return f"U+{ord(ch):04X} ({unicodedata.name(ch, 'a control character').lower()})"
+
+
+def name_problem(value: str, what: str) -> str | None:
+    """Why ``value`` cannot be a ``what`` (``subject``, ``clip`` or ``dataset``) name, or ``None``.
+
+    Names end up as fields of the MEGC2019 log (``bench.prediction_files``: whitespace-separated,
+    ``#`` starts a comment, a comma on the first line makes it read as CSV), so every loader's table
+    refuses at load (``bench.data.validate.finalize``) what that log could not hold back intact:
+    whitespace of any kind (space, tab, newline, non-breaking space, ...) or another invisible
+    character inside a name, a clip starting with ``#``, a comma in a subject or dataset name.
+    """
+    bad = sorted({ch for ch in value if ch.isspace() or not ch.isprintable()})
+    if bad:
+        return (f"contains {', '.join(_char_name(c) for c in bad)}, which the whitespace-separated "
+                "MEGC2019 prediction log cannot hold")
+    if what == "clip" and value.startswith("#"):
+        return "starts with '#', which the MEGC2019 prediction log reader takes for a comment"
+    if what != "clip" and "," in value:
+        return "contains ',', which would make the MEGC2019 prediction log read as a CSV file"
+    return None
+
+
 @dataclass
 class SampleTable:
     df: pd.DataFrame

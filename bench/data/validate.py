@@ -25,15 +25,29 @@ unknown emotion (typo, empty)   error (see ``bench.data.classes``); a known emot
                                 not use is dropped with a logged per-emotion count.
 class index out of range        error (sources giving integer labels).
 duplicated clip                 error naming both rows (same subject and clip twice).
+whitespace (space, tab,         error naming the row, the subject/clip and the value (see
+newline, ...) or an invisible   ``bench.data.table.name_problem``): the names become fields of the
+character in a subject, clip    whitespace-separated MEGC2019 prediction log, which could not be
+or dataset name; a clip         written or read back. Not encoded: a silently changed name would no
+starting with ``#``; a comma    longer match the source sheet. Fix the sheet, or rename in
+in a subject or dataset name    configuration: ``overrides: {"<subject>/<clip>": {clip: NEW}}`` or
+                                ``{"<subject>/*": {subject: NEW}}`` (every clip of the subject).
 missing frame files             ``check_frames=True``: error naming the row and the missing file;
 (onset, apex, offset frames)    ``"summary"``: one summarised problem, rows kept; ``False``: not checked.
 class empty after mapping       error (a LOSO metric over an empty class is undefined).
+``classes: null`` (every label  a WARNING listing every class with its clip and subject counts, at
+found is a class)               load, before any work; a class with a single clip or a single subject
+                                (a likely label typo) is a problem line (``strict=True``: an error)
+                                and is listed in ``table.meta["inferred_classes"]`` and the summary.
 fewer than ``min_subjects``     error (LOSO needs at least two subjects).
 =============================== ========================================================================
 
 Known errata in a source sheet can be corrected in configuration instead of editing the licensed file:
 ``overrides: {"<subject>/<clip>": {offset: 91}}`` (fields onset, apex, offset, emotion, au, label) is
 applied before the checks, flagged ``override:<fields>`` and listed in ``problems`` with the old values.
+A per-clip override may also rename the clip (``clip``); the key ``"<subject>/*"`` renames a whole
+subject (``{subject: NEW}``, its only field: renaming one clip's subject would split a subject). Keys
+name clips as loaded, before any rename.
 
 Every fallback is logged (``logging`` at WARNING, logger ``bench.data``), marked in the row's ``flags``
 and ``apex_source``, and counted in ``SampleTable.problems``. ``strict=True`` turns every fallback into an
@@ -55,7 +69,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import pandas as pd
 
 from bench.data.classes import ClassSet, resolve_class_set
-from bench.data.table import ALL_COLUMNS, DataError, SampleTable
+from bench.data.table import ALL_COLUMNS, DataError, SampleTable, name_problem
 
 log = logging.getLogger("bench.data")
 
@@ -191,11 +205,18 @@ def finalize(
     given_classes: Sequence[str] | None = None,
     problems: Sequence[str] = (),
     meta: Mapping[str, Any] | None = None,
+    classes_inferred: bool | None = None,
+    carry: Sequence[str] = (),
 ) -> SampleTable:
     """Validate a raw loader frame and build the ``SampleTable`` (see the module docstring).
 
     ``classes`` is a class-set spec (``bench.data.classes``) applied to ``emotion``. When the source
     already gives class indices, pass ``given_classes`` (names in index order) and a ``label`` column.
+    ``classes_inferred``: the class list was not given by the user but read off the labels (default:
+    ``classes is None`` without ``given_classes``; a loader naming integer labels "0".."K-1" itself
+    passes True), which triggers the class-count warning and the likely-typo check.
+    ``carry``: raw columns passed through unchanged to the table's rows (a precomputed table's flow
+    file columns), so they follow their row through overrides that rename it.
     """
     opts = options or Options()
     col = _Collector(opts)
@@ -206,6 +227,11 @@ def finalize(
     for c in ("dataset", "subject", "clip", "onset", "apex", "offset", "frame_template", "_file", "_row"):
         if c not in raw.columns:
             raise ValueError(f"loader bug: raw table lacks column {c!r}")
+
+    for d in sorted({str(v) for v in raw["dataset"]}):
+        why = name_problem(d, "dataset")
+        if why:
+            col.error(f"{source}: dataset name {d!r} {why}; choose another name (the loader's dataset= option)")
 
     recs: list[dict] = []
     for r in raw.to_dict("records"):
@@ -218,6 +244,17 @@ def finalize(
             continue
         if not clip or clip.lower() == "nan":
             col.error(f"{at}: empty clip name")
+            continue
+        bad_name = False
+        for what, v in (("subject", subject), ("clip", clip)):
+            why = name_problem(v, what)
+            if why:
+                fix = (f'overrides: {{"{subject}/*": {{subject: NEW}}}} (every clip of the subject)'
+                       if what == "subject" else f'overrides: {{"{subject}/{clip}": {{clip: NEW}}}}')
+                col.error(f"{at} ({subject!r}/{clip!r}): {what} {v!r} {why}; rename it in the sheet, "
+                          f"or in the dataset configuration with {fix}")
+                bad_name = True
+        if bad_name:
             continue
         vals = {}
         bad = False
@@ -286,6 +323,7 @@ def finalize(
                 flags=";".join(extra_flags + flags),
                 _at=at,
                 _file=file,
+                **{c: r.get(c) for c in carry},
             )
         )
     col.flush("row")
@@ -374,7 +412,7 @@ def finalize(
                     recs = [r for r in recs if id(r) not in bad_ids]
         col.flush("frame")
 
-    df = pd.DataFrame.from_records(recs, columns=[*ALL_COLUMNS])
+    df = pd.DataFrame.from_records(recs, columns=[*ALL_COLUMNS, *carry])
     df = df.astype(
         {
             "dataset": str, "subject": str, "clip": str, "emotion": str, "au": str, "frame_template": str,
@@ -390,14 +428,51 @@ def finalize(
     n_sub = df["subject"].nunique()
     if n_sub < opts.min_subjects:
         col.error(f"{source}: {n_sub} subject(s); leave-one-subject-out needs at least {opts.min_subjects}")
+    if classes_inferred is None:
+        classes_inferred = classes is None and given_classes is None
+    inferred = _check_inferred_classes(df, cs, recs, source, col) if classes_inferred else None
     col.flush("table")
 
     m = dict(meta or {})
     m.setdefault("class_set", class_set_name)
+    if inferred is not None:
+        m["inferred_classes"] = inferred
     return SampleTable(df=df, classes=cs, name=name, source=source, problems=col.problems, meta=m)
 
 
-_OVERRIDABLE = ("onset", "apex", "offset", "emotion", "au", "label")
+def _check_inferred_classes(df: pd.DataFrame, cs: Sequence[str], recs: Sequence[Mapping[str, Any]],
+                            source: str, col: _Collector) -> dict[str, Any]:
+    """``classes: null``: warn with every class found and flag the likely typos (see the docstring)."""
+    labels = df["label"].to_numpy()
+    subjects = df["subject"].to_numpy()
+    found: dict[str, dict[str, int]] = {}
+    suspect: dict[str, str] = {}
+    flagged: list[str] = []
+    for i, c in enumerate(cs):
+        m = labels == i
+        n, n_sub = int(m.sum()), int(pd.unique(subjects[m]).size)
+        found[c] = {"clips": n, "subjects": n_sub}
+        if n == 0 or (n > 1 and n_sub > 1):
+            continue
+        rows = [f"{r['_at']} ({r['subject']}/{r['clip']})" for r, keep in zip(recs, m) if keep]
+        suspect[c] = why = f"only {n} clip" if n == 1 else f"{n} clips, all from subject {subjects[m][0]!r}"
+        more = f" and {len(rows) - 3} more" if len(rows) > 3 else ""
+        flagged.append(f"{source}: class {c!r} has {why} ({'; '.join(rows[:3])}{more}): a typo of another "
+                       "label? With classes: null every distinct label is a class; correct the label (in the "
+                       "sheet or with overrides: {\"<subject>/<clip>\": {emotion: ...}}) or give the class "
+                       "list (classes=[...])")
+    listing = ", ".join(f"{c!r}: {v['clips']} clip(s) / {v['subjects']} subject(s)" for c, v in found.items())
+    log.warning("%s: classes: null, so every distinct label is a class; found %d: %s%s", source, len(cs),
+                listing, f" (likely typos: {', '.join(map(repr, suspect))})" if suspect else "")
+    for msg in flagged:
+        if col.opts.strict:
+            col.error(msg + " (strict mode: a likely label typo is an error)")
+        else:
+            col.note(msg)
+    return {"counts": found, "suspect": suspect}
+
+
+_OVERRIDABLE = ("onset", "apex", "offset", "emotion", "au", "label", "clip")
 
 
 def _apply_overrides(raw: pd.DataFrame, overrides: Mapping[str, Mapping[str, Any]], source: str,
@@ -406,25 +481,41 @@ def _apply_overrides(raw: pd.DataFrame, overrides: Mapping[str, Mapping[str, Any
     if "flags" not in raw.columns:
         raw["flags"] = ""
     raw["flags"] = raw["flags"].astype(object)
-    index = {f"{str(s).strip()}/{str(c).strip()}": i for i, (s, c) in enumerate(zip(raw["subject"], raw["clip"]))}
+    subjects = [str(s).strip() for s in raw["subject"]]
+    index = {f"{s}/{str(c).strip()}": i for i, (s, c) in enumerate(zip(subjects, raw["clip"]))}
     for key, changes in dict(overrides).items():
-        if key not in index:
+        if str(key).endswith("/*"):  # a whole subject: only its name can change
+            subj = str(key)[:-2]
+            rows = [i for i, s in enumerate(subjects) if s == subj]
+            if not rows:
+                col.error(f"{source}: override for unknown subject {key!r} (keys are '<subject>/*' as loaded)")
+                continue
+            bad = [f for f in changes if f != "subject"]
+            if bad:
+                col.error(f"{source}: override for {key!r} sets {bad}; a '<subject>/*' override can only "
+                          "rename the subject ({subject: NEW})")
+                continue
+        elif key not in index:
             col.error(f"{source}: override for unknown clip {key!r} (keys are '<subject>/<clip>' as loaded)")
             continue
-        bad = [f for f in changes if f not in _OVERRIDABLE]
-        if bad:
-            col.error(f"{source}: override for {key!r} sets {bad}; only {list(_OVERRIDABLE)} can be overridden")
-            continue
-        i = index[key]
-        r = raw.iloc[i]
-        before = {f: _text(r.get(f)) for f in changes}
-        for f, v in changes.items():
-            if f not in raw.columns:
-                raw[f] = ""
-            raw[f] = raw[f].astype(object)
-            raw.at[i, f] = v
-        raw.at[i, "flags"] = ";".join([x for x in _text(r.get("flags")).split(";") if x] + [f"override:{','.join(changes)}"])
-        col.note(f"{where(r['_file'], r['_row'], key)}: override applied {before} -> {dict(changes)}")
+        else:
+            bad = [f for f in changes if f not in _OVERRIDABLE]
+            if bad:
+                col.error(f"{source}: override for {key!r} sets {bad}; only {list(_OVERRIDABLE)} can be overridden")
+                continue
+            rows = [index[key]]
+        for i in rows:
+            r = raw.iloc[i]
+            before = {f: _text(r.get(f)) for f in changes}
+            for f, v in changes.items():
+                if f not in raw.columns:
+                    raw[f] = ""
+                raw[f] = raw[f].astype(object)
+                raw.at[i, f] = v
+            raw.at[i, "flags"] = ";".join([x for x in _text(r.get("flags")).split(";") if x]
+                                          + [f"override:{','.join(changes)}"])
+            name = f"{subjects[i]}/{_text(r.get('clip'))}"
+            col.note(f"{where(r['_file'], r['_row'], name)}: override applied {before} -> {dict(changes)}")
     return raw
 
 

@@ -10,7 +10,10 @@ Entry = ``<cache_dir>/<key[:2]>/<key>.npz`` holding ``flows`` (2 phases, 2, H, W
 version (one member instead of three: each npz member read costs a zip lookup on every cache hit). Written atomically (temp file
 in the same folder + ``os.replace``) so an interrupted run leaves no half-written entry under the
 final name. A read validates everything (zip integrity, keys, version, shape, dtype, checksum,
-finiteness); a bad entry raises ``CacheCorrupt`` and the caller recomputes it.
+finiteness); a bad entry raises ``CacheCorrupt`` and the caller recomputes it. A write that fails
+(read-only or full cache folder) raises the ``OSError`` itself, with nothing left behind;
+``bench.flow.compute_flows`` reports it as a cache problem (path and OS error) and carries on with the
+flows in memory.
 """
 
 from __future__ import annotations
@@ -85,7 +88,8 @@ def save_entry(path: str | os.PathLike, flows: np.ndarray, flags: str = "") -> N
 def load_entry(path: str | os.PathLike, shape: tuple[int, ...]) -> tuple[np.ndarray, str]:
     """(flows, flags) of a valid entry; ``CacheCorrupt`` with the reason otherwise.
 
-    ``FileNotFoundError`` passes through (a plain miss).
+    ``FileNotFoundError`` passes through (a plain miss), also for a cache path that is not a folder
+    (``NotADirectoryError``: nothing can be cached there, which the writer reports).
     """
     try:
         with np.load(path, allow_pickle=False) as z:
@@ -97,6 +101,8 @@ def load_entry(path: str | os.PathLike, shape: tuple[int, ...]) -> tuple[np.ndar
         version, checksum, flags = int(meta["version"]), str(meta["checksum"]), str(meta["flags"])
     except FileNotFoundError:
         raise
+    except NotADirectoryError as e:
+        raise FileNotFoundError(e.errno, e.strerror, str(path)) from e
     except CacheCorrupt:
         raise
     except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError, TypeError) as e:

@@ -6,6 +6,7 @@ import hashlib
 import logging
 import multiprocessing as mp
 import os
+import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
@@ -31,6 +32,7 @@ from bench.flow.cache import (
 from bench.flow.crop import CropSpec, crop_resize, find_box, resolve_crop
 from bench.flowops import resize_flow
 from bench.flowfiles import read_flow_file, spec_from_mapping
+from bench.lifeline import die_with, sigint_blocked
 
 log = logging.getLogger(__name__)
 
@@ -82,9 +84,15 @@ def is_precomputed(table: SampleTable) -> bool:
 
 def _read_gray(path: str) -> np.ndarray:
     # np.fromfile + imdecode instead of imread: robust to any path (spaces, non-ASCII on Windows).
-    img = cv2.imdecode(np.fromfile(path, np.uint8), cv2.IMREAD_GRAYSCALE)
+    buf = np.fromfile(path, np.uint8)
+    if buf.size == 0:  # imdecode would fail an OpenCV assertion (!buf.empty()) that names no file
+        raise ValueError(f"frame {path} is an empty file (0 bytes)")
+    try:
+        img = cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE)
+    except cv2.error:
+        img = None
     if img is None:
-        raise ValueError(f"cannot decode image {path}")
+        raise ValueError(f"cannot decode image {path} ({buf.size} bytes: not an image, or truncated)")
     return img
 
 
@@ -105,20 +113,50 @@ def extract_sample(paths: tuple[str, str, str], backend: FlowBackend, spec: Crop
 _WORKER: dict[str, Any] = {}
 
 
-def _init_worker(backend: FlowBackend, spec: CropSpec, size: int) -> None:
+def _init_worker(backend: FlowBackend, spec: CropSpec, size: int, runner_pid: int | None = None) -> None:
     cv2.setNumThreads(1)  # one process per core: OpenCV's own threads would oversubscribe them
     _WORKER.update(backend=backend, spec=spec, size=size)
+    if runner_pid:
+        # A pool worker ends with the process that asked for the flows, not with its parent: a
+        # forkserver child's parent is the forkserver, which itself waits for its children to go.
+        die_with(runner_pid)
 
 
 def _task(i: int, label: str, paths: tuple[str, str, str], cache_file: str | None):
     try:
         flows, flags = extract_sample(paths, _WORKER["backend"], _WORKER["spec"], _WORKER["size"])
-        if cache_file:
-            save_entry(cache_file, flows, flags)
     except Exception as e:  # name the sample: a bare cv2 error says nothing about which clip
         raise FlowError(f"flow extraction failed for sample {label}, frames {list(paths)}: "
                         f"{type(e).__name__}: {e}") from None
+    if cache_file:
+        try:
+            save_entry(cache_file, flows, flags)
+        except OSError as e:  # the flow itself is fine: keep it, say what failed (compute_flows counts them)
+            log.warning("flow cache: cannot write %s for sample %s (%s); continuing without caching it "
+                        "(the flow is kept in memory)", cache_file, label, _os_error(e))
     return i, flows, flags
+
+
+def _os_error(e: OSError) -> str:
+    return f"{type(e).__name__}: [Errno {e.errno}] {e.strerror}" if e.strerror else f"{type(e).__name__}: {e}"
+
+
+def _cache_unwritable(cache_dir: str | os.PathLike) -> str | None:
+    """Why flows cannot be cached under ``cache_dir`` (an OS error: read-only, full, not a folder,
+    no permission), or None; probed once, with a small file, before any flow is computed."""
+    try:
+        os.makedirs(cache_dir, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".write-probe.", dir=cache_dir)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(b"\0" * 4096)
+                f.flush()
+                os.fsync(f.fileno())
+        finally:
+            os.unlink(probe)
+    except OSError as e:
+        return _os_error(e)
+    return None
 
 
 def _pool_context(start_method: str | None):
@@ -126,6 +164,8 @@ def _pool_context(start_method: str | None):
     # which may hold torch/OpenMP thread pools (fork + live threads can deadlock); spawn elsewhere.
     # Both re-import the caller's __main__, so a calling script needs an ``if __name__ ==
     # "__main__":`` guard; ``start_method="fork"`` avoids that where fork is safe.
+    # Lifetime: every worker ends with the calling process (``_init_worker`` -> bench.lifeline), and
+    # the forkserver exits by itself once the caller and all its children have closed its pipe.
     if start_method is None:
         start_method = "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
     ctx = mp.get_context(start_method)
@@ -153,7 +193,10 @@ def compute_flows(
 
     ``crop``: see ``bench.flow.crop`` (default: ``{"method": "none"}``, resize only); method ``auto``
     means ``none`` when ``table.meta["precropped"]`` is true, else ``haar``.
-    ``cache_dir``: None disables the cache. ``workers``: processes (1 = in this process).
+    ``cache_dir``: None disables the cache. A cache that cannot be written (read-only, full, not a
+    folder) is a warning naming the cache path and the OS error, not a failure: the flows are computed
+    and kept in memory as without a cache (``stats["cache_error"]``, ``stats["uncached"]``), and the
+    next run computes them again. ``workers``: processes (1 = in this process).
     Extraction always runs OpenCV single-threaded (``cv2.setNumThreads(1)``), in workers and in
     this process alike, so results are bit-identical whatever ``workers`` is; scale with workers.
     ``start_method``: multiprocessing start method for workers>1 (default forkserver on POSIX,
@@ -227,6 +270,14 @@ def compute_flows(
         todo.append((i, label, paths, cache_file))
     stats["misses"] = len(todo)
     stats["seconds_lookup"] = time.perf_counter() - t0
+    if todo and cache_dir is not None:
+        why = _cache_unwritable(cache_dir)
+        if why is not None:
+            log.warning("flow cache %s cannot be written (%s); continuing without caching: the %d flows to "
+                        "compute are kept in memory and will be computed again by the next run",
+                        cache_dir, why, len(todo))
+            stats["cache_error"] = f"{cache_dir}: {why}"
+            todo = [(i, label, paths, None) for i, label, paths, _ in todo]
 
     if todo:
         bar = tqdm(total=len(todo), desc=f"flow {backend}", unit="sample", disable=not progress)
@@ -242,9 +293,10 @@ def compute_flows(
         else:
             with ProcessPoolExecutor(
                 max_workers=min(workers, len(todo)), mp_context=_pool_context(start_method),
-                initializer=_init_worker, initargs=(be, spec, size),
+                initializer=_init_worker, initargs=(be, spec, size, os.getpid()),
             ) as pool:
-                futures = [pool.submit(_task, *t) for t in todo]
+                with sigint_blocked():  # workers (and the forkserver) start here: see bench.lifeline
+                    futures = [pool.submit(_task, *t) for t in todo]
                 try:
                     for fut in as_completed(futures):
                         i, flows[i], flags[i] = fut.result()
@@ -267,6 +319,12 @@ def compute_flows(
         first = ", ".join(_label(cols, i) for i in rows[:3])
         log.warning("flow fallback %s on %d of %d samples (e.g. %s)", one, len(rows), n, first)
     stats["fallbacks"] = {k: len(v) for k, v in by_flag.items()}
+    uncached = [t[3] for t in todo if t[3] and not os.path.exists(t[3])]
+    if uncached:  # writes that failed mid-run (e.g. the disk filled up); each was warned about once
+        log.warning("flow cache: %d of %d computed flows could not be written under %s (first: %s); "
+                    "they were used from memory and will be computed again by the next run",
+                    len(uncached), len(todo), cache_dir, uncached[0])
+    stats["uncached"] = len(uncached) + (len(todo) if "cache_error" in stats else 0)
     stats["seconds"] = time.perf_counter() - t0
     n_fallback = sum(bool(f) for f in flags)
     log.info("flows (%s, %dx%d): %d samples, %d cached, %d computed (%d corrupt cache entries), "

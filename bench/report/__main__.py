@@ -7,6 +7,8 @@ import logging
 import sys
 from pathlib import Path
 
+from bench.rundir import check_not_locked
+
 from .build import make_report
 from .load import ReportInputError, resolve_run_dir
 from .tables import ReportOptions
@@ -17,7 +19,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench.report", description="Write reports/<study>/report.md and report.pdf (+ figures/*.png, "
                                 "tables/*.csv and *.tex) from a study's run directory.")
     p.add_argument("target", help="a run directory (holding predictions.parquet) or a study name under --runs-dir")
-    p.add_argument("--out", type=Path, default=None, help="report directory (default: reports/<study>)")
+    p.add_argument("--out", type=Path, default=None,
+                   help="report directory (default: reports/<study>): new, empty, or one the suite wrote a report "
+                        "into (a non-empty folder of other files is refused)")
     p.add_argument("--runs-dir", type=Path, default=Path("runs"), help="where study names resolve (default: runs)")
     p.add_argument("--baseline", default=d.baseline, help=f"baseline representation (default: {d.baseline})")
     p.add_argument("--n-boot", type=int, default=d.n_boot, help=f"bootstrap replicates (default: {d.n_boot})")
@@ -37,6 +41,11 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     try:
         run_dir = resolve_run_dir(a.target, a.runs_dir)
+        # Not while a study (or backfill) writes the run directory: its tables are replaced at its
+        # end, and a report of the previous ones would be stale. A study with report=true writes its
+        # own report when it ends.
+        check_not_locked(run_dir, purpose="wait for it to finish (a study with report=true writes its "
+                                          "report at the end), then run python -m bench.report again")
         opts = ReportOptions(baseline=a.baseline, n_boot=a.n_boot, seed=a.seed, ci_level=a.ci,
                              min_pairs=a.min_pairs, alpha=a.alpha, pdf=not a.no_pdf)
         out = make_report(run_dir, a.out, opts)

@@ -6,6 +6,8 @@ import logging
 import time
 from pathlib import Path
 
+from bench import rundir
+
 from . import markdown as md
 from . import pdf as pdfmod
 from . import sections
@@ -25,6 +27,10 @@ def make_report(run_dir: str | Path, out_dir: str | Path | None = None,
     ``out_dir`` defaults to ``reports/<study>`` (relative to the working directory). ``options`` is a
     ``ReportOptions`` or a mapping of its fields (the ``report`` config group). Returns the report
     directory.
+
+    ``out_dir`` must be a report folder of the suite (its ``.dualflow-report`` marker), new or empty;
+    any other non-empty folder is refused with a ``ConfigError`` (``bench.rundir``). Only files a
+    report of the suite wrote there (the marker's list) are ever replaced or removed.
     """
     t0 = time.perf_counter()
     opts = options if isinstance(options, ReportOptions) else ReportOptions.from_mapping(options)
@@ -32,33 +38,79 @@ def make_report(run_dir: str | Path, out_dir: str | Path | None = None,
     if not len(run.predictions):
         raise ReportInputError(f"{run.run_dir}: predictions table has no rows; nothing to report")
     out = Path(out_dir) if out_dir is not None else Path("reports") / run.study
+    rundir.check_report_dir(out)  # a folder of the suite's own (or new, or empty), before writing anything
     out.mkdir(parents=True, exist_ok=True)
-    ctx = ReportContext(run, out, opts)
-    blocks: list[Block] = [b for section in sections.SECTIONS for b in section.build(ctx)]
+    with rundir.locked(out, purpose="write a report into", command=f"report of {run.run_dir}"):
+        previous = rundir.claim_report_dir(out)  # checked again under the lock; the last report's files
+        ctx = ReportContext(run, out, opts)
+        ctx.written = _Recorded(out, previous)
+        blocks: list[Block] = [b for section in sections.SECTIONS for b in section.build(ctx)]
 
-    (out / "report.md").write_text(md.render(blocks))
-    ctx.written.append(out / "report.md")
-    if opts.pdf:
-        f = run.facts
-        subtitle = [f"Study: {run.study}", f"Dataset: {', '.join(ctx.datasets)}",
-                    f"Representations: {', '.join(ctx.reps)}", f"Models: {', '.join(ctx.models)}",
-                    f"Git commit: {value(f.get('git_commit'))}",
-                    f"Run finished: {value(f.get('finished'))}"]
-        n = pdfmod.render(blocks, out / "report.pdf", out, title=f"Benchmark report: {run.study}",
-                          subtitle=subtitle, footer=f"dualflow-bench · {run.study}", dpi=opts.dpi)
-        ctx.written.append(out / "report.pdf")
-        log.info("report.pdf: %d pages", n)
-    _remove_stale(out, ctx.written)
+        (out / "report.md").write_text(md.render(blocks))
+        ctx.written.append(out / "report.md")
+        if opts.pdf:
+            f = run.facts
+            subtitle = [f"Study: {run.study}", f"Dataset: {', '.join(ctx.datasets)}",
+                        f"Representations: {', '.join(ctx.reps)}", f"Models: {', '.join(ctx.models)}",
+                        f"Git commit: {value(f.get('git_commit'))}",
+                        f"Run finished: {value(f.get('finished'))}"]
+            n = pdfmod.render(blocks, out / "report.pdf", out, title=f"Benchmark report: {run.study}",
+                              subtitle=subtitle, footer=f"dualflow-bench · {run.study}", dpi=opts.dpi)
+            ctx.written.append(out / "report.pdf")
+            log.info("report.pdf: %d pages", n)
+        _remove_stale(out, ctx.written, previous)
     log.info("report for %s written to %s in %.1f s", run.study, out, time.perf_counter() - t0)
     return out
 
 
-def _remove_stale(out: Path, written: list[Path]) -> None:
-    """Delete figures/tables a previous report wrote that this one did not (they would mislead)."""
-    keep = {p.resolve() for p in written}
-    for sub, exts in (("figures", (".png",)), ("tables", (".csv", ".tex"))):
-        d = out / sub
-        if d.is_dir():
-            for p in d.iterdir():
-                if p.suffix in exts and p.resolve() not in keep:
-                    p.unlink()
+class _Recorded(list):
+    """``ctx.written`` that keeps the report folder's marker up to date as files are written.
+
+    The marker lists every file a report of the suite wrote there: the previous report's and this
+    one's so far, so a report that stops half-way (an error, a kill) leaves no file unrecorded, and
+    the next one removes what it does not write again.
+    """
+
+    def __init__(self, out: Path, previous: set[str]):
+        super().__init__()
+        self.out, self.previous = Path(out), set(previous)
+
+    def rel(self) -> set[str]:
+        return {Path(p).resolve().relative_to(self.out.resolve()).as_posix() for p in self}
+
+    def _sync(self) -> None:
+        rundir.record_report_files(self.out, self.previous | self.rel())
+
+    def append(self, p) -> None:
+        super().append(p)
+        self._sync()
+
+    def extend(self, ps) -> None:
+        super().extend(ps)
+        self._sync()
+
+    def __iadd__(self, ps):
+        self.extend(ps)
+        return self
+
+
+def _remove_stale(out: Path, written: _Recorded, previous: set[str]) -> None:
+    """Delete the files a previous report wrote that this one did not (they would mislead).
+
+    Only files the marker lists as the suite's: a file someone else put in the folder is never
+    touched (legacy report folders: see ``bench.rundir``). The marker then lists this report's files.
+    """
+    now = written.rel()
+    for rel in sorted(previous - now):
+        p = out / rel
+        if Path(rel).is_absolute() or ".." in Path(rel).parts:
+            continue  # the marker is the suite's own, but never follow a path out of the folder
+        if p.is_file() or p.is_symlink():
+            p.unlink()
+            log.info("removed %s (written by the previous report, not by this one)", p)
+    rundir.record_report_files(out, now)
+    kept = [p for sub, exts in (("figures", (".png",)), ("tables", (".csv", ".tex"))) if (out / sub).is_dir()
+            for p in sorted((out / sub).iterdir()) if p.suffix in exts and p.relative_to(out).as_posix() not in now]
+    if kept:
+        log.warning("%s: kept %d figure/table file(s) no report of the suite recorded writing (%s); "
+                    "delete them by hand if they are stale", out, len(kept), ", ".join(p.name for p in kept[:5]))
