@@ -63,10 +63,6 @@ class StudyInterrupted(KeyboardInterrupt):
         super().__init__(signum, note)
         self.signum, self.note = int(signum), note
 
-    @property
-    def exit_status(self) -> int:
-        return 128 + self.signum  # 130 for SIGINT, 143 for SIGTERM, as a shell reports them
-
     def __str__(self) -> str:
         return self.note or f"interrupted ({signal.Signals(self.signum).name})"
 

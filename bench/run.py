@@ -71,18 +71,18 @@ def versions() -> dict:
     return out
 
 
-def check_output_dir(run_dir: Path) -> None:
+def check_output_dir(folder: Path, what: str = "run directory",
+                     hint: str = "run_dir=... or paths.runs=...") -> None:
     """Fail before any training when results could not be written (read-only or full disk)."""
-    probe = run_dir / ".write_probe"
+    probe = folder / ".write_probe"
     try:
-        run_dir.mkdir(parents=True, exist_ok=True)
+        folder.mkdir(parents=True, exist_ok=True)
         try:
             probe.write_bytes(b"\0" * 65536)
         finally:
             probe.unlink(missing_ok=True)  # a short write (disk full) must not leave the probe behind
     except OSError as e:
-        raise ConfigError(f"cannot write to the run directory {run_dir}: {e.strerror or e}. "
-                          f"Choose another with run_dir=... or paths.runs=...") from None
+        raise ConfigError(f"cannot write to the {what} {folder}: {e.strerror or e}. Choose another with {hint}") from None
 
 
 class _Prepared:
@@ -185,20 +185,15 @@ def _run_study(overrides: list[str], *, out, held: contextlib.ExitStack) -> Path
     base = plan.base
     study = plan.study["name"]
     run_dir = Path(base.run_dir)
+    from bench.rundir import check_report_dir, check_run_dir, own_run_dir
+
+    # Whose folder first (a listing, writes nothing), then whether it can be written (a probe file).
+    check_run_dir(run_dir)
     check_output_dir(run_dir)
     if base.report:  # the report is written after training: check its folder now, like the run dir
         reports_dir = Path(base.paths.reports) / study
-        try:
-            check_output_dir(reports_dir)
-        except ConfigError as e:
-            why = e.__context__ if isinstance(e.__context__, OSError) else None
-            raise ConfigError(f"cannot write to the reports folder {reports_dir}: "
-                              f"{(why.strerror or why) if why else e}. Choose another with paths.reports=... "
-                              f"or run without a report (report=false)") from None
-    from bench.rundir import check_report_dir, own_run_dir
-
-    if base.report:
-        check_report_dir(Path(base.paths.reports) / study)  # the suite's own, new or empty, never a user's
+        check_report_dir(reports_dir)  # the suite's own, new or empty, never a user's
+        check_output_dir(reports_dir, "reports folder", "paths.reports=... or run without a report (report=false)")
     # Refuse a folder the suite does not own, lock it for the whole study (before the tracking check
     # creates mlflow.db), claim it with its marker.
     held.enter_context(own_run_dir(run_dir, out=out, command=" ".join(["python -m bench.run", *overrides])))
