@@ -17,6 +17,9 @@ use; OpenCV's BGR is converted), e.g. ``["u", "v", "strain"]``. ``normalisation`
             u, v are mapped to pixel / max * 2 - 1 in [-1, 1]; sign and magnitude of the motion
             are NOT recoverable (every representation built from them is approximate).
 
+``read_stored_channels(path, spec)`` returns every declared channel as the file stores it (images:
+the pixel values, no normalisation), for the ``stored`` representation.
+
 Bad files are refused with a ``ValueError`` naming the file: an empty (0-byte) or truncated file, a
 file that is not the format its extension says, and arrays that are not real numbers (a complex
 array is never silently made real: its imaginary part would be lost; booleans, strings and records
@@ -168,6 +171,21 @@ def _read_npz(path: Path, spec: FlowFileSpec) -> np.ndarray:
 
 
 def _read_image(path: Path, spec: FlowFileSpec) -> np.ndarray:
+    x, maxval = _decode_image(path, spec)
+    c = len(spec.channels)
+    if spec.normalisation == "fixed":
+        scale = np.broadcast_to(np.asarray(spec.scale, np.float64), (c,))[:, None, None]
+        offset = np.broadcast_to(np.asarray(spec.offset, np.float64), (c,))[:, None, None]
+        x = x * scale + offset
+    elif spec.normalisation == "minmax":
+        x = x / maxval * 2.0 - 1.0
+    else:
+        raise ValueError(f"{path}: image flows need a declared normalisation (fixed | minmax)")
+    return _uv(x, spec)
+
+
+def _decode_image(path: Path, spec: FlowFileSpec) -> tuple[np.ndarray, float]:
+    """The image's pixels (C, H, W) float64 in the declared (RGB) channel order, and its max value."""
     _require_nonempty(path)
     buf = np.fromfile(path, np.uint8)  # np.fromfile + imdecode: any path (spaces, non-ASCII)
     try:
@@ -184,16 +202,48 @@ def _read_image(path: Path, spec: FlowFileSpec) -> np.ndarray:
     if img.shape[-1] != c:
         raise ValueError(f"{path}: image has {img.shape[-1]} channels, declared {c} {list(spec.channels)}")
     maxval = float(np.iinfo(img.dtype).max) if img.dtype.kind == "u" else 1.0
-    x = np.moveaxis(img, -1, 0).astype(np.float64)
-    if spec.normalisation == "fixed":
-        scale = np.broadcast_to(np.asarray(spec.scale, np.float64), (c,))[:, None, None]
-        offset = np.broadcast_to(np.asarray(spec.offset, np.float64), (c,))[:, None, None]
-        x = x * scale + offset
-    elif spec.normalisation == "minmax":
-        x = x / maxval * 2.0 - 1.0
+    return np.moveaxis(img, -1, 0).astype(np.float64), maxval
+
+
+def read_stored_channels(path: str | Path, spec: FlowFileSpec, index: int | None = None
+                         ) -> tuple[np.ndarray, float | None]:
+    """Every declared channel of one file as it is stored: (C, H, W) float32 in ``spec.channels``
+    order, and the image's maximum pixel value (255 for 8-bit; None for arrays and ``.flo``).
+
+    Images give their pixel values unchanged (no normalisation applied: the ``stored``
+    representation feeds them as the published networks read them); arrays give their values.
+    """
+    path = Path(path)
+    ext = path.suffix.lower()
+    if ext in IMAGE_EXTS:
+        x, maxval = _decode_image(path, spec)
+        return x.astype(np.float32), maxval
+    if ext == ".flo":
+        return read_flo(path), None
+    if ext == ".npy":
+        a = load_npy(path, mmap_mode="r" if index is not None else None)
+        if index is not None:
+            if a.ndim != 4 or not 0 <= index < a.shape[0]:
+                raise ValueError(f"{path}: cannot take sample {index} of an array of shape {a.shape}")
+            a = a[index]
+    elif ext == ".npz":
+        _require_nonempty(path)
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                key = spec.npz_key or ("flow" if "flow" in z.files else (z.files[0] if len(z.files) == 1 else None))
+                if key is None and {"u", "v"} <= set(z.files):  # separate u, v arrays: as _read_npz
+                    return np.stack([check_real(z["u"], f"{path}[u]"), check_real(z["v"], f"{path}[v]")]
+                                    ).astype(np.float32), None
+                if key is None or key not in z.files:
+                    raise ValueError(f"{path}: cannot tell which array holds the stored channels (has {z.files}); "
+                                     "set npz_key")
+                a = z[key]
+        except (EOFError, zipfile.BadZipFile) as e:
+            raise ValueError(f"{path}: not a readable .npz archive ({type(e).__name__}: {e})") from None
     else:
-        raise ValueError(f"{path}: image flows need a declared normalisation (fixed | minmax)")
-    return _uv(x, spec)
+        raise ValueError(f"{path}: unsupported flow file type {ext!r} (supported: {sorted(FLOW_EXTS)})")
+    a = _to_chw(check_real(np.asarray(a), path), spec, path)
+    return np.ascontiguousarray(a, dtype=np.float32), None
 
 
 def read_flow_file(path: str | Path, spec: FlowFileSpec, index: int | None = None) -> np.ndarray:

@@ -36,7 +36,7 @@ RESULT_COLUMNS = [
     "cell", "cell_hash", "unit_key", "test_subjects", "n_train", "n_val", "n_test", "fold_uf1", "fold_uar",
     "fold_acc", "epochs_run", "best_epoch", "train_seconds", "predict_seconds", "tune_seconds", "hparams",
     "rep_params", "model_params", "status", "error",
-    "config_hash", "git_commit",
+    "config_hash", "git_commit", "started_at", "finished_at",  # wall clock, epoch seconds
 ]
 PRED_COLUMNS = ["study", "dataset", "flow", "representation", "model", "seed", "fold", "subject", "clip",
                 "source_dataset", "y_true", "y_pred"]
@@ -146,6 +146,26 @@ def record_problem(rec, key: str | None = None) -> str | None:
             return f"prediction {j} ({pr.get('clip')!r}): labels {labels} are not class indices below {len(probs)}"
         if any(pr.get(c) != row[c] for c in CELL_AXES):
             return f"prediction {j} ({pr.get('clip')!r}) belongs to another cell"
+    if rec.get("audit") is not None:
+        return audit_problem(rec["audit"], n, len([c for c in preds[0] if c.startswith("prob_")]))
+    return None
+
+
+def audit_problem(audit, n_test: int, n_classes: int) -> str | None:
+    """Why a record's leakage-audit entry (``{"epochs": [...], "y_pred": [[...], ...]}``, one row of
+    ``n_test`` class indices per epoch, see ``bench.audit``) cannot be trusted, or None."""
+    if not isinstance(audit, dict) or not all(isinstance(audit.get(k), list) for k in ("epochs", "y_pred")):
+        return "its 'audit' entry is not {epochs: [...], y_pred: [[...]]}"
+    epochs, rows = audit["epochs"], audit["y_pred"]
+    if not epochs or not all(isinstance(e, int) and not isinstance(e, bool) and e >= 0 for e in epochs) \
+            or any(b <= a for a, b in zip(epochs, epochs[1:])):
+        return f"audit epochs {epochs[:5]!r}... are not increasing epoch indices"
+    if len(rows) != len(epochs):
+        return f"audit: {len(epochs)} epoch(s) but {len(rows)} row(s) of predictions"
+    for e, r in zip(epochs, rows):
+        if not isinstance(r, list) or len(r) != n_test or not all(
+                isinstance(v, int) and not isinstance(v, bool) and 0 <= v < n_classes for v in r):
+            return f"audit: epoch {e}'s predictions are not {n_test} class indices below {n_classes}"
     return None
 
 
@@ -181,9 +201,11 @@ class UnitStore:
             return None
         return rec
 
-    def is_done(self, key: str) -> bool:
+    def is_done(self, key: str, audit: bool = False) -> bool:
+        """A finished unit; with ``audit``, only one that also holds its leakage-audit predictions
+        (a unit run without the audit has none, so it is run again, with the same result)."""
         rec = self.load(key)
-        return rec is not None and rec["row"]["status"] == "ok"
+        return rec is not None and rec["row"]["status"] == "ok" and (not audit or rec.get("audit") is not None)
 
     def save(self, result: dict) -> None:
         atomic_write_text(self.path(result["row"]["unit_key"]), json.dumps(result, default=_json_default))

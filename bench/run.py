@@ -127,7 +127,7 @@ class _Prepared:
         key = stable_hash([fkey, cell.cfg["representation"]])
         if key not in self.reps:
             t0 = time.perf_counter()
-            self.reps[key] = represent(cell.cfg["representation"], fs.flows)
+            self.reps[key] = represent(cell.cfg["representation"], fs.flows, stored=fs.stored)
             self.timings["representation"] += time.perf_counter() - t0
         return self.reps[key]
 
@@ -216,6 +216,8 @@ def _run_study(overrides: list[str], *, out, held: contextlib.ExitStack) -> Path
     prep = _Prepared(plan, progress)
     store = UnitStore(run_dir)
     tasks, all_keys, skipped = [], [], 0
+    audit = bool(base.audit)  # the leakage audit: per-epoch test predictions, apart from the headline
+    unaudited = 0  # finished units run again because they lack the audit's per-epoch predictions
     cell_units: dict[str, int] = {}
     for cell in plan.cells:
         _, table = prep.table(cell)
@@ -236,9 +238,10 @@ def _run_study(overrides: list[str], *, out, held: contextlib.ExitStack) -> Path
             key = stable_hash([cell.cfg_hash, fold.name, sorted(map(str, fold.test_subjects)),
                                prep.fold_digest(cell, fold)])
             all_keys.append(key)
-            if base.resume and store.is_done(key):
+            if base.resume and store.is_done(key, audit=audit):
                 skipped += 1
                 continue
+            unaudited += bool(audit and base.resume and store.is_done(key))
             cell_units[cell.label] = cell_units.get(cell.label, 0) + 1
             tasks.append(UnitTask(
                 study=study,
@@ -249,7 +252,10 @@ def _run_study(overrides: list[str], *, out, held: contextlib.ExitStack) -> Path
                 test_idx=np.asarray(fold.test_idx), x=x, y=y, subjects=subjects, clips=clips,
                 source_datasets=sources, channels=channels, n_classes=len(table.classes), cell_cfg=cell.cfg,
                 cell_hash=cell.cfg_hash, unit_key=key, run_dir=str(run_dir), git_commit=commit, flows=flows,
-                columns=columns))
+                columns=columns, audit=audit))
+    if unaudited:
+        print(f"audit: {unaudited} finished unit(s) were run without audit=true (no per-epoch predictions); "
+              "running them again (same seeds, same headline)", file=out)
     if skipped:
         print(f"resume: {skipped} finished unit(s) found in {run_dir / 'units'}, {len(tasks)} to run", file=out)
     for path, problem in store.problems.items():
@@ -300,7 +306,11 @@ def _run_study(overrides: list[str], *, out, held: contextlib.ExitStack) -> Path
     atomic_write_text(run_dir / "config.yaml", config_yaml)
     _write_megc_logs(run_dir, predictions, list(next(iter(prep.tables.values())).classes))
     _write_aux(run_dir, records)
+    _write_audit(run_dir, records, audit)
     _write_examples(run_dir, plan, prep)
+    from bench.manifest import write_manifest
+
+    write_manifest(run_dir, plan, prep)  # the data/preprocessing choices; the report shows it first
 
     first_table = next(iter(prep.tables.values()))
     facts = {
@@ -317,6 +327,7 @@ def _run_study(overrides: list[str], *, out, held: contextlib.ExitStack) -> Path
         "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "units": {"total": len(all_keys), "ran": len(tasks), "resumed": skipped, "failed": len(failed)},
         "timings": {**{k: round(v, 3) for k, v in prep.timings.items()}, "train": round(train_seconds, 3)},
+        "audit": audit,
     }
     if tracking_cfg.get("enabled"):
         from bench.tracking import log_run
@@ -335,6 +346,7 @@ def _run_study(overrides: list[str], *, out, held: contextlib.ExitStack) -> Path
     atomic_write_text(run_dir / "run.json", json.dumps(facts, indent=2, default=str))
 
     print_summary(results, predictions, len(first_table.classes), out=out)
+    report_path = None
     if failed:
         print(f"\n{len(failed)} unit(s) FAILED; tracebacks in {run_dir / 'results.csv'} (column 'error')", file=out)
     if base.report:
@@ -345,9 +357,8 @@ def _run_study(overrides: list[str], *, out, held: contextlib.ExitStack) -> Path
         facts["timings"]["report"] = round(time.perf_counter() - t0, 3)
         facts["wall_seconds"] = round(time.perf_counter() - t_start, 3)
         atomic_write_text(run_dir / "run.json", json.dumps(facts, indent=2, default=str))
-        print(f"report: {path}", file=out)
-    if facts.get("mlflow") and not facts["mlflow"].get("error"):
-        print(f"mlflow: mlflow ui --backend-store-uri {facts['mlflow']['tracking_uri']} --host 127.0.0.1", file=out)
+        report_path = path
+    print_next_steps(facts.get("mlflow"), report_path, out=out)
     print(f"done in {facts['wall_seconds']:.1f} s; results: {run_dir / 'results.parquet'}", file=out)
     return run_dir
 
@@ -409,6 +420,28 @@ def _write_aux(run_dir: Path, records: list[dict]) -> None:
         (run_dir / "aux.npz").unlink(missing_ok=True)
 
 
+def _write_audit(run_dir: Path, records: list[dict], audit: bool) -> None:
+    """``audit.parquet``: the leakage audit's per-epoch test predictions (``bench.audit``), written
+    only with ``audit=true``; without it, a previous audited run's file goes, so a report never
+    shows shortcuts of a table they were not computed with."""
+    path = run_dir / "audit.parquet"
+    if not audit:
+        path.unlink(missing_ok=True)
+        return
+    import tempfile
+
+    from bench.audit import audit_frame
+
+    fd, tmp = tempfile.mkstemp(dir=run_dir, prefix=".audit.parquet.", suffix=".tmp")
+    os.close(fd)
+    try:
+        audit_frame(records).to_parquet(tmp, index=False)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 def _write_examples(run_dir: Path, plan: Plan, prep: _Prepared) -> None:
     """One synthetic sample through every representation, for the report (never real data)."""
     ex = {}
@@ -425,28 +458,101 @@ def _write_examples(run_dir: Path, plan: Plan, prep: _Prepared) -> None:
 
 
 def summary_table(predictions, n_classes: int):
+    """One row per cell (every axis but the seed): mean and sd over seeds of each seed's pooled scores.
+
+    Columns: the cell axes, ``seeds`` (how many), ``UF1``/``UAR``/``ACC`` (mean over seeds; each seed's
+    predictions pooled over all its folds, MEGC2019) with ``<M>_sd`` (sample sd over seeds, NaN with
+    one seed), ``n`` (clips pooled per seed, the largest over seeds), and, for a cell whose predictions
+    hold more than one ``source_dataset`` (the MEGC2019 composite), ``UF1_<source>``/``UAR_<source>``
+    (with ``_sd``): each source's own pool.
+    """
     import pandas as pd
 
     from bench.metrics import pooled_scores
 
-    rows = []
     if len(predictions) == 0:
         return pd.DataFrame()
-    for keys, g in predictions.groupby(list(CELL_AXES), sort=True):
-        s = pooled_scores(g["y_true"].to_numpy(), g["y_pred"].to_numpy(), n_classes)
-        rows.append(dict(zip(CELL_AXES, keys),
-                         UF1=s["uf1"], UAR=s["uar"], ACC=s["acc"], n=len(g)))
-    return pd.DataFrame(rows)
+    axes = [a for a in CELL_AXES if a != "seed" and a in predictions.columns]
+    multi = "source_dataset" in predictions.columns
+    rows = []
+    for keys, g in predictions.groupby(axes, sort=True, dropna=False):
+        keys = keys if isinstance(keys, tuple) else (keys,)
+        per_seed = {}  # column -> one value per seed
+        sources = sorted(g["source_dataset"].astype(str).unique()) if multi else []
+        for _, sg in g.groupby("seed", sort=True):
+            parts = [("", sg)] + ([(f"_{src}", sg[sg["source_dataset"].astype(str) == src]) for src in sources]
+                                  if len(sources) > 1 else [])
+            for suffix, part in parts:
+                if not len(part):
+                    continue
+                sc = pooled_scores(part["y_true"].to_numpy(), part["y_pred"].to_numpy(), n_classes)
+                for m in ("uf1", "uar") + (("acc",) if not suffix else ()):
+                    per_seed.setdefault(f"{m.upper()}{suffix}", []).append(sc[m])
+        row = dict(zip(axes, keys), seeds=int(g["seed"].nunique()))
+        for col, vals in per_seed.items():
+            row[col] = float(np.mean(vals))
+            row[f"{col}_sd"] = float(np.std(vals, ddof=1)) if len(vals) > 1 else float("nan")
+        row["n"] = int(g.groupby("seed").size().max())
+        rows.append(row)
+    tab = pd.DataFrame(rows)
+    lead = [*axes, "seeds", "UF1", "UF1_sd", "UAR", "UAR_sd", "ACC", "ACC_sd", "n"]
+    return tab[lead + [c for c in tab.columns if c not in lead]]
 
 
 def print_summary(results, predictions, n_classes: int, out=None) -> None:
+    """The end-of-run table: per cell, mean ± sd over seeds of the pooled UF1/UAR/accuracy (and, for a
+    composite, each source's UF1/UAR); says so when seed variance was not measured."""
+    import pandas as pd
+
     out = out or sys.stdout
     tab = summary_table(predictions, n_classes)
     if tab.empty:
         print("no predictions (every unit failed?)", file=out)
         return
-    print("\nPooled over all folds (MEGC2019 UF1/UAR):", file=out)
-    print(tab.to_string(index=False, float_format=lambda v: f"{v:.3f}"), file=out)
+    several = bool((tab["seeds"] > 1).any())
+
+    def cell(v, sd) -> str:
+        if pd.isna(v):
+            return ""
+        return f"{v:.3f} ± {sd:.3f}" if pd.notna(sd) else f"{v:.3f}"
+
+    axes = [a for a in CELL_AXES if a in tab.columns]
+    show = tab[axes + ["seeds"]].copy()
+    scores = [c for c in tab.columns if c not in axes and c not in ("seeds", "n") and not c.endswith("_sd")]
+    for c in scores:
+        m, _, src = c.partition("_")
+        composite = len(scores) > 3  # per-source columns: the pooled ones are the "Full" composite
+        show[f"{m} {src}" if src else f"{m} full" if composite else c] = [
+            cell(v, sd) for v, sd in zip(tab[c], tab[f"{c}_sd"])]
+    show["n"] = tab["n"]
+    how = "mean ± sd over seeds, each seed pooled over all its folds" if several else "one seed, pooled over all folds"
+    print(f"\nPooled over all folds (MEGC2019 UF1/UAR; {how}):", file=out)
+    print(show.to_string(index=False), file=out)
+    if (tab["seeds"] == 1).any():
+        which = "every cell" if not several else "cells with seeds = 1"
+        print(f"seed variance was not measured for {which} (one seed): a single seed's UF1 moved by up to "
+              "0.05 between two machines on the main study's 144 clips; run several seeds "
+              "(study.seeds=[0,1,2]) to see the spread", file=out)
+
+
+def print_next_steps(mlflow_info: dict | None, report_dir: Path | None, out=None) -> None:
+    """The commands to look at the results: the MLflow UI with the link that opens on the runs, the report."""
+    from bench.tracking import ui_command, ui_link
+
+    out = out or sys.stdout
+    lines = []
+    if mlflow_info and not mlflow_info.get("error") and mlflow_info.get("tracking_uri"):
+        cmd = ui_command(mlflow_info["tracking_uri"])
+        link = mlflow_info.get("ui_link") or ui_link(mlflow_info.get("experiment_id"), mlflow_info["tracking_uri"],
+                                                     view=False)
+        lines.append(f"  MLflow runs:  {cmd}\n                then open {link}" if cmd else f"  MLflow runs:  open {link}")
+        if mlflow_info.get("note"):  # e.g. an old experiment's artifact location outside the run directory
+            lines.append(f"  note:         {mlflow_info['note']}")
+    if report_dir is not None:
+        lines.append(f"  report:       {Path(report_dir) / 'report.md'}"
+                     + (f" and {Path(report_dir) / 'report.pdf'}" if (Path(report_dir) / "report.pdf").exists() else ""))
+    if lines:
+        print("\nLook at the results:", *lines, sep="\n", file=out)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -513,7 +619,7 @@ def check_plan(plan: Plan) -> None:
     from bench.executors import check_executor_cfg
 
     check_executor_cfg(to_container(plan.base.executor))
-    for key in ("resume", "report", "progress"):
+    for key in ("resume", "report", "progress", "audit"):
         value = plan.base.get(key)
         if not isinstance(value, bool):
             raise ConfigError(f"{key} must be true or false, got {value!r}")

@@ -52,7 +52,8 @@ OWNER = "dualflow-bench"
 RUN_LAYOUT = frozenset({
     RUN_MARKER, LOCK_FILE, ".write_probe", "units", "predictions", "config.yaml", "run.json",
     "results.parquet", "results.csv", "predictions.parquet", "predictions.csv", "aux.npz", "examples.npz",
-    "optuna.journal", "optuna.journal.lock", "optuna.db", "mlflow.db",
+    "manifest.json",  # bench.manifest
+    "optuna.journal", "optuna.journal.lock", "optuna.db", "mlflow.db", "mlartifacts",
     *(f"{db}{side}" for db in ("mlflow.db", "optuna.db") for side in ("-journal", "-wal", "-shm")),
 })
 REPORT_LAYOUT = frozenset({REPORT_MARKER, LOCK_FILE, "report.md", "report.pdf", "figures", "tables"})

@@ -21,7 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
-SCHEDULERS = ("none", "cosine", "step")
+SCHEDULERS = ("none", "cosine", "step", "onecycle")
 MONITORS = ("val_loss", "val_uf1")
 MEMORY_FORMATS = ("auto", "contiguous", "channels_last")
 
@@ -83,7 +83,9 @@ class TrainConfig:
     # fused optimizer kernel (one pass over all parameters; ~1.25x faster ResNet-10-T steps on CPU);
     # false = per-tensor loop
     fused: bool = True
-    scheduler: str = "none"  # none | cosine | step (stepped once per epoch)
+    # none | cosine | step (stepped once per epoch) | onecycle (stepped per batch: warm-up to lr over
+    # the first 30% of the steps, then cosine down to lr / 1e5; Smith & Topin 2019)
+    scheduler: str = "none"
     step_size: int = 10  # step: epochs between decays
     step_gamma: float = 0.5  # step: decay factor
     min_lr: float = 0.0  # cosine: final learning rate

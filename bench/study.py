@@ -137,7 +137,7 @@ def _refuse_duplicates(items: list[AxisItem], group: str) -> None:
     seen_labels: dict[str, int] = {}
     seen_items: dict[tuple, int] = {}
     for i, it in enumerate(items):
-        what = (it.option, it.params, it.overrides)
+        what = (it.option, repr(it.params), repr(it.overrides))  # repr: a list-valued param is unhashable
         if what in seen_items:
             raise ConfigError(f"study {group} items {seen_items[what]} and {i} are the same ({it.name}): "
                               "list each item once")
@@ -202,6 +202,43 @@ def validate_cell(cell: Cell) -> None:
     except (TypeError, ValueError, KeyError) as e:
         msg = str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e)
         raise ConfigError(f"{where}: {msg}") from None
+
+
+def _has_key(cfg: DictConfig, key: str) -> bool:
+    """Whether a dotted key exists, even when its value is still missing (``???``, e.g. a dataset's root:
+    ``OmegaConf.select`` returns its default for those, so ``dataset.root=...`` would look unknown)."""
+    parent, _, last = key.rpartition(".")
+    node = OmegaConf.select(cfg, parent, default=None) if parent else cfg
+    return isinstance(node, DictConfig) and last in node.keys()  # `in node` is False for ???
+
+
+def _is_precomputed(node: Any, item: AxisItem) -> bool:
+    """Whether a dataset item reads flow files (the ``precomputed`` loader), its params applied."""
+    name = OmegaConf.select(node, "name", default="")
+    for k, v in item.params:
+        if k == "name":
+            name = v
+    return str(name) == "precomputed"
+
+
+def _phase2_reason(cfg: dict, label: str, dataset: AxisItem, reps: dict) -> str:
+    """Why a representation cannot run on a precomputed dataset without apex->offset files ('' if it can)."""
+    from representations import build_representation
+
+    ds = cfg["dataset"]
+    if ds.get("name") != "precomputed" or ds.get("phase2_template") or ds.get("phase2_array"):
+        return ""
+    key = stable_hash(cfg["representation"])
+    if key not in reps:
+        try:
+            reps[key] = build_representation(cfg["representation"])
+        except (TypeError, ValueError, KeyError) as e:
+            raise ConfigError(f"cell {label}: {e}") from None
+    rep = reps[key]
+    if 2 not in rep.phases:
+        return ""
+    return (f"unavailable: dataset {dataset.name} has no apex->offset flow files (a single-phase release: "
+            f"phase2_template is null), and {rep.name} reads phase 2 (channels {', '.join(rep.channels)})")
 
 
 def _skip_reason(cfg: dict, label: str, reps: dict) -> str:
@@ -275,7 +312,19 @@ def plan_study(overrides: list[str]) -> Plan:
     cells, excluded = [], []
     rules = study.get("exclude") or []
     reps: dict = {}
-    for combo in itertools.product(*(axes[g] for g in AXES.values())):
+    # A precomputed dataset's flows come from its files: its flow axis is the one item `precomputed`
+    # (bench/conf/flow/precomputed.yaml), never a backend that did not run.
+    pre = {ds: _is_precomputed(compose(study_ovs + [f"dataset={ds.option}", *ds.overrides] + rest).dataset, ds)
+           for ds in axes["dataset"]}
+    precomputed_flow = [AxisItem("flow", "precomputed")]
+
+    def combos():
+        for ds in axes["dataset"]:
+            for rest_items in itertools.product(precomputed_flow if pre[ds] else axes["flow"],
+                                                axes["representation"], axes["model"]):
+                yield (ds, *rest_items)
+
+    for combo in combos():
         items = dict(zip(AXES.values(), combo))
         label = "|".join(i.name for i in combo)
         if any(_matches(dict(r), items) for r in rules):
@@ -285,8 +334,7 @@ def plan_study(overrides: list[str]) -> Plan:
         cell_ovs = study_ovs + [f"{g}={it.option}" for g, it in items.items()] + item_ovs + rest
         if axis_ovs:
             probe = compose(cell_ovs)
-            fits = [ov for ov in axis_ovs if ov.startswith("+")
-                    or OmegaConf.select(probe, _override_key(ov), default="__absent__") != "__absent__"]
+            fits = [ov for ov in axis_ovs if ov.startswith("+") or _has_key(probe, _override_key(ov))]
             used.update(fits)
             cell_ovs += fits
         cell_cfg = compose(cell_ovs)
@@ -319,7 +367,7 @@ def plan_study(overrides: list[str]) -> Plan:
             raise ConfigError(f"missing required value {key}: pass it on the command line, e.g. {key}=...") from None
         except OmegaConfBaseException as e:
             raise ConfigError(f"cannot resolve the config of cell {label}: {e}") from None
-        reason = _skip_reason(resolved, label, reps)
+        reason = _phase2_reason(resolved, label, items["dataset"], reps) or _skip_reason(resolved, label, reps)
         if reason:
             excluded.append(f"{label}: {reason}")
             continue

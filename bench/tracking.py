@@ -10,13 +10,34 @@ runs kept, incomplete ones deleted and logged again, missing ones logged), which
 ``backfill`` holds the run directory's lock (``bench.rundir``): it refuses to run while a study or
 another backfill writes the same run directory.
 
-Open a finished study:  ``mlflow ui --backend-store-uri sqlite:///runs/<study>/mlflow.db --host 127.0.0.1``
+What the UI shows (MLflow 3 picks its view per experiment): the experiment is tagged
+``mlflow.experimentKind=custom_model_development`` and every link printed or reported opens its runs
+table (``#/experiments/<id>/runs?workflowType=machine_learning``), not the GenAI overview. Each run
+spans the real time of the work it stands for: a fold run the unit's recorded ``started_at`` /
+``finished_at``, a cell run its folds, the study run the whole study. Cell runs carry the pooled
+UF1/UAR/accuracy (and per source database when a cell pools several) as metrics and the cell's axes
+and ``p_*`` parameter columns as params, so the runs table sorts and groups by them; fold runs carry
+the per-epoch curves (``train_loss``, ``val_*``) as metric steps. Every run is tagged
+``dualflow.level`` = study | cell | fold (filter: ``tags.`dualflow.level` = 'cell'``). The study run
+carries the run manifest (``manifest.json``, ``bench.manifest``) as an artifact and its items as
+``manifest.*`` tags when the run has one.
+
+Artifacts live under the run directory: a new experiment in a local store (sqlite, file) gets the
+artifact location ``<run_dir>/mlartifacts``, so moving or deleting a run directory takes its
+artifacts along. An existing experiment keeps the location it was created with (MLflow cannot change
+it); logging says so and where its artifacts go. For a tracking server (``http://...``) the server's
+own artifact store is used, since the server, not this process, serves them.
+
+Open a finished study:  ``mlflow ui --backend-store-uri sqlite:///runs/<study>/mlflow.db --host 127.0.0.1``,
+then the link ``ui_link`` prints (``http://127.0.0.1:5000/#/experiments/<id>/runs?workflowType=machine_learning``
+and ``&viewStateShareKey=dualflow-cells``: the runs sorted by UF1, see ``VIEW_STATE``).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 import tempfile
@@ -27,6 +48,41 @@ import numpy as np
 import pandas as pd
 
 from bench.config import ConfigError
+
+log = logging.getLogger(__name__)
+
+EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")  # MLflow 3: open on the runs table
+UI_HOST = "http://127.0.0.1:5000"  # where ``mlflow ui --host 127.0.0.1`` listens by default
+# A view of the runs table stored with the experiment (MLflow's own "share view": the experiment tag
+# ``mlflow.sharedViewState.<key>``, opened by ``viewStateShareKey=<key>``): sorted by pooled UF1,
+# which also lists the runs flat (MLflow nests child runs only in its default order), so the cell
+# runs lead the table with their UF1/UAR/accuracy and axes as columns.
+VIEW_KEY = "dualflow-cells"
+VIEW_STATE = {
+    "orderByKey": "metrics.`uf1`", "orderByAsc": False,
+    "selectedColumns": ["metrics.`uf1`", "metrics.`uar`", "metrics.`acc`", "params.`dataset`", "params.`flow`",
+                        "params.`representation`", "params.`model`", "params.`seed`"],
+}
+
+
+def is_remote(uri: str) -> bool:
+    """A tracking server (its own artifact store), not a store this process writes directly."""
+    return str(uri).split(":", 1)[0].lower() in ("http", "https", "databricks")
+
+
+def ui_link(experiment_id, uri: str | None = None, view: bool = True) -> str:
+    """The experiment's runs table in the MLflow UI (served by ``uri`` when it is a server);
+    ``view``: in the stored view that leads with the cell runs and their scores (``VIEW_STATE``)."""
+    host = str(uri).rstrip("/") if uri and is_remote(uri) else UI_HOST
+    if experiment_id is None:
+        return host
+    link = f"{host}/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
+    return f"{link}&viewStateShareKey={VIEW_KEY}" if view else link
+
+
+def ui_command(uri: str) -> str | None:
+    """The command that serves a local store's UI (None for a server: open its link)."""
+    return None if is_remote(uri) else f"mlflow ui --backend-store-uri {uri} --host 127.0.0.1"
 
 
 def default_uri(run_dir: str | Path) -> str:
@@ -55,9 +111,79 @@ def check_tracking(cfg: dict) -> None:
                           f"Start the server, fix tracking.uri, or run with tracking=none.") from None
 
 
-def _experiment(client, name: str) -> str:
+def _experiment(client, name: str, artifact_location: str | None) -> tuple[str, str, str]:
+    """(id, its artifact location, a note or "") of the experiment, created when missing.
+
+    The kind tag is set on old experiments too, so a store logged by an earlier version also opens
+    on its runs. An experiment's artifact location is fixed at creation (MLflow has no call to change
+    it): an existing one elsewhere keeps it, and the note says so and how to get a fresh one.
+    """
     exp = client.get_experiment_by_name(name)
-    return exp.experiment_id if exp else client.create_experiment(name)
+    if exp is None:
+        exp_id = client.create_experiment(name, artifact_location=artifact_location,
+                                          tags={EXPERIMENT_KIND[0]: EXPERIMENT_KIND[1]})
+        exp = client.get_experiment(exp_id)
+    elif exp.tags.get(EXPERIMENT_KIND[0]) != EXPERIMENT_KIND[1]:
+        client.set_experiment_tag(exp.experiment_id, *EXPERIMENT_KIND)
+    view = json.dumps(VIEW_STATE, sort_keys=True)
+    if exp.tags.get(f"mlflow.sharedViewState.{VIEW_KEY}") != view:
+        client.set_experiment_tag(exp.experiment_id, f"mlflow.sharedViewState.{VIEW_KEY}", view)
+    note = ""
+    if artifact_location and exp.artifact_location.rstrip("/") != artifact_location.rstrip("/"):
+        note = (f"MLflow experiment {name!r} was created earlier with artifact location {exp.artifact_location}; "
+                f"MLflow cannot move it, so this run's artifacts go there, not to {artifact_location}. "
+                f"For artifacts under the run directory, log to a new store or experiment "
+                f"(python -m bench.tracking backfill RUN_DIR --uri NEW_URI, or --experiment NEW_NAME).")
+    return exp.experiment_id, exp.artifact_location, note
+
+
+def _ms(t) -> int | None:
+    """Epoch seconds (float) or an ISO timestamp -> epoch milliseconds; None when unknown."""
+    if t is None or (isinstance(t, float) and not np.isfinite(t)):
+        return None
+    if isinstance(t, str):
+        from datetime import datetime, timezone
+
+        try:
+            d = datetime.fromisoformat(t)
+        except ValueError:
+            return None
+        return int((d if d.tzinfo else d.replace(tzinfo=timezone.utc)).timestamp() * 1000)
+    try:
+        v = float(t)
+    except (TypeError, ValueError):
+        return None
+    return int(v * 1000) if np.isfinite(v) else None
+
+
+def _span(rows: pd.DataFrame) -> tuple[int | None, int | None]:
+    """(first start, last end) in ms of the units in ``rows``; None where no unit recorded one
+    (unit records from before ``started_at`` / ``finished_at``)."""
+    starts = [m for m in map(_ms, rows["started_at"] if "started_at" in rows else []) if m is not None]
+    ends = [m for m in map(_ms, rows["finished_at"] if "finished_at" in rows else []) if m is not None]
+    return (min(starts) if starts else None), (max(ends) if ends else None)
+
+
+def _tag_key(label: str) -> str:
+    """A manifest label as an MLflow tag key (letters, digits, ``_-./ ``)."""
+    import re
+
+    return "manifest." + (re.sub(r"[^A-Za-z0-9_\-. /]+", "_", str(label)).strip("_ ") or "item")[:200]
+
+
+def _manifest(run_dir: Path) -> tuple[Path | None, list[tuple[str, str]]]:
+    """``manifest.json`` and its display items when the run has them (bench.manifest may be absent)."""
+    path = run_dir / "manifest.json"
+    if not path.exists():
+        return None, []
+    try:
+        from bench.manifest import load_manifest, manifest_items
+
+        m = load_manifest(run_dir)
+        return path, (list(manifest_items(m)) if m else [])
+    except Exception as e:  # noqa: BLE001 - the manifest is extra; logging goes on without its tags
+        log.warning("%s: manifest items not read (%s); logging the file only", path, e)
+        return path, []
 
 
 def _confusion_png(cm: np.ndarray, classes: list[str], title: str, path: Path) -> None:
@@ -145,9 +271,13 @@ def log_run(run_dir: str | Path, cfg: dict, *, facts: dict | None = None, record
     uri = cfg.get("uri") or default_uri(run_dir)
     client = _client(uri, cfg.get("check_timeout_s", 10))
     exp_name = cfg.get("experiment") or facts["study"]
-    exp_id = _experiment(client, exp_name)
+    own_artifacts = None if is_remote(uri) else (run_dir / "mlartifacts").resolve().as_uri()
+    exp_id, artifact_location, note = _experiment(client, exp_name, own_artifacts)
+    if note:
+        log.warning("%s", note)
     results_hash = str(pd.util.hash_pandas_object(results[["unit_key", "status", "fold_uf1"]], index=False).sum())
-    info = {"tracking_uri": uri, "experiment_id": exp_id, "experiment_name": exp_name}
+    info = {"tracking_uri": uri, "experiment_id": exp_id, "experiment_name": exp_name,
+            "artifact_location": artifact_location, "ui_link": ui_link(exp_id, uri), **({"note": note} if note else {})}
     found = _search_all(client, exp_id, f"tags.`dualflow.results_hash` = '{results_hash}'")
     studies = [r for r in found if "mlflow.parentRunId" not in r.data.tags]
     done = [r for r in studies if _is_complete(r)]
@@ -155,6 +285,13 @@ def log_run(run_dir: str | Path, cfg: dict, *, facts: dict | None = None, record
         return {**info, "study_run_id": done[0].info.run_id, "logged": False}
     partial = sorted(studies, key=lambda r: r.info.start_time or 0, reverse=True)
     deleted = sum(_delete_tree(client, exp_id, r.info.run_id) for r in partial[1:])
+    now = int(time.time() * 1000)
+    # The study run spans the whole study: from its start (or its earliest unit, for a resumed
+    # study) to its end (or its latest unit); backfill logs later, so never "now" when recorded.
+    u_start, u_end = _span(results)
+    s_start = min([x for x in (_ms(facts.get("started")), u_start) if x is not None] or [now])
+    s_end = max([x for x in (_ms(facts.get("finished")), u_end) if x is not None] or [now])
+    s_end = max(s_end, s_start)
     versions = facts.get("versions", {})
     base_tags = [RunTag("git_commit", str(facts.get("git_commit", ""))), RunTag("dualflow.study", facts["study"])]
     base_tags += [RunTag(f"version.{p}", str(v)) for p, v in versions.items()]
@@ -175,18 +312,22 @@ def log_run(run_dir: str | Path, cfg: dict, *, facts: dict | None = None, record
             if c.info.run_id not in kept.values():
                 deleted += _delete_tree(client, exp_id, c.info.run_id)
     else:
-        pid = client.create_run(exp_id, run_name=facts["study"], tags={
+        pid = client.create_run(exp_id, run_name=facts["study"], start_time=s_start, tags={
             "dualflow.results_hash": results_hash, "dualflow.run_dir": str(run_dir.resolve()),
-            COMPLETE: "false"}).info.run_id
-    client.log_batch(pid, params=params, tags=base_tags)
+            "dualflow.level": "study", COMPLETE: "false"}).info.run_id
+    _, manifest_items = _manifest(run_dir)
+    study_tags = base_tags + [RunTag(_tag_key(k), str(v)[:5000]) for k, v in manifest_items]
+    client.log_batch(pid, params=params, tags=study_tags)
     logged = 0
     # Confusion PNGs and prediction CSVs are staged here for log_artifact, then removed.
     with tempfile.TemporaryDirectory(prefix="dualflow-mlflow-") as tmp_dir:
         tmp = Path(tmp_dir)
         if cfg.get("log_artifacts", True):
-            for name in ("config.yaml", "results.csv", "run.json"):
-                if (run_dir / name).exists():
-                    client.log_artifact(pid, str(run_dir / name))  # same name: replaced, never doubled
+            # run.json as the facts passed in: at the end of a study it is written after logging.
+            (tmp / "run.json").write_text(json.dumps(facts, indent=2, default=str))
+            for path in (run_dir / "config.yaml", run_dir / "results.csv", tmp / "run.json", run_dir / "manifest.json"):
+                if path.exists():
+                    client.log_artifact(pid, str(path))  # same name: replaced, never doubled
         # keyed like the results' "cell" column (dataset|flow|representation|model|seed)
         preds_by_cell = {"|".join(map(str, keys)): g for keys, g in predictions.groupby(list(CELL_AXES))} \
             if len(predictions) else {}
@@ -196,7 +337,7 @@ def log_run(run_dir: str | Path, cfg: dict, *, facts: dict | None = None, record
             _log_cell(client, cfg, exp_id, pid, cell, rows, preds_by_cell.get(cell, predictions.iloc[:0]),
                       classes, histories, base_tags, tmp)
             logged += 1
-    client.set_terminated(pid)
+    client.set_terminated(pid, end_time=s_end)
     client.set_tag(pid, COMPLETE, "true")  # last: only now is the study run complete
     out = {**info, "study_run_id": pid, "logged": True}
     if partial:
@@ -213,15 +354,28 @@ def _log_cell(client, cfg: dict, exp_id: str, pid: str, cell: str, rows: pd.Data
     from bench.results import CELL_AXES
 
     now = int(time.time() * 1000)
+    start, end = _span(rows)  # from its first fold's start to its last fold's end
+    start, end = start or now, end or now
     r0 = rows.iloc[0]
-    cid = client.create_run(exp_id, run_name=cell, tags={"mlflow.parentRunId": pid, COMPLETE: "false"}).info.run_id
+    cid = client.create_run(exp_id, run_name=cell, start_time=start,
+                            tags={"mlflow.parentRunId": pid, "dualflow.level": "cell", COMPLETE: "false"}).info.run_id
     params = [Param(a, str(r0[a])) for a in (*CELL_AXES, "cell_hash")]
+    # The p_<axis>[_<param>] columns (option and each resolved parameter): group and sort by them.
+    params += [Param(c, str(r0[c])[:6000]) for c in rows.columns if c.startswith("p_") and pd.notna(r0[c])]
     params += [Param("rep_params", str(r0["rep_params"])[:6000]), Param("model_params", str(r0["model_params"])[:6000])]
-    metrics = [Metric("n_failed_folds", float((rows["status"] != "ok").sum()), now, 0)]
+    metrics = [Metric("n_failed_folds", float((rows["status"] != "ok").sum()), end, 0)]
     if len(preds):
         cm = confusion_matrix(preds["y_true"].to_numpy(), preds["y_pred"].to_numpy(), len(classes))
         s = scores_from_confusion(cm)
-        metrics += [Metric(m, float(s[m]), now, 0) for m in ("uf1", "uar", "acc")]
+        metrics += [Metric(m, float(s[m]), end, 0) for m in ("uf1", "uar", "acc")]
+        sources = sorted(preds["source_dataset"].astype(str).unique()) if "source_dataset" in preds else []
+        if len(sources) > 1:  # a composite (MEGC2019): each source database's pooled scores too
+            for src in sources:
+                g = preds[preds["source_dataset"].astype(str) == src]
+                ss = scores_from_confusion(confusion_matrix(g["y_true"].to_numpy(), g["y_pred"].to_numpy(),
+                                                            len(classes)))
+                key = "".join(ch if ch.isalnum() or ch in "_-." else "_" for ch in src)
+                metrics += [Metric(f"{m}_{key}", float(ss[m]), end, 0) for m in ("uf1", "uar")]
         if cfg.get("log_artifacts", True):
             safe = cell.replace("|", "__").replace("/", "_").replace("[", "(").replace("]", ")")
             png = tmp / f"confusion_{safe}.png"
@@ -233,7 +387,7 @@ def _log_cell(client, cfg: dict, exp_id: str, pid: str, cell: str, rows: pd.Data
     client.log_batch(cid, metrics=metrics, params=params, tags=base_tags)
     for _, r in rows.iterrows():
         _log_fold(client, cfg, exp_id, cid, r, histories.get(r["unit_key"], []), now)
-    client.set_terminated(cid, "FINISHED" if (rows["status"] == "ok").all() else "FAILED")
+    client.set_terminated(cid, "FINISHED" if (rows["status"] == "ok").all() else "FAILED", end_time=end)
     client.set_tag(cid, COMPLETE, "true")
     return cid
 
@@ -241,13 +395,20 @@ def _log_cell(client, cfg: dict, exp_id: str, pid: str, cell: str, rows: pd.Data
 def _log_fold(client, cfg: dict, exp_id: str, cid: str, r: pd.Series, history: list, now: int) -> str:
     from mlflow.entities import Metric, Param, RunTag
 
-    fid = client.create_run(exp_id, run_name=f"fold {r['fold']}",
-                            tags={"mlflow.parentRunId": cid, COMPLETE: "false"}).info.run_id
-    fm = [Metric(f"fold_{m}", float(r[f"fold_{m}"]), now, 0) for m in ("uf1", "uar", "acc")]
-    fm += [Metric(m, float(r[m]), now, 0) for m in ("train_seconds", "predict_seconds", "tune_seconds", "epochs_run")]
+    start, end = _span(r.to_frame().T)
+    start, end = start or now, end or now
+    fid = client.create_run(exp_id, run_name=f"fold {r['fold']}", start_time=start,
+                            tags={"mlflow.parentRunId": cid, "dualflow.level": "fold", COMPLETE: "false"}).info.run_id
+    fm = [Metric(f"fold_{m}", float(r[f"fold_{m}"]), end, 0) for m in ("uf1", "uar", "acc")]
+    fm += [Metric(m, float(r[m]), end, 0) for m in ("train_seconds", "predict_seconds", "tune_seconds", "epochs_run")]
     if cfg.get("log_epochs", True):
+        # Each epoch stamped when it ended: training starts after tuning; epochs record their seconds.
+        tune = r.get("tune_seconds")
+        t = start + (float(tune) * 1000 if pd.notna(tune) else 0.0)
         for step, h in enumerate(history):
-            fm += [Metric(key, float(v), now, step) for key, v in h.items()
+            sec = h.get("seconds")
+            t += float(sec) * 1000 if isinstance(sec, (int, float)) and np.isfinite(sec) else 0.0
+            fm += [Metric(key, float(v), int(min(t, end)), step) for key, v in h.items()
                    if key != "epoch" and isinstance(v, (int, float)) and np.isfinite(v)]
     fp = [Param("fold", str(r["fold"])), Param("test_subjects", str(r["test_subjects"])[:6000]),
           Param("n_train", str(r["n_train"])), Param("n_test", str(r["n_test"])),
@@ -255,7 +416,7 @@ def _log_fold(client, cfg: dict, exp_id: str, cid: str, r: pd.Series, history: l
     for i in range(0, len(fm), 900):  # MLflow caps a batch at 1000 metrics
         client.log_batch(fid, metrics=fm[i:i + 900], params=fp if i == 0 else [],
                          tags=[RunTag("status", str(r["status"]))] if i == 0 else [])
-    client.set_terminated(fid, "FINISHED" if r["status"] == "ok" else "FAILED")
+    client.set_terminated(fid, "FINISHED" if r["status"] == "ok" else "FAILED", end_time=end)
     client.set_tag(fid, COMPLETE, "true")
     return fid
 
@@ -293,6 +454,8 @@ def main(argv=None) -> int:
               + (f", deleted {info['runs_deleted']} incomplete run(s) first" if info["runs_deleted"] else ""))
     else:
         print(("logged" if info["logged"] else "already logged") + f": {where}")
+    cmd = ui_command(info["tracking_uri"])
+    print((f"open: {cmd}, then " if cmd else "open: ") + info["ui_link"])
     return 0
 
 

@@ -5,8 +5,14 @@ subject-grouped inner cross-validation over the fold's training subjects (predic
 the inner folds, then UF1/UAR/acc); the best parameters retrain on all training subjects and the
 test subject is scored once, by the caller. The test indices are never passed in here. The storage is
 a real Optuna storage under the run directory (``optuna.journal`` by default, safe for several worker
-processes; ``optuna-dashboard runs/<study>/optuna.journal`` opens it), one Optuna study per unit, so
-a killed run resumes its tuning where it stopped.
+processes; ``optuna-dashboard runs/<study>/optuna.journal`` opens it, or
+``optuna-dashboard sqlite:///runs/<study>/optuna.db`` with ``tuning.storage=sqlite``), one Optuna
+study per unit, so a killed run resumes its tuning where it stopped.
+
+Study names read ``<cell> / fold <fold>`` (the cell label ``dataset|flow|representation|model|seed``;
+under LOSO the fold is the test subject), so the dashboard's list names each outer fold. The unit key
+(config and data digest) is a user attribute: a study of that name left by another config or data is
+stale, and is deleted and tuned again rather than resumed.
 """
 
 from __future__ import annotations
@@ -84,6 +90,11 @@ def apply_params(params: dict, cfgs: dict) -> dict:
     return cfgs
 
 
+def study_name(task) -> str:
+    """The Optuna study of one unit, as the dashboard lists it: ``<cell> / fold <fold>``."""
+    return f"{task.cell} / fold {task.fold}"
+
+
 def tune_unit(task, train_idx, model_cfg: dict, trainer_cfg: dict, tuning: dict):
     """Returns (chosen params, model cfg, trainer cfg, x) for the final retrain on ``train_idx``."""
     import optuna
@@ -114,10 +125,21 @@ def tune_unit(task, train_idx, model_cfg: dict, trainer_cfg: dict, tuning: dict)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     sampler = optuna.samplers.TPESampler(seed=int(tuning.get("sampler_seed", 0)) + int(task.seed))
     pruner = optuna.pruners.MedianPruner(n_startup_trials=2) if tuning.get("pruner") == "median" else optuna.pruners.NopPruner()
-    study = optuna.create_study(study_name=f"{task.study}/{task.unit_key}", storage=make_storage(task.run_dir, tuning.get("storage", "journal")),
+    storage = make_storage(task.run_dir, tuning.get("storage", "journal"))
+    name = study_name(task)
+    try:
+        old = optuna.load_study(study_name=name, storage=storage)
+    except KeyError:
+        old = None
+    if old is not None and old.user_attrs.get("unit_key") != task.unit_key:
+        log.info("tuning: study %r was tuned for another config or data (unit %s); tuning it again",
+                 name, old.user_attrs.get("unit_key"))
+        optuna.delete_study(study_name=name, storage=storage)
+    study = optuna.create_study(study_name=name, storage=storage,
                                 direction="maximize", sampler=sampler, pruner=pruner, load_if_exists=True)
+    study.set_user_attr("unit_key", task.unit_key)
     study.set_user_attr("fold", task.fold)
-    study.set_user_attr("cell", "|".join(task.labels.values()))
+    study.set_user_attr("cell", task.cell)
 
     def objective(trial):
         cfgs = apply_params(suggest(trial, space), base)

@@ -2,7 +2,8 @@
 
 ``run_unit`` is a pure function of a ``UnitTask`` (arrays + plain config dicts), so the local
 process pool and Ray run exactly the same code. The test fold's tensors never reach ``fit`` or the
-tuner: they are sliced out only for the single ``predict`` at the end.
+tuner: they are sliced out only for the single ``predict`` at the end (with ``audit=true``, also
+for one read-only prediction per saved epoch after training, kept apart in the record's ``audit``).
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ class UnitTask:
     git_commit: str = ""
     flows: np.ndarray | None = None  # (N, 2, 2, H, W), only when tuning recomputes the representation
     columns: dict = field(default_factory=dict)  # the cell's parameter columns (bench.results.cell_columns)
+    audit: bool = False  # the leakage audit (root key audit): also predict the test fold with every epoch's weights
 
     @property
     def cell(self) -> str:
@@ -73,6 +75,10 @@ def failure_record(task: UnitTask, error: str, row: dict | None = None) -> dict:
     """A unit record with status 'failed' (same columns as a finished one, zeros for its figures)."""
     row = dict(row or _base_row(task))
     row.update(status="failed", error=error)
+    # Wall-clock epoch seconds (MLflow's run times). A record made outside the unit (a crashed or
+    # timed-out worker) has no start: it spans no time, at the moment it was recorded.
+    row.setdefault("finished_at", time.time())
+    row.setdefault("started_at", row["finished_at"])
     for k in ("fold_uf1", "fold_uar", "fold_acc", "train_seconds", "predict_seconds"):
         row.setdefault(k, 0.0)
     row.setdefault("epochs_run", 0)
@@ -84,11 +90,14 @@ def failure_record(task: UnitTask, error: str, row: dict | None = None) -> dict:
 def run_unit(task: UnitTask) -> dict:
     """Run one unit; never raises (a failure is a record with status 'failed' and its traceback)."""
     row = _base_row(task)
+    row["started_at"] = time.time()  # wall clock (epoch seconds), for MLflow's run start and end
     try:
         import torch
 
         torch.set_num_threads(max(1, int(task.threads)))
-        return _run(task, row)
+        rec = _run(task, row)
+        rec["row"]["finished_at"] = time.time()
+        return rec
     except Exception:  # noqa: BLE001 - the study goes on; the record keeps the traceback
         return failure_record(task, traceback.format_exc(limit=20), row)
 
@@ -124,7 +133,8 @@ def _run(task: UnitTask, row: dict) -> dict:
             # Keep the epoch with the best validation score (on training subjects) over the whole budget.
             trainer_cfg["early_stopping_patience"] = int(trainer_cfg["epochs"])
 
-    out = train_and_predict(task, fit_idx, te, model_cfg, trainer_cfg, val_idx=val_idx, want_aux=True)
+    out = train_and_predict(task, fit_idx, te, model_cfg, trainer_cfg, val_idx=val_idx, want_aux=True,
+                            audit=task.audit)
     res, probs = out["fit"], out["probs"]
     y_pred = probs.argmax(1)
     y_true = task.y[te]
@@ -144,4 +154,8 @@ def _run(task: UnitTask, row: dict) -> dict:
                "source_dataset": str(task.source_datasets[i]), "y_true": int(y_true[j]), "y_pred": int(y_pred[j])}
         rec.update({f"prob_{k}": float(probs[j, k]) for k in range(probs.shape[1])})
         preds.append(rec)
-    return {"row": row, "predictions": preds, "history": list(res.history), "aux": aux_out}
+    rec = {"row": row, "predictions": preds, "history": list(res.history), "aux": aux_out}
+    if task.audit:  # leaky by design: kept apart from row and predictions (bench.audit reads it)
+        rec["audit"] = {"epochs": out["audit"]["epochs"], "y_pred": out["audit"]["y_pred"].tolist(),
+                        "seconds": float(out["audit_seconds"])}
+    return rec

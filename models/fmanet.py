@@ -12,6 +12,11 @@ index ``magnitude_index`` (default 2) *within* each phase.
 
 Pipeline (N samples, S = number of active streams):
 
+0. **Input normalisation** (``input_norm``): ``scale`` divides each channel the streams read by its
+   root mean square, ``standard`` subtracts its mean and divides by its standard deviation, ``none``
+   passes raw flows (pixels). The statistics are buffers fitted by :meth:`FMANet.fit_input_stats` on
+   the fold's TRAINING rows only (``bench.fold.train_and_predict`` calls it on the fit indices before
+   ``fit``; validation and test rows never reach it); identity until it is called.
 1. **Stream encoders** (``streams``, ``backbone``, ``shared_weights``). One encoder per phase:
    ``backbone="cnn"`` is :class:`models.layers.SmallEncoder` (conv-BN-ReLU blocks of ``widths``,
    2x2 max-pool between them, output stride 4); ``backbone="timm:<arch>"`` uses that timm model's
@@ -21,23 +26,45 @@ Pipeline (N samples, S = number of active streams):
    phase: the network is then a single-phase model, accepting either ``phase_channels`` input
    (the phase as given, e.g. ``single_phase``) or the full stack, from which it takes that phase;
    ``fusion`` and ``shared_weights`` have no effect then (no fusion module is built).
+   ``streams=auto`` picks ``both`` for the two-phase stack and the one phase a single-phase input
+   carries, so one study item (one model label) covers the dual-stream network and its single-stream
+   baseline (the main study's significance section compares them).
 2. **Magnitude modulation** per stream (``modulation``):
    ``spatial``: gate ``g = sigmoid(conv3x3(relu(conv3x3(m))))`` from the phase's magnitude channel,
    at input resolution, multiplying all of the stream's input channels before the encoder (the
    learnable counterpart of MM-COF's mask ``1[Mc >= tau]`` applied to u, v, Mc);
    ``se``: squeeze-excitation on the encoder's output features (channel gates, ``se_reduction``);
+   the suite's default (``bench/conf/model/fmanet.yaml``) is ``se``, chosen on validation subjects; the
+   constructor's default stays ``spatial``, the paper's literal reading, for library callers;
    ``none``: no modulation.
 3. **Fusion motion attention** over the two streams' feature maps F1, F2 (``fusion``):
    ``attention``: ``w = softmax(MLP([GAP(F1), GAP(F2)]))`` per sample (MLP: Linear(2C, ``fusion_hidden``)
    -> ReLU -> Linear(., 2)), fused ``= w1 F1 + w2 F2`` (learned, per-sample replacement of COF's theta);
    ``sum``: ``F1 + F2`` (fixed equal weights, no parameters);
-   ``concat``: ``[F1, F2]`` -> 1x1 conv-BN-ReLU back to C channels (learned, not per-sample).
+   ``concat``: ``[F1, F2]`` -> 1x1 conv-BN-ReLU back to C channels (learned, not per-sample);
+   ``cross_attention``: each phase's positions attend to the other's (DIANet-style,
+   :class:`_CrossAttentionFusion`, residual), then the ``attention`` weights fuse them.
 4. **Spatial attention** (``spatial_attention``): CBAM-style ``a = sigmoid(conv_k([mean_c F, max_c F]))``,
-   ``F <- F * a``; then global average pooling, dropout (``dropout``) and a linear classifier.
+   ``F <- F * a``; then the head (``head``): ``gap`` global average pooling, or ``grid`` average
+   pooling to ``head_grid`` x ``head_grid`` cells, flattened (STSTNet's head keeps a 5x5 grid too);
+   dropout (``dropout``) and a linear classifier.
+
+Diagnosis behind the defaults (README "FMANet: diagnosis and defaults"; curves and choice on
+validation subjects drawn from the training subjects only, studies/fmanet_search*.yaml). The
+first reconstruction (``head=gap``, ``input_norm=none``, ``modulation=spatial``, widths 16-32-64)
+*under*-fitted: training loss 0.29 after 60 epochs where STSTNet reached 0.10, validation UF1 0.65
+vs 0.83. Global average pooling threw away *where* the motion is, and the synthetic classes (like
+AUs) differ by facial region: ``head=grid`` alone took the training loss to 0.02 and validation UF1
+to 0.88. Raw flows of ~0.1-0.5 px (at 28 px) made the first epochs slow (validation UF1 0.17 after
+10 epochs); ``input_norm=scale`` gave 0.58 by then, so a short budget suffices. Within the main
+study's time budget, widths 8-16-32 with ``modulation=se`` (MicroAttNet's squeeze-excitation; the
+spatial gate was ~35% of the step time) for 30 epochs at lr 3e-3 scored the best validation UF1
+(0.89, STSTNet 0.79 on the same splits). ``modulation=spatial`` remains the literal reading of the
+paper's magnitude modulation, a switch and the constructor's default.
 
 ``forward(x, return_aux=True)`` returns ``(logits, aux)`` with
 ``aux["fusion_weights"]``: (N, 2) softmax weights (phase 1, phase 2), or None unless
-``fusion=attention`` with both streams; ``aux["attention"]``: (N, h, w) spatial attention map or
+``fusion=attention|cross_attention`` with both streams; ``aux["attention"]``: (N, h, w) spatial attention map or
 None; ``aux["gates"]``: (N, S, H, W) input gates for ``spatial``, (N, S, C) channel gates for
 ``se``, None for ``none``. Works at any input size (every pooling is global or adaptive).
 """
@@ -52,9 +79,11 @@ from torch import nn
 from models.layers import MagnitudeGate, SmallEncoder, SpatialAttention, SqueezeExcite, conv_bn_act
 from models.registry import register_model
 
-STREAMS = ("both", "onset_apex", "apex_offset")
+STREAMS = ("both", "onset_apex", "apex_offset", "auto")
 MODULATIONS = ("none", "spatial", "se")
-FUSIONS = ("attention", "sum", "concat")
+FUSIONS = ("attention", "sum", "concat", "cross_attention")
+INPUT_NORMS = ("none", "scale", "standard")
+HEADS = ("gap", "grid")
 
 
 def _choice(name: str, value, allowed) -> str:
@@ -124,6 +153,37 @@ class _FusionAttention(nn.Module):
         return fused, w
 
 
+class _CrossAttentionFusion(nn.Module):
+    """Mutual cross-attention between the phases (DIANet-style), then the per-sample phase weights.
+
+    Tokens are the h*w positions of each stream's map. Phase i attends to phase j:
+    ``F_i' = F_i + W_o softmax(Q_i K_j^T / sqrt(d)) V_j`` (1x1 projections to ``d = hidden`` shared by
+    both directions), then ``fused = w1 F1' + w2 F2'`` with ``w`` from :class:`_FusionAttention`, so the
+    learned fusion weights stay reported.
+    """
+
+    def __init__(self, channels: int, hidden: int = 32):
+        super().__init__()
+        self.q = nn.Conv2d(channels, hidden, 1, bias=False)
+        self.k = nn.Conv2d(channels, hidden, 1, bias=False)
+        self.v = nn.Conv2d(channels, hidden, 1, bias=False)
+        self.o = nn.Conv2d(hidden, channels, 1, bias=False)
+        self.scale = float(hidden) ** -0.5
+        self.weights = _FusionAttention(channels, 2, hidden)
+
+    def _attend(self, fq: torch.Tensor, fkv: torch.Tensor) -> torch.Tensor:
+        n, _, h, w = fq.shape
+        q = self.q(fq).flatten(2).transpose(1, 2)  # (N, hw, d)
+        k, v = self.k(fkv).flatten(2), self.v(fkv).flatten(2).transpose(1, 2)  # (N, d, hw), (N, hw, d)
+        a = torch.softmax(torch.bmm(q, k) * self.scale, dim=-1)
+        out = torch.bmm(a, v).transpose(1, 2).reshape(n, -1, h, w)
+        return fq + self.o(out)
+
+    def forward(self, feats: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        f1, f2 = feats
+        return self.weights([self._attend(f1, f2), self._attend(f2, f1)])
+
+
 class FMANet(nn.Module):
     def __init__(
         self,
@@ -133,7 +193,7 @@ class FMANet(nn.Module):
         phase_channels: int = 3,
         magnitude_index: int = 2,
         backbone: str = "cnn",
-        widths: Sequence[int] = (16, 32, 64),
+        widths: Sequence[int] = (8, 16, 32),
         backbone_params: dict | None = None,
         shared_weights: bool = False,
         modulation: str = "spatial",
@@ -144,14 +204,32 @@ class FMANet(nn.Module):
         spatial_attention: bool = True,
         attention_kernel: int = 7,
         dropout: float = 0.5,
+        input_norm: str = "scale",
+        head: str = "grid",
+        head_grid: int = 3,
+        channels: Sequence[str] | None = None,
     ):
         super().__init__()
-        self.streams_mode = _choice("streams", streams, STREAMS)
+        _choice("streams", streams, STREAMS)
+        if streams == "auto":  # both phases when the input has both, else the one phase it carries
+            if in_chans == 2 * phase_channels:
+                streams = "both"
+            elif in_chans == phase_channels:
+                late = channels is not None and all(str(c).endswith("2") for c in channels)
+                streams = "apex_offset" if late else "onset_apex"
+            else:
+                raise ValueError(f"fmanet: streams='auto' takes one phase ({phase_channels} channels) or the "
+                                 f"two-phase stack ({2 * phase_channels}), got in_chans={in_chans}")
+        self.streams_mode = streams
+        self.input_norm = _choice("input_norm", input_norm, INPUT_NORMS)
+        self.head = _choice("head", head, HEADS)
+        if int(head_grid) < 1:
+            raise ValueError(f"fmanet: head_grid={head_grid} must be >= 1")
         self.modulation = _choice("modulation", modulation, MODULATIONS)
         _choice("fusion", fusion, FUSIONS)
         if not 0 <= magnitude_index < phase_channels:
             raise ValueError(f"fmanet: magnitude_index={magnitude_index} outside a {phase_channels}-channel phase")
-        self.phase_channels = phase_channels
+        self.phase_channels, self.in_chans = phase_channels, in_chans
         if streams == "both":
             if in_chans != 2 * phase_channels:
                 raise ValueError(
@@ -186,16 +264,56 @@ class FMANet(nn.Module):
             self.fuse = _FusionAttention(c, 2, fusion_hidden)
         elif self.fusion == "concat":
             self.fuse = conv_bn_act(2 * c, c, kernel_size=1)
+        elif self.fusion == "cross_attention":
+            self.fuse = _CrossAttentionFusion(c, fusion_hidden)
         self.spatial_attention = SpatialAttention(attention_kernel) if spatial_attention else None
         self.dropout = nn.Dropout(dropout)
-        self.classifier = nn.Linear(c, num_classes)
+        self.head_grid = int(head_grid) if self.head == "grid" else 1
+        self.pool = nn.AdaptiveAvgPool2d(self.head_grid)
+        self.classifier = nn.Linear(c * self.head_grid ** 2, num_classes)
+        # Per-channel statistics of the channels the streams read (phase by phase, so a single-stream
+        # model has the same buffers on a 3- or 6-channel input); identity until fit_input_stats.
+        n_read = len(self.phases) * phase_channels
+        self.register_buffer("input_shift", torch.zeros(n_read))
+        self.register_buffer("input_scale", torch.ones(n_read))
+        self.input_stats_fitted = False
+
+    @torch.no_grad()
+    def fit_input_stats(self, x) -> None:
+        """Fit ``input_norm``'s per-channel statistics on ``x`` (N, C, H, W): the fold's TRAINING rows only.
+
+        ``scale``: divide each channel by its root mean square (zero motion stays zero, signs kept);
+        ``standard``: subtract the channel mean, divide by its standard deviation. A channel whose
+        statistic is ~0 (constant zero) keeps scale 1. A no-op with ``input_norm="none"``.
+        ``bench.fold.train_and_predict`` calls it on the fit indices before ``fit``.
+        """
+        if self.input_norm == "none":
+            return
+        x = torch.as_tensor(x, dtype=torch.float64)
+        pc, chans = self.phase_channels, {self.in_chans}
+        if x.ndim != 4 or x.shape[1] not in chans or x.shape[0] < 1:
+            raise ValueError(f"fmanet.fit_input_stats: expected (N>=1, {self.in_chans}, H, W), got {tuple(x.shape)}")
+        x = torch.cat([x[:, p * pc:(p + 1) * pc] for p in self.phases], dim=1)  # the channels the streams read
+        flat = x.transpose(0, 1).reshape(x.shape[1], -1)
+        if self.input_norm == "scale":
+            shift, spread = torch.zeros(flat.shape[0], dtype=torch.float64), flat.pow(2).mean(1).sqrt()
+        else:
+            shift, spread = flat.mean(1), flat.std(1, correction=0)
+        spread = torch.where(spread > 1e-8, spread, torch.ones_like(spread))
+        self.input_shift.copy_(shift.float())
+        self.input_scale.copy_((1.0 / spread).float())
+        self.input_stats_fitted = True
 
     def forward(self, x: torch.Tensor, return_aux: bool = False):
         pc = self.phase_channels
         feats, gates = [], []
         for i, p in enumerate(self.phases):
             stream = self.stream_modules[0 if self.shared_weights else i]
-            f, g = stream(x[:, p * pc : (p + 1) * pc])
+            xp = x[:, p * pc : (p + 1) * pc]
+            if self.input_norm != "none":
+                s = slice(i * pc, (i + 1) * pc)
+                xp = (xp - self.input_shift[None, s, None, None]) * self.input_scale[None, s, None, None]
+            f, g = stream(xp)
             feats.append(f)
             gates.append(g)
 
@@ -206,6 +324,8 @@ class FMANet(nn.Module):
             fused = feats[0] + feats[1]
         elif self.fusion == "concat":
             fused = self.fuse(torch.cat(feats, dim=1))
+        elif self.fusion == "cross_attention":
+            fused, fusion_weights = self.fuse(feats)
         else:
             fused = feats[0]
 
@@ -214,7 +334,7 @@ class FMANet(nn.Module):
             fused, a = self.spatial_attention(fused)
             attention = a[:, 0]
 
-        logits = self.classifier(self.dropout(fused.mean(dim=(2, 3))))
+        logits = self.classifier(self.dropout(self.pool(fused).flatten(1)))
         if not return_aux:
             return logits
         aux = {
@@ -235,6 +355,8 @@ def skip_input(representation, streams: str = "both", phase_channels: int = 3, m
                       "has channels that mix the phases")
     if any(len(g) != phase_channels for g in groups):
         return True, f"fmanet reads {phase_channels} channels per phase; {rep.name} has {len(groups[0])} ({chans})"
+    if streams == "auto":  # the phases the input carries: both as blocks, or one
+        streams = "both" if rep.phases == (1, 2) else {(1,): "onset_apex", (2,): "apex_offset"}.get(rep.phases, "both")
     want = {"both": (1, 2), "onset_apex": (1,), "apex_offset": (2,)}.get(streams)
     if want is None:
         return False, ""  # a bad value is the constructor's error, reported at validation
@@ -252,5 +374,5 @@ def skip_input(representation, streams: str = "both", phase_channels: int = 3, m
 
 
 @register_model(skip=skip_input)
-def fmanet(in_chans: int, num_classes: int, **params) -> FMANet:
-    return FMANet(in_chans=in_chans, num_classes=num_classes, **params)
+def fmanet(in_chans: int, num_classes: int, channels: Sequence[str] | None = None, **params) -> FMANet:
+    return FMANet(in_chans=in_chans, num_classes=num_classes, channels=channels, **params)

@@ -47,12 +47,12 @@ def generic(root: Path, **kw):
     return load_dataset({"name": "generic", "root": str(root), "frame_template": TPL, **kw})
 
 
-# (rows, loader kwargs, expected error regex after "<file>": row errors ", row N: ...", table errors ": ...")
+# (rows, loader kwargs, expected error regex after "<file>": row errors ", row N (<subject>/<clip>): ...", table errors ": ...")
 ERRORS = {
-    "empty onset key frame": ([*GOOD, "b,c5,,4,6,happiness"], {}, r", row 6: onset frame is missing"),
-    "'/' offset key frame": ([*GOOD, "b,c5,2,4,/,happiness"], {}, r", row 6: offset frame is missing"),
+    "empty onset key frame": ([*GOOD, "b,c5,,4,6,happiness"], {}, r", row 6 \(b/c5\): onset frame is missing"),
+    "'/' offset key frame": ([*GOOD, "b,c5,2,4,/,happiness"], {}, r", row 6 \(b/c5\): offset frame is missing"),
     "unknown emotion": ([*GOOD, "b,c5,2,4,6,hapiness"], {"classes": "megc3"},
-                        r", row 6: unknown emotion 'hapiness' for class set 'megc3'"),
+                        r", row 6 \(b/c5\): unknown emotion 'hapiness' for class set 'megc3'"),
     "a class with no samples": (GOOD, {"classes": "megc3"},
                                 r": class\(es\) \['negative'\] of class set 'megc3' have no samples"),
     "one subject only": (GOOD[:2], {}, r": 1 subject\(s\); leave-one-subject-out needs at least 2"),
@@ -70,7 +70,7 @@ def test_loader_errors_name_file_and_row(tmp_path, case):
 def test_missing_frame_file_names_row_and_file(tmp_path):
     ann = write_generic(tmp_path, GOOD)
     (tmp_path / "b" / "c4" / "f004.png").unlink()
-    with pytest.raises(DataError, match=re.escape(f"{ann}, row 5: frame file missing: {tmp_path.resolve()}/b/c4/f004.png")):
+    with pytest.raises(DataError, match=re.escape(f"{ann}, row 5 (b/c4): frame file missing: {tmp_path.resolve()}/b/c4/f004.png")):
         generic(tmp_path)
     # deleted after loading: compute_flows names the sample and the file instead
     (tmp_path / "b" / "c4" / "f004.png").write_bytes(b"")
@@ -97,9 +97,9 @@ def test_apex_fallbacks_are_logged_and_recorded(tmp_path, caplog, case):
         t = generic(tmp_path)
     row = t.df.iloc[3]
     assert (row["apex"], row["apex_source"], row["flags"]) == (4, source, source.split(":")[1])
-    assert t.problems == [p for p in t.problems if p.startswith(f"{ann}, row 5: ")] and len(t.problems) == 1
+    assert t.problems == [p for p in t.problems if p.startswith(f"{ann}, row 5 (b/c4): ")] and len(t.problems) == 1
     assert any("middle frame 4" in r.message for r in caplog.records)
-    with pytest.raises(DataError, match=r"row 5: .*strict mode"):
+    with pytest.raises(DataError, match=r"row 5 \(b/c4\): .*strict mode"):
         generic(tmp_path, strict=True)
 
 

@@ -62,10 +62,13 @@ def build_trainer(node: dict, tmp: Path) -> None:
     cfg = TrainConfig.from_mapping(params, seed=3)  # the seed is replaced per unit
     assert cfg.seed == 3
     FlowAugment(("u", "v", "m"), **node["augment"])
-    # one definition: the composed node is the schema's defaults plus the file's own values
-    raw = OmegaConf.to_container(OmegaConf.load(CONF_DIR / "trainer" / "default.yaml"))
-    own = {k: v for k, v in raw.items() if k != "defaults"}
-    assert node == {**dataclasses.asdict(TrainerNode()), **own}
+    # one definition: the composed node is the schema's defaults plus one trainer file's own values
+    # (default.yaml, or a recipe preset such as ststnet_paper.yaml)
+    owns = []
+    for p in sorted((CONF_DIR / "trainer").glob("[!_]*.yaml")):
+        raw = OmegaConf.to_container(OmegaConf.load(p))
+        owns.append({k: v for k, v in raw.items() if k != "defaults"})
+    assert any(node == {**dataclasses.asdict(TrainerNode()), **own} for own in owns)
 
 
 def build_protocol(node: dict, tmp: Path) -> None:
@@ -85,6 +88,9 @@ def build_flow(node: dict, tmp: Path) -> None:
     taken = {p.name for p in inspect.signature(compute_flows).parameters.values() if p.kind == p.KEYWORD_ONLY}
     allowed = {"backend", "params", "crop", "size", "workers"} | taken - {"backend_params", "cache_dir", "progress"}
     assert set(node) <= allowed, sorted(set(node) - allowed)
+    if node["backend"] == "precomputed":  # flows read from a precomputed dataset's files: no backend
+        assert node["size"] is None or int(node["size"]) >= 8
+        return
     backend = create_backend(node["backend"], **node["params"])
     # every flow file spells out its backend's full parameter set (the run log and cache key show them)
     assert set(node["params"]) == set(backend.defaults)

@@ -54,13 +54,13 @@ def test_summary_with_only_the_annotation(tmp_path):
     text = run_summary({"name": "casme2", "root": str(tmp_path)})
     assert "clips: 5   subjects: 3" in text
     assert "key frames missing for 5 of 5 clips" in text  # one summarised problem, not a crash
-    assert "row 3: apex '/'" in text and "fear: 1" in text
+    assert "row 3 (sub01/EP19_05f): apex '/'" in text and "fear: 1" in text
     # a bad row does not abort the summary: it is listed and the rest counted
     bad = [r[:] for r in CASME2_ROWS]
     bad[0][4] = 10  # offset before onset on row 2
     write_xlsx(tmp_path / "CASME2-coding-20140508.xlsx", "Sheet1", [CASME2_HEADER, *bad])
     text = run_summary({"name": "casme2", "root": str(tmp_path)})
-    assert "clips: 4" in text and "error: " in text and "row 2: offset 10 is not after onset 46" in text
+    assert "clips: 4" in text and "error: " in text and "row 2 (sub01/EP02_01f): offset 10 is not after onset 46" in text
 
 
 @pytest.mark.skipif(importlib.util.find_spec("bench.config") is None, reason="bench.config not written yet")

@@ -81,9 +81,9 @@ def test_casme2_cropped_frames_and_row_errors(tmp_path):
     bad = [r[:] for r in CASME2_ROWS]
     bad[2][3] = "ten"  # non-numeric onset on spreadsheet row 4
     write_xlsx(tmp_path / "CASME2-coding-20140508.xlsx", "Sheet1", [CASME2_HEADER, *bad])
-    with pytest.raises(DataError, match=r"CASME2-coding-20140508\.xlsx, row 4: onset 'ten' is not a frame number"):
+    with pytest.raises(DataError, match=r"CASME2-coding-20140508\.xlsx, row 4 \(sub02/EP01_11f\): onset 'ten' is not a frame number"):
         load_dataset({"name": "casme2", "root": str(tmp_path), "frames": "cropped"})
-    with pytest.raises(DataError, match="row 3: apex '/'.*strict"):
+    with pytest.raises(DataError, match=r"row 3 \(sub01/EP19_05f\): apex '/'.*strict"):
         make_casme2(tmp_path, frames="cropped")
         load_dataset({"name": "casme2", "root": str(tmp_path), "frames": "cropped", "strict": True})
 
@@ -122,7 +122,7 @@ def test_samm_notes_string_subjects_and_apex_outside(tmp_path):
     assert (df.loc["007_3_2", "apex"], df.loc["007_3_2", "apex_source"]) == (5, "fallback:missing_apex")
     assert t.frame_path(0, 5562) == tmp_path.resolve() / "SAMM/006/006_1_2/006_05562.jpg"
     assert any("row 16" in p and "outside" in p for p in t.problems)
-    with pytest.raises(DataError, match=r"SAMM_Micro_FACS_Codes_v2\.xlsx, row 16: apex 200 outside"):
+    with pytest.raises(DataError, match=r"SAMM_Micro_FACS_Codes_v2\.xlsx, row 16 \(006/006_1_3\): apex 200 outside"):
         load_dataset({"name": "samm", "root": str(tmp_path), "strict": True})
 
 
@@ -286,7 +286,7 @@ def test_megc2019_join_and_name_mapping(tmp_path):
 
 def test_megc2019_missing_clip_names_the_list_row(tmp_path):
     cfg, gt = _megc_fixture(tmp_path, extra=["samm,7,007_9_9,0"])
-    with pytest.raises(DataError, match=rf"{gt}, row 9: samm clip 7/007_9_9 not found"):
+    with pytest.raises(DataError, match=rf"{gt}, row 9 \(7/007_9_9\): samm clip 7/007_9_9 not found"):
         load_dataset(cfg)
     t = load_dataset({**cfg, "errors": "collect"})
     assert len(t) == 8 and any("007_9_9" in p for p in t.problems)

@@ -52,14 +52,14 @@ def test_good_table_columns_and_dtypes(tmp_path):
 @pytest.mark.parametrize(
     "row, message",
     [
-        ("b,c9,x,4,6,happiness,", r"row 6: onset 'x' is not a frame number"),
-        ("b,c9,2.5,4,6,happiness,", r"row 6: onset '2.5' is not an integer frame number"),
-        ("b,c9,,4,6,happiness,", r"row 6: onset frame is missing"),
-        ("b,c9,6,4,2,happiness,", r"row 6: offset 2 is not after onset 6"),
-        ("b,c9,2,4,6,hapiness,", r"row 6: unknown emotion 'hapiness' for class set 'megc3'"),
-        ("b,c9,2,4,6,,", r"row 6: emotion is empty"),
-        ("a,c1,2,4,6,happiness,", r"row 6: duplicated clip a/c1"),
-        (",c9,2,4,6,happiness,", r"row 6: empty subject"),
+        ("b,c9,x,4,6,happiness,", r"row 6 \(b/c9\): onset 'x' is not a frame number"),
+        ("b,c9,2.5,4,6,happiness,", r"row 6 \(b/c9\): onset '2.5' is not an integer frame number"),
+        ("b,c9,,4,6,happiness,", r"row 6 \(b/c9\): onset frame is missing"),
+        ("b,c9,6,4,2,happiness,", r"row 6 \(b/c9\): offset 2 is not after onset 6"),
+        ("b,c9,2,4,6,hapiness,", r"row 6 \(b/c9\): unknown emotion 'hapiness' for class set 'megc3'"),
+        ("b,c9,2,4,6,,", r"row 6 \(b/c9\): emotion is empty"),
+        ("a,c1,2,4,6,happiness,", r"row 6 \(a/c1\): duplicated clip a/c1"),
+        (",c9,2,4,6,happiness,", r"row 6 \(/c9\): empty subject"),
     ],
 )
 def test_row_errors_name_file_and_row(tmp_path, row, message):
@@ -71,13 +71,13 @@ def test_row_errors_name_file_and_row(tmp_path, row, message):
 
 def test_duplicate_names_both_rows(tmp_path):
     write(tmp_path, [*GOOD, "a,c2,1,3,5,happiness,"])
-    with pytest.raises(DataError, match=r"row 6: duplicated clip a/c2 \(first at .*annotations\.csv, row 3\)"):
+    with pytest.raises(DataError, match=r"row 6 \(a/c2\): duplicated clip a/c2 \(first at .*annotations\.csv, row 3 \(a/c2\)\)"):
         load(tmp_path)
 
 
 def test_all_row_errors_reported_together(tmp_path):
     write(tmp_path, [*GOOD, "b,c8,x,4,6,happiness,", "b,c9,6,4,2,happiness,"])
-    with pytest.raises(DataError, match=r"2 row errors:\n  .*row 6: onset.*\n  .*row 7: offset") as e:
+    with pytest.raises(DataError, match=r"2 row errors:\n  .*row 6 \(b/c8\): onset.*\n  .*row 7 \(b/c9\): offset") as e:
         load(tmp_path)
     assert "row 6" in str(e.value) and "row 7" in str(e.value)
 
@@ -93,13 +93,13 @@ def test_apex_fallbacks_logged_and_recorded(tmp_path, caplog):
     assert t.df["flags"].tolist() == ["missing_apex", "apex_outside_range", "apex_equals_onset", ""]
     assert len(t.problems) == 3 and sum("middle frame" in r.message for r in caplog.records) == 3
     assert "row 2" in t.problems[0] and "row 3" in t.problems[1] and "row 4" in t.problems[2]
-    with pytest.raises(DataError, match=r"(?s)3 row errors:.*row 2: apex '/'.*strict"):
+    with pytest.raises(DataError, match=r"(?s)3 row errors:.*row 2 \(a/c1\): apex '/'.*strict"):
         load(tmp_path, strict=True)
 
 
 def test_missing_frames_error_summary_or_unchecked(tmp_path):
     write(tmp_path, GOOD, frames=False)
-    with pytest.raises(DataError, match=r"4 frame errors:\n  .*row 2: frame file missing: .*a/c1/f001\.png"):
+    with pytest.raises(DataError, match=r"4 frame errors:\n  .*row 2 \(a/c1\): frame file missing: .*a/c1/f001\.png"):
         load(tmp_path)
     t = load(tmp_path, check_frames="summary")
     assert len(t) == 4 and len(t.problems) == 1
@@ -139,7 +139,7 @@ def test_integer_labels_and_explicit_classes(tmp_path):
     t = load(tmp_path, classes=["calm", "tense"])
     assert t.classes == ["calm", "tense"] and t.df["emotion"].tolist() == ["calm", "tense", "calm", "tense"]
     write(tmp_path, ["a,c1,1,3,5,0,", "a,c2,1,3,5,5,", "b,c3,1,3,5,0,", "b,c4,1,3,5,1,"])
-    with pytest.raises(DataError, match=r"row 3: label 5 is not an index into the 2 classes"):
+    with pytest.raises(DataError, match=r"row 3 \(a/c2\): label 5 is not an index into the 2 classes"):
         load(tmp_path, classes=["calm", "tense"])
     # explicit mapping: order = class order, emotions matched case-insensitively, others dropped
     write(tmp_path, [*GOOD, "b,c5,2,4,6,Fear,"])
@@ -181,12 +181,12 @@ def test_helpers():
 
 def test_overrides_correct_errata_and_are_recorded(tmp_path):
     write(tmp_path, [*GOOD[:3], "b,c4,6,4,2,surprise,"])  # offset before onset on row 5
-    with pytest.raises(DataError, match="row 5: offset 2 is not after onset 6"):
+    with pytest.raises(DataError, match=r"row 5 \(b/c4\): offset 2 is not after onset 6"):
         load(tmp_path)
     t = load(tmp_path, overrides={"b/c4": {"onset": 2, "offset": 6}})
     r = t.df.set_index("clip").loc["c4"]
     assert (r["onset"], r["apex"], r["offset"], r["flags"]) == (2, 4, 6, "override:onset,offset")
-    assert any("row 5: override applied" in p and "'6'" in p for p in t.problems)
+    assert any("row 5 (b/c4): override applied" in p and "'6'" in p for p in t.problems)
     with pytest.raises(DataError, match=r"override for unknown clip 'b/c9'"):
         load(tmp_path, overrides={"b/c4": {"onset": 2, "offset": 6}, "b/c9": {"apex": 3}})
     with pytest.raises(DataError, match=r"sets \['subject'\]"):

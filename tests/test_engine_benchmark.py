@@ -21,3 +21,12 @@ def test_benchmark_main_prints_ratios(capsys):
                               "--repeats", "1", "--threads", "0"])
     out = capsys.readouterr().out
     assert len(rows) == 1 and "engine/bare" in out and "ststnet" in out
+
+
+def test_benchmark_changes_reports_a_ratio_per_change():
+    rows = bench_engine.changes(n=12, size=28, epochs=1, repeats=1)
+    assert [r["change"] for r in rows] == ["ststnet_one_stream", "resnet10t_trim", "no_nan_fill"]
+    assert all(r["old_cpu_s"] > 0 and r["new_cpu_s"] > 0 and math.isfinite(r["ratio"]) for r in rows)
+    import torch
+
+    assert torch.utils.deterministic.fill_uninitialized_memory is True  # the NaN-fill baseline left no trace

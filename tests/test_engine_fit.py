@@ -125,7 +125,7 @@ def test_fmanet_training_is_deterministic():
 def test_memory_format_follows_the_model_unless_overridden():
     assert memory_format_for(create_model("fmanet", 6, 3)) == torch.channels_last
     assert memory_format_for(create_model("fmanet", 6, 3, backbone="timm:resnet10t")) == torch.contiguous_format
-    assert memory_format_for(create_model("ststnet", 3, 3)) == torch.contiguous_format
+    assert memory_format_for(create_model("ststnet", 3, 3)) == torch.channels_last  # one-stream STSTNet: NHWC pools
     assert memory_format_for(create_model("fmanet", 6, 3), "contiguous") == torch.contiguous_format
     assert memory_format_for(_tiny(), "channels_last") == torch.channels_last
     with pytest.raises(ValueError, match="memory_format"):

@@ -341,7 +341,7 @@ def _precomputed(tmp_path, flow=lambda i: np.ones((2, 5, 5), np.float32)):
 def test_empty_precomputed_files_are_refused_at_load(tmp_path):
     kw = _precomputed(tmp_path)
     (tmp_path / "s2_a.npy").write_bytes(b"")
-    with pytest.raises(DataError, match=r"row 4: phase-1 flow file is empty \(0 bytes\): .*s2_a\.npy"):
+    with pytest.raises(DataError, match=r"row 4 \(s2/a\): phase-1 flow file is empty \(0 bytes\): .*s2_a\.npy"):
         load_precomputed(tmp_path, **kw)
     np.save(tmp_path / "stack.npy", np.zeros((4, 2, 3, 3), np.float32))
     (tmp_path / "stack.npy").write_bytes(b"")

@@ -124,7 +124,9 @@ def test_images_minmax_are_flagged_approximate(tmp_path, caplog):
     write_files(tmp_path, ".png", writer)
     with caplog.at_level(logging.WARNING, logger="bench.data"):
         t = load(tmp_path, ".png", flow_file={"channels": ["u", "v", "strain"], "normalisation": "minmax"})
-    assert all(v.startswith("approximate") for v in t.meta["exactness"].values())
+    # every representation recomputing from u, v is approximate; `stored` feeds the files' own pixels
+    assert all(v.startswith("approximate") for k, v in t.meta["exactness"].items() if k != "stored")
+    assert t.meta["exactness"]["stored"].startswith("exact: the stored channels")
     assert "lost the sign and scale" in caplog.text
     fs = compute_flows(t, size=8, progress=False)
     assert fs.flows.shape == (4, 2, 2, 8, 8) and np.isfinite(fs.flows).all()
@@ -157,7 +159,7 @@ def test_missing_file_lists_row_and_path(tmp_path):
             np.save(fh, f)
     write_files(tmp_path, ".npy", writer)
     (tmp_path / "s_1_b_b_1 .npy").unlink()
-    with pytest.raises(DataError, match=r"row 3: phase-2 flow file missing: .*s_1_b_b_1 \.npy"):
+    with pytest.raises(DataError, match=r"row 3 \(s_1/b_b\): phase-2 flow file missing: .*s_1_b_b_1 \.npy"):
         load(tmp_path, ".npy")
 
 

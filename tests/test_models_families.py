@@ -95,12 +95,15 @@ def test_specs_cover_every_family_and_channel_count():
 def test_ststnet_matches_paper_layout_at_28px():
     """At 28 px: 3+5+8 maps of 10x10 after the 3/3 max-pool, 2x2 average pool -> 400 features."""
     torch.manual_seed(0)
-    m = create_model("ststnet", 3, 3).eval()
-    assert [b[0].out_channels for b in m.branches] == [3, 5, 8]
+    m = create_model("ststnet", 3, 3)
+    m.train()(torch.randn(8, 3, 28, 28))  # non-trivial BatchNorm running statistics
+    m.eval()
+    assert m.branch_channels == (3, 5, 8) and m.streams[0].out_channels == 16
     assert m.fc.in_features == 400
     x = torch.randn(2, 3, 28, 28)
     with torch.no_grad():
-        h = torch.cat([b(x) for b in m.branches], dim=1)
+        # the three streams computed separately (each from its own filters), as the paper draws them
+        h = torch.cat([m.stream(k, x) for k in range(3)], dim=1)
         assert h.shape == (2, 16, 10, 10)
         manual = m.fc(F.avg_pool2d(h, 2).flatten(1))  # the paper's fixed pool
         assert torch.allclose(m(x), manual, atol=1e-6)

@@ -51,14 +51,14 @@ def test_aux_shapes_follow_input_size(size):
 def test_modulation_switch():
     none, spatial, se = (_make(modulation=k) for k in ("none", "spatial", "se"))
     gate_params = (1 * 8 * 9 + 8) + (8 * 1 * 9 + 1)  # conv 1->8 3x3, conv 8->1 3x3
-    se_params = (64 * 16 + 16) + (16 * 64 + 64)  # C=64, reduction 4
+    se_params = (32 * 8 + 8) + (8 * 32 + 32)  # C=32 (default widths 8, 16, 32), reduction 4
     assert _n(spatial) - _n(none) == 2 * gate_params
     assert _n(se) - _n(none) == 2 * se_params
     assert none.stream_modules[0].gate is None and none.stream_modules[0].se is None
     assert spatial.stream_modules[0].gate is not None and se.stream_modules[0].se is not None
     assert none(X, return_aux=True)[1]["gates"] is None
     g = se(X, return_aux=True)[1]["gates"]
-    assert g.shape == (4, 2, 64) and ((g > 0) & (g < 1)).all()
+    assert g.shape == (4, 2, 32) and ((g > 0) & (g < 1)).all()
 
 
 def test_spatial_gate_multiplies_the_input():
@@ -75,9 +75,9 @@ def test_spatial_gate_multiplies_the_input():
 def test_fusion_switch():
     att, summ, cat = (_make(fusion=k) for k in ("attention", "sum", "concat"))
     assert summ.fuse is None and att.fuse is not None and cat.fuse is not None
-    mlp_params = (2 * 64 * 32 + 32) + (32 * 2 + 2)
+    mlp_params = (2 * 32 * 32 + 32) + (32 * 2 + 2)  # C=32 (default widths 8, 16, 32), 32 hidden
     assert _n(att) - _n(summ) == mlp_params
-    assert _n(cat) - _n(summ) == 2 * 64 * 64 + 2 * 64  # 1x1 conv (no bias) + BN
+    assert _n(cat) - _n(summ) == 2 * 32 * 32 + 2 * 32  # 1x1 conv (no bias) + BN
     assert summ(X, return_aux=True)[1]["fusion_weights"] is None
     assert cat(X, return_aux=True)[1]["fusion_weights"] is None
 

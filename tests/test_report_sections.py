@@ -18,8 +18,8 @@ from bench.report.document import Heading, Para
 from test_report_e2e import fabricate_run
 
 OPTS = ReportOptions(n_boot=20, pdf=False)
-ORDER = ["intro", "facts", "headline", "breakdown", "significance", "per_subject", "confusions", "sweeps",
-         "explanations", "examples", "costs", "failures", "reproduce"]
+ORDER = ["intro", "composite", "manifest", "facts", "definitions", "headline", "noise_floor", "breakdown", "significance", "shortcuts", "per_subject", "confusions", "sweeps",
+         "explanations", "learning_curves", "examples", "costs", "failures", "reproduce"]
 
 
 def _name(module) -> str:

@@ -11,7 +11,7 @@ from bench.report.words import duration as _duration
 from bench.report.words import value as _value
 from bench.report.document import Table, plain
 from bench.report.markdown import table_md
-from bench.report.pdf import TEXT_W, _fit_columns, _glue, text_width_pt, wrap
+from bench.report.pdf import _glue, inline, tstr
 from bench.report.tables import headline_table, significance_table, tex_escape, to_latex
 
 
@@ -68,16 +68,14 @@ def test_plain_strips_markdown():
     assert plain("**Bold** and `code` and *it*") == "Bold and code and it"
 
 
-def test_pdf_wrapping_and_column_fit():
-    lines = wrap("word " * 60, 9, 200)
-    assert len(lines) > 1 and all(text_width_pt(ln, 9) <= 200.01 for ln in lines)
+def test_pdf_glue_and_typst_escaping():
+    # The PDF is typeset by Typst now (issue 17): the hand layout's wrapping and column fitting
+    # (wrap, _fit_columns) are gone, Typst breaks lines and sizes columns. What remains ours: numbers
+    # glued to their spread and interval, and user text that never turns into Typst markup.
     assert _glue("0.602 ± 0.030 [0.485, 0.676]") == "0.602\u00a0±\u00a00.030 [0.485,\u00a00.676]"
-    header = ["A", "Long prose"]
-    rows = [["x", "a fairly long sentence that has to wrap " * 4]]
-    size, widths = _fit_columns(header, rows, set(), TEXT_W * 72, 4.0)
-    assert sum(widths) <= TEXT_W * 72 + 1e-6 and size >= 7.0
-    size, widths = _fit_columns(["A", "B"], [["1", "2"]], set(), TEXT_W * 72, 4.0)
-    assert size == 8.0 and sum(widths) < 100  # small tables keep their natural width
+    assert tstr('a_b#c*d$e\\f"g') == '"a_b#c*d$e\\\\f\\"g"'
+    assert inline("**Bold** and `x_1` in cof[theta1=0.3]") == (
+        '[#strong([#"Bold"])#" and "#raw("x_1")#" in cof[theta1=0.3]"]')
 
 
 def test_aux_rows_must_match_labels(tmp_path):

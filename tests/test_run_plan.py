@@ -14,9 +14,15 @@ from studies import list_studies
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 
+# studies of real data (the MEGC2019 flow-release presets) need their folder; planning reads no file,
+# so any path does
+DATA_ROOTS = {"megc2019_phases": ["dataset.root=/nonexistent/HTNet"],
+              "leakage_audit_megc2019": ["dataset.root=/nonexistent/HTNet"]}
+
+
 @pytest.mark.parametrize("name", list_studies())
 def test_every_study_plans(name):
-    plan = plan_study([f"study={name}"])
+    plan = plan_study([f"study={name}", *DATA_ROOTS.get(name, [])])
     assert plan.cells, name
     assert len({c.cfg_hash for c in plan.cells}) == len(plan.cells), f"{name}: two cells share a config"
 
@@ -47,9 +53,12 @@ def test_ablation_phases_grid_and_exclusion():
     models = {c.model.name for c in plan.cells}
     assert reps == {"single_phase", "cof", "mm_cof", "two_phase_stack"}
     assert {"ststnet", "fmanet"} <= models and any(m.startswith("timm") for m in models)
+    seeds = sorted({c.seed for c in plan.cells})
+    assert len(seeds) >= 3  # issue 15: several seeds per cell by default
     fman = [c for c in plan.cells if c.model.option == "fmanet"]
-    assert [c.representation.name for c in fman] == ["two_phase_stack"]
-    assert len(plan.excluded) == 3
+    # streams=auto (issue 16): single-stream on single_phase, dual-stream on the two-phase stack, per seed
+    assert sorted(c.representation.name for c in fman) == sorted(["single_phase", "two_phase_stack"] * len(seeds))
+    assert len(plan.excluded) == 2  # cof and mm_cof mix the phases in every channel
     # the study writes no exclusion: FMANet's own skip rule leaves these out, each with its reason
     assert "exclude" not in plan.study
     for e in plan.excluded:
@@ -61,7 +70,7 @@ def test_cfg_job_prints_each_exclusion_with_its_reason(capsys):
     assert main(["study=ablation_phases", "--cfg", "job"]) == 0
     out = capsys.readouterr().out
     excluded = [line for line in out.splitlines() if line.startswith("#   excluded: ")]
-    assert len(excluded) == 3 and all("fmanet" in line and ": fmanet " in line for line in excluded)
+    assert len(excluded) == 2 and all("fmanet" in line and ": fmanet " in line for line in excluded)
 
 
 def test_study_exclude_rule_still_works_and_says_so():
@@ -77,7 +86,8 @@ def test_every_cell_skipped_names_the_reasons():
 
 def test_group_override_replaces_axis_and_lists_override():
     plan = plan_study(["study=ablation_phases", "representation=cof", "study.models=[ststnet]"])
-    assert [(c.representation.name, c.model.name) for c in plan.cells] == [("cof", "ststnet")]
+    seeds = plan.study["seeds"]
+    assert [(c.representation.name, c.model.name, c.seed) for c in plan.cells] == [("cof", "ststnet", s) for s in seeds]
 
 
 def test_item_params_reach_the_cell_config():

@@ -17,6 +17,10 @@ Same model (same initial weights), same preloaded data, same optimizer, epochs a
                         fold, which is what HTNet's released script does (its files are read once per
                         fold, not per epoch); this isolates the DataLoader's per-sample collation.
 
+``--changes`` instead prints what each speed change of issue 15 buys (``changes``): the one-stream
+NHWC STSTNet vs its three NCHW streams, ResNet-10-T with vs without trimmed padding taps, and the
+deterministic mode without vs with its NaN fill, each as new / old CPU time of one fold-sized fit.
+
 Each method is timed ``repeats`` times interleaved and the minimum is reported (noise only ever
 adds time), both as wall-clock and as this process's CPU time (``time.process_time``). On a
 machine shared with other jobs the CPU-time ratios are the stable ones (wall time swings by 50%
@@ -28,6 +32,7 @@ selection on the test set and has no place in a fair loop.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import os
 import tempfile
@@ -204,6 +209,88 @@ def run(model: str = "ststnet", n: int = 130, size: int = 28, in_chans: int | No
     return out
 
 
+class _ThreeStreamSTSTNet(nn.Module):
+    """STSTNet as it was built before the one-stream rewrite (three separate NCHW streams), kept
+    here as the baseline of :func:`changes`."""
+
+    def __init__(self, in_chans: int = 3, num_classes: int = 3):
+        super().__init__()
+        self.branches = nn.ModuleList(
+            nn.Sequential(nn.Conv2d(in_chans, c, 3, padding=1), nn.ReLU(inplace=True), nn.BatchNorm2d(c),
+                          nn.MaxPool2d(3, 3, 1), nn.Dropout(0.5)) for c in (3, 5, 8))
+        self.pool = nn.AdaptiveAvgPool2d(5)
+        self.fc = nn.Linear(16 * 25, num_classes)
+
+    def forward(self, x):
+        return self.fc(self.pool(torch.cat([b(x) for b in self.branches], 1)).flatten(1))
+
+
+def changes(n: int = 132, size: int = 28, epochs: int = 5, repeats: int = 3, threads: int = 1,
+            seed: int = 0) -> list[dict]:
+    """What each speed change of the engine and models buys, as CPU-time ratios new / old measured
+    interleaved in this process (min over ``repeats``), one fold-sized fit per measurement:
+
+    * ``ststnet_one_stream``: the one-stream NHWC STSTNet vs the three separate NCHW streams;
+    * ``resnet10t_trim``: ResNet-10-T with ``trim_padding_taps`` vs without;
+    * ``no_nan_fill``: deterministic mode without vs with ``fill_uninitialized_memory`` (ResNet-10-T).
+    """
+    from models import create_model
+
+    torch.set_num_threads(threads)
+    x3, y = _synthetic(n, 3, size, 3, seed)
+    cfg = TrainConfig(epochs=epochs, device="cpu", seed=seed)
+
+    def ststnet_new():
+        return create_model("ststnet", 3, 3)
+
+    def resnet(trim: bool):
+        return lambda: create_model("timm:resnet10t", 3, 3, trim_padding_taps=trim)
+
+    cases = {  # name: (old factory, new factory, fill_uninitialized_memory for old / new)
+        "ststnet_one_stream": (_ThreeStreamSTSTNet, ststnet_new, (False, False)),
+        "resnet10t_trim": (resnet(False), resnet(True), (False, False)),
+        "no_nan_fill": (resnet(True), resnet(True), (True, False)),
+    }
+    rows = []
+    for name, (old, new, fills) in cases.items():
+        t = {"old": [], "new": []}
+        for _ in range(repeats):
+            for key, factory, fill in (("old", old, fills[0]), ("new", new, fills[1])):
+                seed_everything(seed)
+                m = factory()
+                # fit turns the fill off; the "old" side of no_nan_fill turns it back on inside fit
+                c = time.process_time()
+                if fill:
+                    with _nan_fill():
+                        fit(m, x3, y, cfg)
+                else:
+                    fit(m, x3, y, cfg)
+                t[key].append(time.process_time() - c)
+        rows.append({"change": name, "old_cpu_s": min(t["old"]), "new_cpu_s": min(t["new"]),
+                     "ratio": min(t["new"]) / min(t["old"])})
+    return rows
+
+
+@contextlib.contextmanager
+def _nan_fill():
+    """Make ``fit``'s deterministic mode fill new tensors with NaN again (the pre-change behaviour)."""
+    import bench.engine as eng
+
+    orig = eng.deterministic_mode
+
+    @contextlib.contextmanager
+    def filling(enabled: bool = True):
+        with orig(enabled):
+            torch.utils.deterministic.fill_uninitialized_memory = True
+            yield
+
+    eng.deterministic_mode = filling
+    try:
+        yield
+    finally:
+        eng.deterministic_mode = orig
+
+
 def main(argv: list[str] | None = None) -> list[dict]:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", nargs="+", default=["ststnet", "off_apexnet", "fmanet", "timm:resnet10t"])
@@ -214,7 +301,16 @@ def main(argv: list[str] | None = None) -> list[dict]:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--changes", action="store_true",
+                    help="instead: what each speed change buys (new/old CPU-time ratios, one fold-sized fit each)")
     args = ap.parse_args(argv)
+    if args.changes:
+        rows = changes(n=args.n, size=args.size, epochs=args.epochs, repeats=args.repeats, threads=args.threads)
+        print(f"speed changes: n={args.n} size={args.size} epochs={args.epochs} threads={args.threads} "
+              f"repeats={args.repeats} (min CPU seconds of repeats, interleaved)")
+        for r in rows:
+            print(f"  {r['change']:20s} old {r['old_cpu_s']:7.3f} s  new {r['new_cpu_s']:7.3f} s  new/old x{r['ratio']:.3f}")
+        return rows
     print(f"engine benchmark: n={args.n} size={args.size} epochs={args.epochs} batch={args.batch_size} "
           f"device={args.device} threads={args.threads} repeats={args.repeats} (min of repeats), cpu={os.cpu_count()}")
     print(f"{'':22s} {'---------- wall seconds ----------':>38s} {'----- ratios: wall | cpu time -----':>44s}")

@@ -153,7 +153,9 @@ def read_table(
             continue
         cells = list(cells) + [""] * (len(cols) - len(cells))
         if len(cells) > len(cols) and any(cells[len(cols) :]):
-            raise DataError(f"{path}, row {rownum}: more cells than header columns")
+            first = ", ".join(repr(c) for c in cells[:3] if c)  # no clip column is known yet: show the row's start
+            raise DataError(f"{path}, row {rownum} ({first}, ...): {len([c for c in cells if c])} cells, more than "
+                            f"the {len(cols)} header columns")
         recs.append(dict(zip(cols, cells[: len(cols)]), _row=rownum))
     df = pd.DataFrame.from_records(recs, columns=[*cols, "_row"])
     df = df.astype({c: object for c in cols})

@@ -56,11 +56,11 @@ def read_casme2(root, annotation=None, sheet="Sheet1", frames="raw", frames_dir=
     prefix, candidates = _FRAMES[frames]
     fdir = resolve_dir(root, frames_dir, candidates)
     subs = []
-    for s, r in zip(df["subject"], df["_row"]):
+    for s, r, c in zip(df["subject"], df["_row"], df["clip"]):
         try:
             subs.append(subject_id(s))
         except ValueError:
-            raise DataError(f"{ann}, row {r}: subject {s!r} is not a CASME II subject number") from None
+            raise DataError(f"{ann}, row {r} ({s}/{c}): subject {s!r} is not a CASME II subject number") from None
     df["subject"] = subs
     df["dataset"] = "casme2"
     df["frame_template"] = [

@@ -72,7 +72,7 @@ def read_generic(
     for i, r in df.iterrows():
         t = frame_template if frame_template is not None else str(r["frame_template"])
         if not t.strip():
-            raise DataError(f"{ann}, row {r['_row']}: empty frame_template")
+            raise DataError(f"{ann}, row {r['_row']} ({r['subject']}/{r['clip']}): empty frame_template")
         tp = Path(t)
         t = str(tp if tp.is_absolute() else root.resolve() / tp)
         try:
@@ -84,7 +84,7 @@ def read_generic(
                 )
             )
         except (KeyError, ValueError) as e:
-            raise DataError(f"{ann}, row {r['_row']}: bad frame_template {t!r} ({e!s})") from e
+            raise DataError(f"{ann}, row {r['_row']} ({r['subject']}/{r['clip']}): bad frame_template {t!r} ({e!s})") from e
     raw["frame_template"] = templates
     return raw, int_labels, ann
 

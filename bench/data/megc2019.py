@@ -129,7 +129,7 @@ def load_megc2019(casme2: Mapping[str, Any] | None = None, samm: Mapping[str, An
     megc = CLASS_SETS["megc3"]
     rows, errors, skipped = [], [], 0
     for line, db, subj, clip, label in gt:
-        at = f"{gt_path}, row {line}"
+        at = f"{gt_path}, row {line} ({subj}/{clip})"
         if db not in sources:
             skipped += 1
             continue

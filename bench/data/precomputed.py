@@ -7,6 +7,13 @@ filename templates relative to ``root`` (absolute allowed), e.g.::
     phase1_template: "{subject}_{clip} .png"      # onset -> apex
     phase2_template: "{subject}_{clip}_1 .png"    # apex -> offset (names may contain spaces)
 
+``source_column`` names the annotation column holding each row's own source database (the MEGC2019
+releases' ``dataset`` column: casme2 / smic / samm; spellings such as ``CASME_II`` are normalised), so
+a composite keeps its per-dataset breakdown; without it every row's source is ``dataset``.
+``apex_rule`` (text) says how the files' apex was chosen, for the run manifest (e.g. the releases:
+``not given: flows precomputed by the release``). A frame column that is present but empty in every
+row (the releases' ``apex``) counts as absent.
+
 Template fields: every annotation column (headers normalised: lower case, no spaces/underscores, so
 ``Onset Frame`` -> ``{onsetframe}``), ``{dataset}`` and ``{row}`` (0-based data row). Instead of a
 template, ``phase1_array`` / ``phase2_array`` may name ONE stacked ``.npy`` (N, C, H, W) whose
@@ -19,7 +26,9 @@ images; ``flow_file`` declares how to read them (``bench.flowfiles.FlowFileSpec`
 (e.g. ``[u, v, strain]``; images: RGB order), ``layout`` (chw | hwc | auto), ``npz_key``, and for
 images ``normalisation`` (``fixed`` with ``scale``/``offset``: value = pixel * scale + offset;
 ``minmax``: per-image stretch, sign and scale of u, v lost). The loader logs, and records in
-``table.meta["exactness"]``, which representations are exact and which only approximate.
+``table.meta["exactness"]``, which representations are exact and which only approximate; the
+``stored`` representation feeds the declared channels as stored (e.g. the releases' strain).
+The MEGC2019 flow releases have presets: ``dataset=megc2019_htnet`` / ``megc2019_causalnet``.
 
 ``label`` is an emotion (mapped through ``classes``, see ``bench.data.classes``) or a class index
 (then ``classes`` is the list of names, or None for "0", "1", ...). Without onset/apex/offset the
@@ -49,7 +58,7 @@ from bench.flowfiles import FLOW_EXTS, IMAGE_EXTS, FlowFileSpec, check_real, loa
 log = logging.getLogger("bench.data")
 
 _ACCEPTED = ("root", "annotation", "phase1_template", "phase2_template", "phase1_array", "phase2_array",
-             "flow_file", "classes", "columns", "sheet", "dataset")
+             "flow_file", "classes", "columns", "sheet", "dataset", "source_column", "apex_rule", "release")
 
 _FLOW_COLUMNS = ("flow1_path", "flow1_index", "flow2_path", "flow2_index")
 
@@ -95,6 +104,9 @@ def load_precomputed(
     columns: Mapping[str, str] | None = None,
     sheet: str | None = None,
     dataset: str = "precomputed",
+    source_column: str | None = None,
+    apex_rule: str | None = None,
+    release: str | None = None,
     **options: Any,
 ) -> SampleTable:
     """A precomputed-flow dataset (see the module docstring)."""
@@ -118,9 +130,18 @@ def load_precomputed(
     if missing:
         raise DataError(f"{ann}: missing column(s) {missing}; found "
                         f"{[c for c in df.columns if not c.startswith('_')]} (rename with columns=...)")
-    frame_cols = [c for c in ("onset", "apex", "offset") if c in df.columns]
+    present = [c for c in ("onset", "apex", "offset") if c in df.columns]
+    empty = [c for c in present if all(_is_blank(v) for v in df[c])]  # e.g. the releases' empty apex
+    frame_cols = [c for c in present if c not in empty]
     if frame_cols and len(frame_cols) != 3:
-        raise DataError(f"{ann}: give all of onset, apex, offset or none (found only {frame_cols})")
+        raise DataError(f"{ann}: give all of onset, apex, offset or none (found only {frame_cols}"
+                        + (f"; {empty} present but empty in every row" if empty else "") + ")")
+    src_col = None
+    if source_column is not None:
+        src_col = renames.get(norm_header(source_column), norm_header(source_column))
+        if src_col not in df.columns:
+            raise DataError(f"{ann}: source_column {source_column!r} is not a column; found "
+                            f"{[c for c in df.columns if not c.startswith('_')]}")
 
     arrays: dict[int, tuple[Path, int]] = {}
     for ph, a in ((1, phase1_array), (2, phase2_array)):
@@ -142,6 +163,14 @@ def load_precomputed(
     int_labels = bool(labels) and all(_is_int(v) for v in labels if v)
     raw = df[["subject", "clip", "_row", "_file"]].copy()
     raw["dataset"] = dataset
+    if src_col is not None:
+        from bench.prediction_files import normalise_database  # CASME_II / SMIC-HS -> casme2 / smic
+
+        blank = [f"{ann}, row {r['_row']} ({_name(r)}): {source_column} (source database) is empty"
+                 for _, r in df.iterrows() if _is_blank(r[src_col])]
+        if blank:
+            raise DataError(f"{len(blank)} row(s) without a source database:\n  " + "\n  ".join(blank[:MAX_ERRORS_SHOWN]))
+        raw["dataset"] = [normalise_database(v) for v in df[src_col]]
     raw["au"] = df["au"] if "au" in df.columns else ""
     if int_labels:
         raw["label"] = labels
@@ -162,7 +191,7 @@ def load_precomputed(
     errors: list[str] = []
     exts: set[str] = set()
     for k, (i, r) in enumerate(df.iterrows()):
-        at = f"{ann}, row {r['_row']}"
+        at = f"{ann}, row {r['_row']} ({_name(r)})"
         values = {c: r[c] for c in df.columns if not c.startswith("_")}
         values.update(dataset=dataset, row=k)
         entry: list[Any] = []
@@ -200,18 +229,33 @@ def load_precomputed(
                  "scale": list(spec.scale) if isinstance(spec.scale, tuple) else spec.scale,
                  "offset": list(spec.offset) if isinstance(spec.offset, tuple) else spec.offset}
     table = finalize(raw, name=dataset, source=str(ann), classes=classes, options=opts, given_classes=given,
-                     meta={"flow_file": spec_dict, "flow_formats": sorted(exts), "exactness": exact},
+                     meta={"flow_file": spec_dict, "flow_formats": sorted(exts), "exactness": exact,
+                           "flow_source": "precomputed", "release": release or "",
+                           "source_column": source_column or "", "has_phase2": has_phase2,
+                           "apex_rule": apex_rule or ("annotated (onset, apex, offset given)" if frame_cols
+                                                      else "not given: no frame numbers in the sample list")},
                      classes_inferred=classes is None, carry=_FLOW_COLUMNS)
     table.df = table.df.astype({"flow1_path": str, "flow1_index": np.int64, "flow2_path": str,
                                 "flow2_index": np.int64})
 
-    approx = sorted(k for k, v in exact.items() if v != "exact")
+    # "exact: why" (the stored channels) is exact; "unavailable: why" cannot run on these files at all
+    approx = sorted(k for k, v in exact.items() if not v.startswith(("exact", "unavailable")))
+    unavailable = sorted(k for k, v in exact.items() if v.startswith("unavailable"))
     if approx:
         log.warning("precomputed flows %s (%s): %s", ann, ", ".join(sorted(exts)),
                     "; ".join(f"{k}: {exact[k]}" for k in sorted(exact)))
     else:
-        log.info("precomputed flows %s (%s): every representation is exact", ann, ", ".join(sorted(exts)))
+        log.info("precomputed flows %s (%s): every representation is exact%s", ann, ", ".join(sorted(exts)),
+                 "".join(f"; {k}: {exact[k]}" for k in unavailable))
     return table
+
+
+def _is_blank(v: Any) -> bool:
+    return v is None or str(v).strip().lower() in ("", "nan", "none", "null", "/", "-")
+
+
+def _name(r: Mapping[str, Any]) -> str:
+    return f"{str(r.get('subject', '?')).strip()}/{str(r.get('clip', '?')).strip()}"
 
 
 def _is_int(v: str) -> bool:

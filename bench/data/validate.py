@@ -3,7 +3,8 @@
 Loaders produce a *raw* frame: text columns ``dataset, subject, clip, onset, apex, offset, emotion, au,
 frame_template`` (optionally ``label`` when the source gives class indices, ``apex_source`` when the
 loader chose the apex itself) plus ``_file`` and ``_row`` (the 1-based spreadsheet row the user sees;
-``None`` for folder-derived rows, which are then named by their clip). ``finalize`` applies these checks:
+``None`` for folder-derived rows, which are then named by their clip). Messages name the row and the
+clip it holds: ``<file>, row 31 (sub04/EP12_01f): apex '/' ...``. ``finalize`` applies these checks:
 
 =============================== ========================================================================
 check                           outcome
@@ -117,7 +118,7 @@ def split_options(loader: str, params: Mapping[str, Any], accepted: Sequence[str
 def where(file: str, row: Any, clip: str = "") -> str:
     if row is None or (pd.api.types.is_scalar(row) and pd.isna(row)):
         return f"{file}, sample {clip}" if clip else file
-    return f"{file}, row {int(row)}"
+    return f"{file}, row {int(row)}" + (f" ({clip})" if clip else "")  # the row and the clip it holds
 
 
 def parse_frame(text: Any) -> int | None:
@@ -239,6 +240,7 @@ def finalize(
         subject = str(r["subject"]).strip()
         clip = str(r["clip"]).strip()
         at = where(file, row, f"{subject}/{clip}")
+        at_row = where(file, row)  # for a bad name: the message shows it quoted instead
         if not subject or subject.lower() == "nan":
             col.error(f"{at}: empty subject")
             continue
@@ -251,7 +253,7 @@ def finalize(
             if why:
                 fix = (f'overrides: {{"{subject}/*": {{subject: NEW}}}} (every clip of the subject)'
                        if what == "subject" else f'overrides: {{"{subject}/{clip}": {{clip: NEW}}}}')
-                col.error(f"{at} ({subject!r}/{clip!r}): {what} {v!r} {why}; rename it in the sheet, "
+                col.error(f"{at_row} ({subject!r}/{clip!r}): {what} {v!r} {why}; rename it in the sheet, "
                           f"or in the dataset configuration with {fix}")
                 bad_name = True
         if bad_name:
@@ -454,7 +456,7 @@ def _check_inferred_classes(df: pd.DataFrame, cs: Sequence[str], recs: Sequence[
         found[c] = {"clips": n, "subjects": n_sub}
         if n == 0 or (n > 1 and n_sub > 1):
             continue
-        rows = [f"{r['_at']} ({r['subject']}/{r['clip']})" for r, keep in zip(recs, m) if keep]
+        rows = [r["_at"] for r, keep in zip(recs, m) if keep]  # "<file>, row N (<subject>/<clip>)"
         suspect[c] = why = f"only {n} clip" if n == 1 else f"{n} clips, all from subject {subjects[m][0]!r}"
         more = f" and {len(rows) - 3} more" if len(rows) > 3 else ""
         flagged.append(f"{source}: class {c!r} has {why} ({'; '.join(rows[:3])}{more}): a typo of another "

@@ -31,7 +31,7 @@ from bench.flow.cache import (
 )
 from bench.flow.crop import CropSpec, crop_resize, find_box, resolve_crop
 from bench.flowops import resize_flow
-from bench.flowfiles import read_flow_file, spec_from_mapping
+from bench.flowfiles import read_flow_file, read_stored_channels, spec_from_mapping
 from bench.lifeline import die_with, sigint_blocked
 
 log = logging.getLogger(__name__)
@@ -58,9 +58,26 @@ class FlowSet:
     flags: list[str]
     params: dict
     stats: dict = field(default_factory=dict)
+    # precomputed tables only: every channel the files store, as stored (the ``stored`` representation)
+    stored: "StoredChannels | None" = None
 
     def __len__(self) -> int:
         return len(self.flows)
+
+
+@dataclass
+class StoredChannels:
+    """The channels precomputed flow files store, as they are in the files (no normalisation).
+
+    ``values``: (N, 2 phases, C, H, W) float32 in ``channels`` order (an absent phase is zeros);
+    ``max_value``: the images' maximum pixel value (255 for 8-bit PNGs), None for arrays;
+    ``phases``: the phases the files provide (1 = onset->apex, 2 = apex->offset).
+    """
+
+    values: np.ndarray
+    channels: tuple[str, ...]
+    max_value: float | None
+    phases: tuple[int, ...]
 
 
 def sample_label(table: SampleTable, i: int) -> str:
@@ -204,6 +221,9 @@ def compute_flows(
     """
     if is_precomputed(table):
         return load_precomputed_flows(table, size=size, progress=progress)
+    if backend == "precomputed":
+        raise DataError(f"{table.source or table.name}: flow=precomputed reads flow files, but dataset "
+                        f"{table.name!r} has frames, not flow files; choose a flow backend (tvl1, farneback, dis)")
     t0 = time.perf_counter()
     size = int(size)
     if size < 8:
@@ -351,9 +371,11 @@ def load_precomputed_flows(table: SampleTable, *, size: int | None = 112, progre
     n = len(df)
     out: list[np.ndarray] = []
     keys, flags = [], []
+    stored: list[np.ndarray] = []
+    stored_max: set = set()
     for i in tqdm(range(n), desc="flow (precomputed)", unit="sample", disable=not progress):
         label = sample_label(table, i)
-        phases, f_i = [], []
+        phases, f_i, kept = [], [], []
         h = hashlib.sha256()
         for ph in (1, 2):
             path = str(df[f"flow{ph}_path"].iat[i] or "")
@@ -365,8 +387,11 @@ def load_precomputed_flows(table: SampleTable, *, size: int | None = 112, progre
                 continue
             try:
                 fl = read_flow_file(path, spec, None if idx < 0 else idx)
+                st, mx = read_stored_channels(path, spec, None if idx < 0 else idx)
             except (OSError, ValueError) as e:
                 raise DataError(f"sample {label}: cannot read phase-{ph} flow {path}: {e}") from e
+            kept.append((ph, st))
+            stored_max.add(mx)
             if not np.isfinite(fl).all():
                 bad = int((~np.isfinite(fl)).sum())
                 raise DataError(f"sample {label}: phase-{ph} flow {path} has {bad} NaN/inf values")
@@ -380,6 +405,15 @@ def load_precomputed_flows(table: SampleTable, *, size: int | None = 112, progre
             raise DataError(f"sample {label}: phase flows differ in size {phases[0].shape} vs {phases[1].shape}")
         out.append(resize_flow(np.stack(phases), size))
         keys.append(h.hexdigest())
+        st_i = np.zeros((2,) + kept[0][1].shape, np.float32)
+        for ph, st in kept:
+            if st.shape != st_i.shape[1:]:
+                raise DataError(f"sample {label}: phase files differ in size {kept[0][1].shape} vs {st.shape}")
+            st_i[ph - 1] = st
+        if size is not None and st_i.shape[-2:] != (size, size):  # pixel intensities: no vector scaling
+            interp = cv2.INTER_AREA if st_i.shape[-1] > size else cv2.INTER_LINEAR
+            st_i = np.stack([[cv2.resize(c, (size, size), interpolation=interp) for c in p] for p in st_i])
+        stored.append(st_i)
         flags.append(";".join(f_i))
     if n:
         shapes = {o.shape for o in out}
@@ -389,6 +423,12 @@ def load_precomputed_flows(table: SampleTable, *, size: int | None = 112, progre
     else:
         s = size or 1
         flows = np.zeros((0, 2, 2, s, s), np.float32)
+    kept_channels = ("u", "v") if n and stored[0].shape[1] == 2 and len(spec.channels) != 2 else tuple(spec.channels)
+    st = None
+    if n and len({x.shape for x in stored}) == 1:
+        present = tuple(ph for ph in (1, 2) if str(df[f"flow{ph}_path"].iat[0] or ""))
+        st = StoredChannels(np.stack(stored), kept_channels,
+                            next(iter(stored_max)) if len(stored_max) == 1 else None, present)
     params = {
         "backend": "precomputed",
         "source": table.source,
@@ -398,8 +438,8 @@ def load_precomputed_flows(table: SampleTable, *, size: int | None = 112, progre
     }
     stats = {"n": n, "hits": 0, "misses": 0, "corrupt": [], "loaded": n,
              "seconds": time.perf_counter() - t0}
-    return FlowSet(flows, keys, flags, params, stats)
+    return FlowSet(flows, keys, flags, params, stats, stored=st)
 
 
-__all__ = ["FlowError", "FlowSet", "compute_flows", "extract_sample", "is_precomputed",
+__all__ = ["FlowError", "FlowSet", "StoredChannels", "compute_flows", "extract_sample", "is_precomputed",
            "load_precomputed_flows"]

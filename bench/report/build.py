@@ -49,18 +49,35 @@ def make_report(run_dir: str | Path, out_dir: str | Path | None = None,
         (out / "report.md").write_text(md.render(blocks))
         ctx.written.append(out / "report.md")
         if opts.pdf:
-            f = run.facts
-            subtitle = [f"Study: {run.study}", f"Dataset: {', '.join(ctx.datasets)}",
-                        f"Representations: {', '.join(ctx.reps)}", f"Models: {', '.join(ctx.models)}",
-                        f"Git commit: {value(f.get('git_commit'))}",
-                        f"Run finished: {value(f.get('finished'))}"]
             n = pdfmod.render(blocks, out / "report.pdf", out, title=f"Benchmark report: {run.study}",
-                              subtitle=subtitle, footer=f"dualflow-bench · {run.study}", dpi=opts.dpi)
+                              items=title_items(run, ctx), footer=f"dualflow-bench · {run.study}")
             ctx.written.append(out / "report.pdf")
             log.info("report.pdf: %d pages", n)
         _remove_stale(out, ctx.written, previous)
     log.info("report for %s written to %s in %.1f s", run.study, out, time.perf_counter() - t0)
     return out
+
+
+def title_items(run, ctx: ReportContext) -> list[tuple[str, str]]:
+    """The title page's (label, value) lines: what ran (study, cells, commit, when), then the run
+    manifest's data and preprocessing choices (``bench.manifest``) when the run has one. The
+    manifest module and file are optional."""
+    f = run.facts
+    items = [("Study", run.study), ("Dataset", ", ".join(ctx.datasets)),
+             ("Representations", ", ".join(ctx.reps)), ("Models", ", ".join(ctx.models)),
+             ("Git commit", value(f.get("git_commit"))), ("Run finished", value(f.get("finished")))]
+    try:
+        from bench.manifest import load_manifest, manifest_items
+    except ImportError:
+        return items
+    try:
+        m = load_manifest(run.run_dir)
+        shown = [(str(k), str(v)) for k, v in manifest_items(m)] if m else []
+    except Exception as e:  # noqa: BLE001 - a damaged manifest must not cost the report
+        log.warning("%s: run manifest not shown on the title page (%s)", run.run_dir, e)
+        shown = []
+    have = {k for k, _ in items}
+    return items + [(k, v) for k, v in shown if k not in have]
 
 
 class _Recorded(list):

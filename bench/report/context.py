@@ -67,6 +67,13 @@ class ReportContext:
         return {s: headline_frame(self.run, self.opts, self.in_setting(self.run.predictions, s))[0]
                 for s in self.settings}
 
+    @cached_property
+    def seed_scores(self) -> pd.DataFrame:
+        """Each seed's pooled UF1/UAR/accuracy per cell: columns setting, representation, model, seed, uf1, uar, acc, n."""
+        from .stats import per_seed_scores
+
+        return per_seed_scores(self.run.predictions, self.run.n_classes, [SETTING, "representation", "model"])
+
     def in_setting(self, df: pd.DataFrame, setting: str) -> pd.DataFrame:
         return df[df[SETTING] == setting]
 

@@ -50,7 +50,15 @@ class PageBreak:
     pass
 
 
-Block = Heading | Para | Bullets | Code | Table | Figure | PageBreak
+@dataclass
+class Formula:
+    """A displayed formula, written twice: Typst math for the PDF, LaTeX math for the Markdown."""
+
+    typst: str  # Typst math, without the $ delimiters
+    latex: str  # LaTeX math, without the $$ delimiters (GitHub renders $$...$$)
+
+
+Block = Heading | Para | Bullets | Code | Table | Figure | PageBreak | Formula
 
 
 def plain(text: str) -> str:

@@ -42,6 +42,12 @@ class RunData:
     examples: dict[str, np.ndarray] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)  # documented fallbacks applied while loading
     flows: list[str] = field(default_factory=list)  # flow-axis labels (empty when the tables have none)
+    # one row per (unit, epoch) from the unit records' "history" (bench.engine.fit): unit_key, epoch,
+    # train_loss and, with an inner validation split, val_loss / val_uf1 / val_uar; see load_histories
+    histories: pd.DataFrame = field(default_factory=pd.DataFrame)
+    # the leakage audit's per-epoch test predictions (audit.parquet, bench.audit; LEAKY by design,
+    # read only by the shortcuts section); empty when the run had no audit=true
+    audit: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     def __post_init__(self) -> None:
         # The report's unit of comparison is a setting, one (dataset, flow) pair: a derived ``setting``
@@ -49,7 +55,7 @@ class RunData:
         if not self.flows and "flow" in self.predictions.columns:
             self.flows = ordered(self.predictions["flow"].fillna("").astype(str))
         multi = len(self.flows) > 1
-        for name in ("predictions", "results"):
+        for name in ("predictions", "results", "audit"):
             df = getattr(self, name)
             if SETTING not in df.columns:
                 setattr(self, name, df.assign(**{SETTING: _setting_column(df, multi)}))
@@ -203,7 +209,60 @@ def load_run(run_dir: str | Path) -> RunData:
     study = str(study)
     aux = _read_npz(run_dir / "aux.npz")
     examples = _read_npz(run_dir / "examples.npz")
-    return RunData(run_dir, study, facts, results, preds, classes, aux, examples, notes, flows)
+    histories = load_histories(run_dir, results)
+    audit = load_audit(run_dir, k)
+    return RunData(run_dir, study, facts, results, preds, classes, aux, examples, notes, flows, histories, audit)
+
+
+def load_audit(run_dir: str | Path, n_classes: int) -> pd.DataFrame:
+    """``audit.parquet`` validated (``bench.audit.AUDIT_COLUMNS``, labels in range), or an empty frame."""
+    from bench.audit import AUDIT_COLUMNS
+
+    path = Path(run_dir) / "audit.parquet"
+    if not path.exists():
+        return pd.DataFrame()
+    try:
+        df = pd.read_parquet(path)
+    except Exception as e:
+        raise ReportInputError(f"{path}: cannot be read as parquet ({e})") from e
+    _check_columns(df, tuple(AUDIT_COLUMNS), path)
+    df = df.copy()
+    for c, lo, hi in (("y_true", 0, n_classes), ("y_pred", 0, n_classes), ("seed", None, None), ("epoch", 0, None)):
+        df[c] = _int_column(df, c, path, lo, hi)
+    for c in ("dataset", "flow", "representation", "model", "fold", "subject", "clip"):
+        df[c] = df[c].fillna("").astype(str)
+    return df
+
+
+HISTORY_COLUMNS = ("epoch", "train_loss", "val_loss", "val_uf1", "val_uar")
+
+
+def load_histories(run_dir: str | Path, results: pd.DataFrame) -> pd.DataFrame:
+    """Per-epoch training histories of the finished units in ``results`` (``units/<unit_key>.json``).
+
+    Long format: ``unit_key`` plus ``HISTORY_COLUMNS`` (NaN where a unit recorded no validation).
+    Units whose file is missing or unreadable are skipped (their rows simply have no curve); an empty
+    frame when none has a history (e.g. a run directory copied without ``units/``).
+    """
+    cols = ["unit_key", *HISTORY_COLUMNS]
+    if not len(results) or "unit_key" not in results.columns:
+        return pd.DataFrame(columns=cols)
+    units = Path(run_dir) / "units"
+    ok = results[results["status"] == "ok"] if "status" in results.columns else results
+    rows = []
+    for key in dict.fromkeys(ok["unit_key"].astype(str)):
+        path = units / f"{key}.json"
+        try:
+            hist = json.loads(path.read_bytes()).get("history") or []
+        except (OSError, ValueError, AttributeError):
+            continue
+        for h in hist:
+            if isinstance(h, dict) and "epoch" in h:
+                rows.append({"unit_key": key, **{c: h.get(c, np.nan) for c in HISTORY_COLUMNS}})
+    out = pd.DataFrame(rows, columns=cols)
+    for c in HISTORY_COLUMNS:
+        out[c] = pd.to_numeric(out[c], errors="coerce")
+    return out
 
 
 def ordered(values, first: str | None = None) -> list[str]:

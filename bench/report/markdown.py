@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .document import Block, Bullets, Code, Figure, Heading, PageBreak, Para, Table
+from .document import Block, Bullets, Code, Figure, Formula, Heading, PageBreak, Para, Table
 
 
 def _cell(v: str) -> str:
@@ -37,6 +37,8 @@ def render(blocks: list[Block]) -> str:
             parts.append(table_md(b))
         elif isinstance(b, Figure):
             parts.append(f"![{b.caption}]({b.path.as_posix()})\n\n*Figure: {b.caption}*")
+        elif isinstance(b, Formula):
+            parts.append(f"$$\n{b.latex}\n$$")
         elif isinstance(b, PageBreak):
             continue
         else:  # pragma: no cover - a new block type must be rendered here

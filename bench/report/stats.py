@@ -1,7 +1,9 @@
-"""Statistics for the report: pooled scores with subject-bootstrap CIs, paired Wilcoxon tests, Holm.
+"""Statistics for the report: pooled scores with a subject-and-seed bootstrap, paired tests, Holm.
 
 The pooled metrics themselves (UF1, UAR, accuracy) come from ``bench.metrics`` so that the report and
-the scorer can never disagree; this module only resamples and compares.
+the scorer can never disagree; this module only resamples and compares. Seeds are a source of
+variance: a cell's score is the mean over seeds of each seed's pooled score, its interval resamples
+subjects and seeds, and a comparison with the baseline is judged by ``verdict`` (see there).
 """
 
 from __future__ import annotations
@@ -34,53 +36,79 @@ def subject_confusions(df: pd.DataFrame, subjects: list[str], n_classes: int) ->
 
 
 def scores_of(cms: np.ndarray) -> dict[str, np.ndarray]:
-    """Scores of a stack of non-empty confusion matrices (..., K, K) -> metric -> array (...)."""
+    """Scores of a stack of non-empty confusion matrices (..., K, K) -> metric -> array (...).
+
+    Vectorised form of ``bench.metrics.scores_from_confusion`` (same conventions: a class absent from
+    both truth and predictions leaves the UF1 mean, a class with no true sample leaves the UAR mean),
+    so that thousands of bootstrap replicates cost one pass over a NumPy array.
+    """
     cms = np.asarray(cms)
-    flat = cms.reshape(-1, *cms.shape[-2:])
-    vals = {m: np.empty(len(flat)) for m in METRICS}
-    for i, cm in enumerate(flat):
-        s = metrics.scores_from_confusion(cm)
-        for m in METRICS:
-            vals[m][i] = s[m]
-    return {m: v.reshape(cms.shape[:-2]) for m, v in vals.items()}
+    if cms.ndim < 2 or cms.shape[-1] != cms.shape[-2]:
+        raise ValueError(f"scores_of expects (..., K, K) confusion matrices, got shape {cms.shape}")
+    cms = cms.astype(np.float64)
+    total = cms.sum(axis=(-2, -1))
+    if (total <= 0).any():
+        raise ValueError("cannot score an empty prediction pool (a confusion matrix is all zeros)")
+    tp = np.diagonal(cms, axis1=-2, axis2=-1)
+    support, n_pred = cms.sum(axis=-1), cms.sum(axis=-2)
+    f1_den = support + n_pred  # 2 TP + FP + FN
+    f1_ok, rec_ok = f1_den > 0, support > 0
+    f1 = np.divide(2 * tp, f1_den, out=np.zeros_like(tp), where=f1_ok)
+    rec = np.divide(tp, support, out=np.zeros_like(tp), where=rec_ok)
+    return {"uf1": f1.sum(axis=-1) / f1_ok.sum(axis=-1), "uar": rec.sum(axis=-1) / rec_ok.sum(axis=-1),
+            "acc": tp.sum(axis=-1) / total}
 
 
 def bootstrap_ci(
-    cms: np.ndarray, n_boot: int = 1000, seed: int = 0, level: float = 0.95
+    cms: np.ndarray, n_boot: int = 2000, seed: int = 0, level: float = 0.95, resample_seeds: bool = True
 ) -> dict[str, tuple[float, float]]:
-    """Percentile CI of the pooled scores, resampling SUBJECTS with replacement.
+    """Percentile CI of the seed-mean pooled scores, resampling SUBJECTS and SEEDS with replacement.
 
     ``cms`` is (S, K, K) for one seed or (n_seeds, S, K, K). A replicate draws S subjects with
-    replacement, pools their predictions (sums their confusion matrices) and rescores; with several
-    seeds the same subject draw is applied to every seed and the replicate's value is the mean over
-    seeds, so the interval is for the seed-averaged score that the headline table reports. Resampling
-    subjects (not samples) because subjects are the independent units under LOSO.
+    replacement and, independently, n_seeds seeds with replacement; for each drawn seed it pools the
+    drawn subjects' predictions of that seed (sums their confusion matrices) and rescores; the
+    replicate's value is the mean over the drawn seeds (a seed drawn twice counts twice). Subjects are
+    resampled because they are the independent units under LOSO; seeds because a cell's score moves
+    with the seed (initialisation, batch order). ``resample_seeds=False`` keeps every seed in every
+    replicate (the subject-only bootstrap). With one seed the two are the same.
+
+    A seed that lost a subject (a failed fold) has no rows for it: a replicate's drawn seed whose pool
+    is empty is left out of that replicate's mean, and a replicate with no scoreable drawn seed at all
+    is dropped (possible only when folds failed).
     """
     cms = np.asarray(cms)
     if cms.ndim == 3:
         cms = cms[None]
+    if cms.ndim != 4 or cms.shape[-1] != cms.shape[-2]:
+        raise ValueError(f"bootstrap_ci expects (S, K, K) or (n_seeds, S, K, K) counts, got shape {cms.shape}")
     n_seeds, n_subj = cms.shape[:2]
-    if n_subj == 0:
-        raise ValueError("bootstrap_ci needs at least one subject")
+    if n_subj == 0 or n_seeds == 0:
+        raise ValueError("bootstrap_ci needs at least one subject and one seed")
     if n_boot < 1:
         raise ValueError(f"n_boot must be >= 1, got {n_boot}")
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), got {level}")
     rng = np.random.default_rng(seed)
-    # Multinomial counts == how often each subject is drawn: one matrix product sums the replicates.
-    counts = rng.multinomial(n_subj, np.full(n_subj, 1.0 / n_subj), size=n_boot)  # (B, S)
-    boot = np.einsum("bs,nskl->nbkl", counts, cms, optimize=True)  # (n_seeds, B, K, K)
-    # A seed whose fold failed for a subject has no rows for it; a replicate drawing only such subjects
-    # is empty for that seed and the replicate's mean is over the seeds that have predictions.
+    # Multinomial counts == how often each subject (seed) is drawn: one matrix product sums the replicates.
+    subj = rng.multinomial(n_subj, np.full(n_subj, 1.0 / n_subj), size=n_boot)  # (B, S)
+    if resample_seeds and n_seeds > 1:
+        seed_w = rng.multinomial(n_seeds, np.full(n_seeds, 1.0 / n_seeds), size=n_boot).T  # (n_seeds, B)
+    else:
+        seed_w = np.ones((n_seeds, n_boot), dtype=np.int64)
+    boot = np.einsum("bs,nskl->nbkl", subj, cms, optimize=True)  # (n_seeds, B, K, K)
     valid = boot.sum(axis=(-2, -1)) > 0  # (n_seeds, B)
-    n_valid = valid.sum(axis=0)
-    if (n_valid == 0).any():
-        raise ValueError("bootstrap_ci: a subject has no predictions in any seed")
+    w = seed_w * valid
+    weight = w.sum(axis=0)  # (B,)
+    keep = weight > 0
+    if not keep.any():
+        raise ValueError("bootstrap_ci: no replicate has predictions (every subject is missing in every seed)")
+    scored = scores_of(boot[valid])
     q = [(1 - level) / 2, 1 - (1 - level) / 2]
     out = {}
-    scored = scores_of(boot[valid])  # (n_valid_total,)
     for m in METRICS:
         full = np.zeros(valid.shape)
         full[valid] = scored[m]
-        lo, hi = np.quantile(full.sum(axis=0) / n_valid, q)
+        lo, hi = np.quantile((w * full).sum(axis=0)[keep] / weight[keep], q)
         out[m] = (float(lo), float(hi))
     return out
 
@@ -100,9 +128,9 @@ class CellSummary:
 
 
 def summarize_cell(
-    df: pd.DataFrame, n_classes: int, n_boot: int = 1000, seed: int = 0, level: float = 0.95
+    df: pd.DataFrame, n_classes: int, n_boot: int = 2000, seed: int = 0, level: float = 0.95
 ) -> CellSummary:
-    """Pooled scores per seed, mean ± std over seeds, and the subject-bootstrap CI of the mean."""
+    """Pooled scores per seed, mean ± std over seeds, and the subject-and-seed bootstrap CI of the mean."""
     subjects = sorted(df["subject"].astype(str).unique())
     seeds = sorted(int(s) for s in df["seed"].unique())
     cms = np.stack([subject_confusions(df[df["seed"] == s], subjects, n_classes) for s in seeds])
@@ -212,12 +240,30 @@ def paired_wilcoxon(x, y, min_pairs: int = DEFAULT_MIN_PAIRS) -> PairedTest:
     if not ties and len(nz) <= 50:
         method, label = "exact", "exact"
     elif ties and len(nz) <= _MAX_PERMUTATION_N:
-        method = sps.PermutationMethod(n_resamples=2 ** len(nz))  # >= 2**n -> exact enumeration
-        label = "exact sign-flip permutation (tied ranks)"
+        stat, p = _sign_flip_exact(nz)
+        return PairedTest(n, len(nz), med, mean, r, stat, p, "exact sign-flip permutation (tied ranks)", "tested")
     else:
         method, label = "asymptotic", "normal approximation (tie-corrected)"
     res = sps.wilcoxon(nz, zero_method="wilcox", alternative="two-sided", method=method)
     return PairedTest(n, len(nz), med, mean, r, float(res.statistic), float(res.pvalue), label, "tested")
+
+
+def _sign_flip_exact(nz: np.ndarray) -> tuple[float, float]:
+    """Two-sided signed-rank test by enumerating all 2**n sign assignments of the (tied) ranks.
+
+    Statistic min(R+, R-); p = the share of assignments whose statistic is at most the observed one.
+    The same null as ``scipy.stats.wilcoxon(method=PermutationMethod(2**n))``, enumerated as one
+    NumPy matrix product instead of scipy's per-permutation loop (0.8 s -> milliseconds at n = 12).
+    Ranks of tied values are multiples of 1/2, so the sums are exact in float.
+    """
+    ranks = sps.rankdata(np.abs(nz))
+    n, total = len(ranks), float(ranks.sum())
+    signs = (np.arange(2 ** n)[:, None] >> np.arange(n)) & 1  # every assignment: bit j = rank j positive
+    r_plus = signs @ ranks
+    null = np.minimum(r_plus, total - r_plus)
+    obs_plus = float(ranks[nz > 0].sum())
+    obs = min(obs_plus, total - obs_plus)
+    return obs, float(np.mean(null <= obs + 1e-9))
 
 
 def apply_holm(tests: list[PairedTest]) -> None:
@@ -226,3 +272,122 @@ def apply_holm(tests: list[PairedTest]) -> None:
     if tested:
         for t, pa in zip(tested, holm([t.p for t in tested])):
             t.p_holm = float(pa)
+
+
+# ---------------------------------------------------------------- seeds as a source of variance
+
+
+def per_seed_scores(df: pd.DataFrame, n_classes: int, by: list[str]) -> pd.DataFrame:
+    """Each seed's pooled scores per group: columns ``*by, seed, uf1, uar, acc, n`` (n: clips pooled)."""
+    rows = []
+    for key, g in df.groupby([*by, "seed"], sort=True, dropna=False):
+        sc = metrics.pooled_scores(g["y_true"].to_numpy(), g["y_pred"].to_numpy(), n_classes)
+        rows.append({**dict(zip([*by, "seed"], key)), **{m: float(sc[m]) for m in METRICS}, "n": len(g)})
+    return pd.DataFrame(rows, columns=[*by, "seed", *METRICS, "n"])
+
+
+def mcnemar_exact(b: int, c: int) -> float:
+    """Exact two-sided McNemar p-value from the discordant pairs: binomial(b; b + c, 1/2).
+
+    ``b``: clips the baseline gets right and the other wrong; ``c``: the reverse. Under the null of
+    equal error rates each discordant clip is a fair coin, so p = ``binomtest(b, b + c, 0.5)``
+    (two-sided); with no discordant clip there is no evidence either way and p = 1.
+    """
+    for v, name in ((b, "b"), (c, "c")):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
+            raise ValueError(f"mcnemar_exact: {name} must be a non-negative integer count, got {v!r}")
+    if b + c == 0:
+        return 1.0
+    return float(min(1.0, sps.binomtest(int(b), int(b + c), 0.5).pvalue))
+
+
+@dataclass
+class McNemar:
+    """One seed's exact McNemar test of a representation vs the baseline on the same clips."""
+
+    seed: int
+    n_clips: int  # clips both cells predicted in this seed
+    b: int  # baseline right, other wrong
+    c: int  # other right, baseline wrong
+    p: float
+    p_holm: float | None = None
+
+
+def mcnemar_of_seed(base: pd.DataFrame, other: pd.DataFrame, seed: int) -> McNemar:
+    """Pair one seed's predictions of two cells by (subject, clip) and test their disagreements."""
+    key = ["subject", "clip"]
+    for df, what in ((base, "baseline"), (other, "other")):
+        if df.duplicated(key).any():
+            first = df[df.duplicated(key)].iloc[0]
+            raise ValueError(f"seed {seed}: the {what} cell predicts clip {first['subject']}/{first['clip']} twice")
+    j = base[key + ["y_true", "y_pred"]].merge(other[key + ["y_true", "y_pred"]], on=key, suffixes=("_b", "_o"))
+    if (j["y_true_b"] != j["y_true_o"]).any():
+        bad = j[j["y_true_b"] != j["y_true_o"]].iloc[0]
+        raise ValueError(f"seed {seed}: clip {bad['subject']}/{bad['clip']} has different true labels in the two cells")
+    rb, ro = (j["y_pred_b"] == j["y_true_b"]).to_numpy(), (j["y_pred_o"] == j["y_true_o"]).to_numpy()
+    b, c = int((rb & ~ro).sum()), int((~rb & ro).sum())
+    return McNemar(int(seed), len(j), b, c, mcnemar_exact(b, c))
+
+
+def apply_holm_mcnemar(tests: list[McNemar]) -> None:
+    """Fill ``p_holm`` over one family; tests with no discordant clip (p = 1, no power) stay out of it."""
+    tested = [t for t in tests if t.b + t.c > 0]
+    for t in tests:
+        t.p_holm = 1.0
+    if tested:
+        for t, pa in zip(tested, holm([t.p for t in tested])):
+            t.p_holm = float(pa)
+
+
+def sign_counts(diffs) -> tuple[int, int, int]:
+    """(higher, lower, equal): how many seeds' differences are > 0, < 0 and == 0 (at 1e-12)."""
+    d = np.round(np.asarray(diffs, dtype=float), 12)
+    return int((d > 0).sum()), int((d < 0).sum()), int((d == 0).sum())
+
+
+GAIN, LOSS, NOISE, UNMEASURED = "consistent gain", "consistent loss", "within seed noise", "seed variance not measured"
+
+VERDICT_RULE = (
+    "**consistent gain** (or **consistent loss**) when (1) at least two seeds ran, (2) every seed's "
+    "pooled-UF1 difference from the baseline has that sign, and (3) the Wilcoxon test on the "
+    "seed-averaged per-subject accuracy rejects after Holm's correction (adjusted p < {alpha:g}) in the "
+    "same direction (the sign of its rank-biserial r); otherwise **within seed noise**. With a single "
+    "seed there is no verdict: seed variance was not measured. The per-seed McNemar tests are reported "
+    "beside it but do not decide it: they treat every clip as independent, while the clips of one "
+    "subject share a face and a test fold, so under LOSO their p-values are optimistic."
+)
+
+
+def _p(p: float, eq: bool = False) -> str:
+    """A p-value as the report's tables print it (three decimals, "< 0.001" below)."""
+    return "< 0.001" if p < 0.001 else (f"= {p:.3f}" if eq else f"{p:.3f}")
+
+
+def verdict(seed_diffs, status: str, p_holm: float | None, rank_biserial: float | None, alpha: float,
+            untested: str = "") -> tuple[str, str]:
+    """The verdict label (``VERDICT_RULE``) and its reason in words, for one comparison.
+
+    ``seed_diffs``: each seed's pooled-UF1 difference (other − baseline); ``status``, ``p_holm`` and
+    ``rank_biserial`` describe the Wilcoxon test (``PairedTest``); ``untested`` is why it was not run.
+    """
+    d = np.asarray(seed_diffs, dtype=float)
+    n = len(d)
+    if n < 2:
+        return UNMEASURED, ("one seed only, so no verdict" if n == 1
+                            else "no seed has predictions of both cells")
+    hi, lo, eq = sign_counts(d)
+    if hi == n or lo == n:
+        word, sign = ("higher", 1) if hi == n else ("lower", -1)
+        seeds = f"all {n} seeds {word} in pooled UF1"
+        if status != "tested":
+            why = untested.removeprefix("not tested: ") or "not run"
+            return NOISE, f"{seeds}, but the Wilcoxon test was not run ({why})"
+        if p_holm is None or not np.isfinite(p_holm):
+            return NOISE, f"{seeds}, but the Wilcoxon test has no Holm-adjusted p-value"
+        if p_holm >= alpha:
+            return NOISE, f"{seeds}, but the Wilcoxon test does not reject (Holm p = {_p(p_holm)} ≥ {alpha:g})"
+        if (rank_biserial or 0) * sign <= 0:
+            return NOISE, f"{seeds}, but the per-subject Wilcoxon test points the other way"
+        return (GAIN if sign > 0 else LOSS), f"{seeds} and the Wilcoxon test rejects (Holm p {_p(p_holm, eq=True)})"
+    parts = [f"{k} {w}" for k, w in ((hi, "higher"), (lo, "lower"), (eq, "equal")) if k]
+    return NOISE, f"the seeds disagree on the sign of the UF1 difference ({', '.join(parts)} of {n})"

@@ -23,7 +23,7 @@ class ReportOptions:
     """Reporter settings (config group ``report``; every field is a key of the same name)."""
 
     baseline: str = "single_phase"  # representation every other one is compared against
-    n_boot: int = 1000  # bootstrap replicates over subjects
+    n_boot: int = 2000  # bootstrap replicates (over subjects and seeds)
     ci_level: float = 0.95
     seed: int = 0  # bootstrap RNG seed
     min_pairs: int = stats.DEFAULT_MIN_PAIRS  # fewest non-zero paired differences to run the test

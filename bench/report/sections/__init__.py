@@ -7,20 +7,26 @@ earlier section.
 """
 
 from . import (
-    breakdown, confusions, costs, examples, explanations, facts, failures, headline, intro, per_subject,
-    reproduce, significance, sweeps,
+    breakdown, composite, confusions, costs, definitions, examples, explanations, facts, failures, headline, intro,
+    learning_curves, manifest, noise_floor, per_subject, reproduce, shortcuts, significance, sweeps,
 )
 
 SECTIONS = [
     intro,
+    composite,  # the MEGC2019 composite's Full / SMIC / CASME II / SAMM table leads (composites only)
+    manifest,
     facts,
+    definitions,
     headline,
+    noise_floor,
     breakdown,
     significance,
+    shortcuts,
     per_subject,
     confusions,
     sweeps,
     explanations,
+    learning_curves,
     examples,
     costs,
     failures,

@@ -11,10 +11,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from .. import figures as F
 from ..context import ReportContext
-from ..document import Block, Heading, Para
+from ..document import Block, Heading, Para, Table
 from ..load import SETTING, ReportInputError
 from ..words import slug
 
@@ -131,6 +132,36 @@ def _pool(ctx: ReportContext) -> tuple[dict[tuple[str, str], dict[str, tuple]], 
     return pooled, notes
 
 
+def seed_spread(ctx: ReportContext, name: str) -> tuple[pd.DataFrame, list[list[str]]]:
+    """Per cell and true class, each component of the (N, k) array ``name``: the mean over a seed's test
+    samples (all folds), then mean ± sd across seeds (e.g. a model's learned per-phase weights per class)."""
+    res, aux, src = ctx.run.results, ctx.run.aux, ctx.run.run_dir / "aux.npz"
+    if "cell_hash" not in res.columns or not len(res):
+        return pd.DataFrame(), []
+    recs = []
+    for h, grp in res.groupby("cell_hash", sort=False):
+        key = f"{h}/{name}"
+        if key not in aux or _kind(np.asarray(aux[key])) != "components":
+            continue
+        arr = np.asarray(aux[key], dtype=float).reshape(len(aux[key]), -1)
+        y = _labels(ctx, src, key, str(h), arr)
+        r = grp.iloc[0]
+        for c in np.unique(y):
+            recs += [{"dataset": str(r[SETTING]), "representation": str(r["representation"]),
+                      "model": str(r["model"]), "seed": int(r["seed"]), "class": ctx.run.classes[int(c)],
+                      "component": j, "mean": float(arr[y == c, j].mean())} for j in range(arr.shape[1])]
+    if not recs:
+        return pd.DataFrame(), []
+    df = pd.DataFrame(recs)
+    g = df.groupby(["dataset", "representation", "model", "class", "component"], sort=False)["mean"]
+    out = g.agg(mean="mean", sd=lambda v: v.std(ddof=1) if len(v) > 1 else np.nan, seeds="size").reset_index()
+    rows = []
+    for (d, rep, model, cls), c in out.groupby(["dataset", "representation", "model", "class"], sort=False):
+        vals = [f"{m:.3f}" + ("" if np.isnan(sd) else f" ± {sd:.3f}") for m, sd in zip(c["mean"], c["sd"])]
+        rows.append(([d] if ctx.multi else []) + [rep, model, cls, *vals, str(int(c["seeds"].max()))])
+    return out, rows
+
+
 def build(ctx: ReportContext) -> list[Block]:
     out: list[Block] = [Heading("Model explanations")]
     if not ctx.run.aux:
@@ -148,5 +179,15 @@ def build(ctx: ReportContext) -> list[Block]:
                 "mean map over the test samples (all folds and seeds), overall and per true class; "
                 "one colour scale per row")
         out += ctx.figure(draw, stem, f"{name} of {cells}: {what}.", groups, ctx.run.classes, name=name)
+        if kind == "components":
+            frame, rows = seed_spread(ctx, name)
+            if rows:
+                k = int(frame["component"].max()) + 1
+                head = (["Dataset"] if ctx.multi else []) + ["Representation", "Model", "True class",
+                                                             *[f"{name}[{j}]" for j in range(k)], "Seeds"]
+                t = Table(head, rows, f"{name} per true class: the mean over each seed's test samples (all folds), "
+                          "then mean ± sd across seeds (no sd with one seed).",
+                          align=["l"] * (len(head) - k - 1) + ["r"] * (k + 1))
+                out += ctx.table(t, frame, f"{slug(name)}_by_seed")
     out += [Para(n) for n in notes]
     return out

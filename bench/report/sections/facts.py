@@ -29,17 +29,41 @@ def _class_counts(ctx: ReportContext) -> tuple[dict, str]:
     return counts, " (counted from the test predictions of one cell)"
 
 
+def _model_recipes(results, base: dict) -> list[str]:
+    """Per model, the trainer settings its units ran with that differ from the trainer group's
+    (from the units' ``hparams``: a study's per-model overrides, e.g. its epochs and schedule)."""
+    import json
+
+    if results is None or not len(results) or not {"model", "hparams"} <= set(results.columns):
+        return []
+    out = []
+    for model in ordered(results["model"]):
+        try:
+            trainer = json.loads(results.loc[results["model"] == model, "hparams"].iloc[0]).get("trainer") or {}
+        except (TypeError, ValueError, AttributeError):
+            continue
+        diff = {k: v for k, v in trainer.items() if k not in ("seed", "augment") and base.get(k) != v}
+        if diff:
+            out.append(f"{model}: " + ", ".join(f"{k}={value(v)}" for k, v in diff.items()))
+    return out
+
+
 def _mlflow(ctx: ReportContext) -> list[Block]:
     ml = ctx.run.facts.get("mlflow")
     if not (isinstance(ml, dict) and ml.get("tracking_uri")):
         return [Para("MLflow: run.json records no tracking store for this run.")]
+    from bench.tracking import ui_command, ui_link
+
     uri = str(ml["tracking_uri"])
     exp = ml.get("experiment_id")
     name = ml.get("experiment_name", ctx.run.study)
-    link = f"http://127.0.0.1:5000/#/experiments/{exp}" if exp is not None else "http://127.0.0.1:5000"
-    return [Para(f"MLflow: experiment `{value(name)}`" + (f" (id {exp})" if exp is not None else "")
-                 + f" in `{uri}`. Browse it with:"),
-            Code(f"mlflow ui --backend-store-uri {uri} --host 127.0.0.1"), Para(f"then open {link}")]
+    # The runs table (MLflow 3 would otherwise open the GenAI overview); the stored view's link when
+    # this version logged the run (run.json has it), else the plain runs table.
+    link = ml.get("ui_link") or ui_link(exp, uri, view=False)
+    cmd = ui_command(uri)
+    head = Para(f"MLflow: experiment `{value(name)}`" + (f" (id {exp})" if exp is not None else "")
+                + f" in `{uri}`. Browse it " + ("with:" if cmd else f"at {link}"))
+    return [head, Code(cmd), Para(f"then open {link}")] if cmd else [head]
 
 
 def build(ctx: ReportContext) -> list[Block]:
@@ -67,6 +91,9 @@ def build(ctx: ReportContext) -> list[Block]:
     items.append(f"Tuning budget: {value(f.get('tuning', 'not recorded'))}")
     if f.get("trainer"):
         items.append(f"Training: {value(f['trainer'])}")
+        recipes = _model_recipes(r.results, f["trainer"])
+        if recipes:
+            items.append("Training per model, where it differs: " + "; ".join(recipes))
     flows = f" ({', '.join(r.flows)})" if r.flows else ""
     items.append(f"Optical flow{flows}: {value(f.get('flow', 'not recorded'))}")
     seeds = f.get("seeds") or sorted(int(s) for s in preds["seed"].unique())

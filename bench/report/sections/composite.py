@@ -1,0 +1,119 @@
+"""The MEGC2019 composite table, the way the field reads it, and the published anchors below it.
+
+When a setting's predictions come from several source databases (the MEGC2019 composite: SMIC +
+CASME II + SAMM), the report leads with one row per cell and the columns Full / SMIC / CASME II /
+SAMM × UF1 / UAR. As MEGC2019 defines them, Full is scored on every prediction of the cell pooled
+over all LOSO folds, and each database on its own predictions pooled the same way (never a mean of
+per-fold or per-database scores). With several seeds each figure is the mean over seeds of the
+per-seed pooled score. Below the table, separated from it, published results on the same protocol
+(``bench/report/anchors/megc2019.yaml``: data, not prose) with their sources and whether their
+protocol is leak-free: anchors to read the suite's figures against, not results of this run.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from bench.metrics import pooled_scores
+
+from ..context import ReportContext
+from ..document import Block, Heading, Para, Table
+
+ANCHORS = Path(__file__).resolve().parents[1] / "anchors" / "megc2019.yaml"
+DISPLAY = {"smic": "SMIC", "casme2": "CASME II", "samm": "SAMM"}
+ORDER = ("smic", "casme2", "samm")
+CELL = ["representation", "model"]
+
+
+def composite_scores(preds: pd.DataFrame, n_classes: int) -> pd.DataFrame:
+    """One row per cell (representation, model): ``n_seeds``, ``Full_uf1``, ``Full_uar`` and
+    ``<source>_uf1`` / ``<source>_uar`` per source database, pooled over folds (MEGC2019), per seed,
+    then averaged over seeds. Columns in the order Full, smic, casme2, samm, then any other source."""
+    sources = sorted(preds["source_dataset"].astype(str).unique(),
+                     key=lambda s: (ORDER.index(s) if s in ORDER else len(ORDER), s))
+    rows = []
+    for keys, cell in preds.groupby(CELL, sort=False):
+        per_seed = []
+        for seed, g in cell.groupby("seed", sort=True):
+            r = {}
+            for name, part in [("Full", g), *((s, g[g["source_dataset"].astype(str) == s]) for s in sources)]:
+                if len(part):
+                    sc = pooled_scores(part["y_true"].to_numpy(), part["y_pred"].to_numpy(), n_classes)
+                    r[f"{name}_uf1"], r[f"{name}_uar"] = sc["uf1"], sc["uar"]
+                    r[f"{name}_n"] = len(part)
+            per_seed.append(r)
+        mean = pd.DataFrame(per_seed).mean(numeric_only=True).to_dict()
+        rows.append({**dict(zip(CELL, keys)), "n_seeds": len(per_seed), **mean})
+    cols = [*CELL, "n_seeds"] + [f"{n}_{m}" for n in ("Full", *sources) for m in ("uf1", "uar", "n")]
+    out = pd.DataFrame(rows)
+    return out[[c for c in cols if c in out.columns]]
+
+
+def load_anchors(path: Path = ANCHORS) -> list[dict]:
+    """The published anchors (a list of mappings: method, uf1, uar, source, leak_free, note)."""
+    data = yaml.safe_load(Path(path).read_text()) or {}
+    anchors = data.get("anchors") or []
+    for i, a in enumerate(anchors):
+        missing = [k for k in ("method", "uf1", "source", "leak_free") if k not in a]
+        if missing:
+            raise ValueError(f"{path}: anchor {i} ({a.get('method', '?')}) lacks {missing}")
+    return anchors
+
+
+def _fmt(v) -> str:
+    """A published figure with the digits its source gives (0.713 stays 0.713); — when absent."""
+    return "—" if v is None or (isinstance(v, float) and v != v) else str(v)
+
+
+def _anchor_blocks() -> list[Block]:
+    try:
+        anchors = load_anchors()
+    except (OSError, ValueError, yaml.YAMLError) as e:
+        return [Para(f"*Published anchors not shown: {e}.*")]
+    rows = [[a["method"], _fmt(a.get("uf1")), _fmt(a.get("uar")), str(a["leak_free"]), a["source"],
+             str(a.get("note") or "")] for a in anchors]
+    return [Heading("Published anchors (not run here)", 3), Para(
+        "Published MEGC2019 composite results on the same protocol (LOSO over the 68 subjects, UF1/UAR "
+        "pooled over all folds), to read the table above against. They were not computed by this run, "
+        "on other flows and code. *Leak-free* says whether the source's protocol made no choice "
+        "(epoch, threshold, hyper-parameter) on the test subject; this suite's figures always are. "
+        f"Source file: `bench/report/anchors/{ANCHORS.name}`."),
+        Table(["Method", "UF1", "UAR", "Leak-free", "Source", "Note"], rows,
+              "Published anchors (MEGC2019 composite, 3 classes). — = not reported.",
+              align=["l", "r", "r", "l", "l", "l"])]
+
+
+def build(ctx: ReportContext) -> list[Block]:
+    preds = ctx.run.predictions
+    comp = [s for s in ctx.settings if ctx.in_setting(preds, s)["source_dataset"].nunique() > 1]
+    if not comp:
+        return []
+    out: list[Block] = [Heading("MEGC2019 composite: Full / SMIC / CASME II / SAMM"), Para(
+        "The field's table. Full: UF1 and UAR of all of a cell's predictions pooled over the "
+        "leave-one-subject-out folds; each database: its own predictions pooled the same way "
+        "(MEGC2019's definition, not a mean over folds or databases). The models were trained on the "
+        "composite. Confidence intervals and tests are in the sections below.")]
+    for s in comp:
+        df = composite_scores(ctx.in_setting(preds, s), ctx.run.n_classes)
+        sources = [c[:-4] for c in df.columns if c.endswith("_uf1")]
+        seeds = int(df["n_seeds"].max()) if len(df) else 1
+        columns = ["Representation", "Model"] + [f"{DISPLAY.get(n, n)} {m}" for n in sources for m in ("UF1", "UAR")]
+        rows, bold = [], set()
+        for i, r in enumerate(df.to_dict("records")):
+            rows.append([str(r["representation"]), str(r["model"])]
+                        + [f"{r[f'{n}_{m}']:.4f}" if pd.notna(r.get(f"{n}_{m}")) else "—"
+                           for n in sources for m in ("uf1", "uar")])
+        for j, (n, m) in enumerate((n, m) for n in sources for m in ("uf1", "uar")):
+            col = df[f"{n}_{m}"].round(4)  # as shown: a tie for best is not marked
+            if col.notna().any() and (col == col.max()).sum() == 1:
+                bold.add((int(col.to_numpy().argmax()), 2 + j))
+        n_txt = ", ".join(f"{DISPLAY.get(n, n)} {int(df[f'{n}_n'].max())}" for n in sources if f"{n}_n" in df)
+        caption = (f"MEGC2019 composite{ctx.suffix(s)}: UF1 / UAR pooled over all folds, per source database "
+                   f"({n_txt} predictions per cell)" + (f"; mean over {seeds} seeds" if seeds > 1 else "")
+                   + ". Bold: best per column (unmarked when tied).")
+        t = Table(columns, rows, caption, bold=bold, align=["l", "l"] + ["r"] * (len(columns) - 2))
+        out += ctx.table(t, df, ctx.stem("composite", s))
+    return out + _anchor_blocks()

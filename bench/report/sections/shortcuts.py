@@ -1,0 +1,163 @@
+"""What common shortcuts would have reported: the leakage audit (``bench.audit``), per cell.
+
+Only when the run had ``audit=true`` (``audit.parquet``). Every figure here is LEAKY and labelled
+so: it is computed from the same trained models as the headline (per-epoch test predictions made
+after training, and the honest predictions scored the wrong way), and it never enters the headline,
+the significance tests or tuning. Per cell: honest UF1/UAR, each shortcut's value and its inflation
+(+Δ, signed: a shortcut can also come out lower), mean ± sd over seeds when there are several.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from matplotlib.figure import Figure
+
+from bench.audit import SHORTCUTS, AuditError, shortcut_scores, summarize
+
+from .. import figures as F
+from ..context import ReportContext
+from ..document import Block, Bullets, Heading, Para, Table
+from ..load import SETTING, ReportInputError
+
+CELL = (SETTING, "representation", "model")
+TITLE = "What common shortcuts would have reported"
+# The published cases each shortcut stands for (README "Leakage audit").
+WHERE = {
+    "subject_best_epoch": "Public code that does it: HTNet, CausalNet, CapsuleNet, MMNet; MEB measured it raising "
+                          "STSTNet's composite UF1 from 0.713 to 0.774 and OFF-ApexNet's from 0.703 to 0.839",
+    "overall_best_epoch": "One checkpoint kept on the test score, as when the validation subject is the test "
+                          "subject (MER-CLIP)",
+    "fold_mean": "MEB measured 0.666 averaged per fold vs 0.739 pooled for one model",
+    "mean_precision": "The published STSTNet UAR: 0.7605 reported vs 0.7186 recomputed from its own log",
+}
+MAX_CELLS = 16  # more groups of bars than one figure can show legibly; the table has every cell
+
+
+def _val(row: pd.Series, col: str, seeds: int) -> str:
+    v = row.get(col, np.nan)
+    if not np.isfinite(v):
+        return "—"
+    sd = row.get(f"{col}_sd", np.nan)
+    return f"{v:.3f} ± {sd:.3f}" if seeds > 1 and np.isfinite(sd) else f"{v:.3f}"
+
+
+def _delta(row: pd.Series, col: str) -> str:
+    v = row.get(f"{col}_inflation", np.nan)
+    return "—" if not np.isfinite(v) else f"{round(float(v), 3) or 0.0:+.3f}"  # never "-0.000"
+
+
+def _epochs(per_seed: pd.DataFrame) -> str:
+    """The overall-best epoch(s), 1-based, of each seed, e.g. 'epoch 12 of 20' or 'epochs 12, 15 of 20'."""
+    e = per_seed["leaky_overall_best_epoch"].dropna().astype(int) + 1
+    if not len(e):
+        return ""
+    n = int(per_seed["n_epochs"].max())
+    return f" (epoch{'s' if len(e) > 1 else ''} {', '.join(map(str, e))} of {n})"
+
+
+def _table(summary: pd.DataFrame, per_seed: pd.DataFrame, caption: str) -> Table:
+    rows, bold = [], set()
+    for _, r in summary.iterrows():
+        seeds = int(r["n_seeds"])
+        mine = per_seed[(per_seed["representation"] == r["representation"]) & (per_seed["model"] == r["model"])]
+        bold.add((len(rows), 2))
+        rows.append([r["representation"], r["model"], "honest (headline)", _val(r, "uf1", seeds), "",
+                     _val(r, "uar", seeds), "", str(seeds)])
+        for s, (label, _) in SHORTCUTS.items():
+            uf1, uar = f"uf1_leaky_{s}", f"uar_leaky_{s}"
+            has_uf1 = uf1 in r.index
+            name = f"LEAKY: {label}" + (_epochs(mine) if s == "overall_best_epoch" else "")
+            rows.append(["", "", name, _val(r, uf1, seeds) if has_uf1 else "—", _delta(r, uf1) if has_uf1 else "—",
+                         _val(r, uar, seeds), _delta(r, uar), str(seeds)])
+    return Table(["Representation", "Model", "Evaluation", "UF1", "ΔUF1", "UAR", "ΔUAR", "Seeds"], rows, caption,
+                 bold=bold, align=["l", "l", "l", "r", "r", "r", "r", "r"])
+
+
+def shortcut_bars(summary: pd.DataFrame, path, dpi: int) -> None:
+    """Per cell (x), the honest bar and one bar per shortcut; UF1 above, UAR below; whiskers ± sd over seeds."""
+    if not len(summary):
+        raise F.Skipped("no cell has audit predictions")
+    if len(summary) > MAX_CELLS:
+        raise F.Skipped(f"{len(summary)} cells are more than one figure shows legibly ({MAX_CELLS}); "
+                        "the table and shortcuts.csv have every cell")
+    bars = [("", "honest")] + [(f"_leaky_{s}", f"leaky: {lab}") for s, (lab, _) in SHORTCUTS.items()]
+    colors = ["0.25", *sns.color_palette("colorblind", len(SHORTCUTS))]
+    labels = [f"{r} × {m}" for r, m in zip(summary["representation"], summary["model"])]
+    x = np.arange(len(summary))
+    width = 0.8 / len(bars)
+    with F._style():
+        fig = Figure(figsize=(F.TEXT_WIDTH_IN, 4.8), layout="constrained")
+        axes = fig.subplots(2, 1, squeeze=False)[:, 0]
+        for ax, m in zip(axes, ("uf1", "uar")):
+            for j, ((suffix, name), color) in enumerate(zip(bars, colors)):
+                col = f"{m}{suffix}"
+                if col not in summary.columns:
+                    continue  # UAR-only shortcut (mean precision): no UF1 bar
+                val = summary[col].to_numpy(float)
+                sd = summary.get(f"{col}_sd", pd.Series(np.nan, index=summary.index)).to_numpy(float)
+                ok = np.isfinite(val)
+                err = sd[ok] if np.isfinite(sd[ok]).any() else None  # one seed: no whisker
+                ax.bar(x[ok] - 0.4 + width * (j + 0.5), val[ok], width * 0.92, color=color, label=name,
+                       yerr=None if err is None else np.nan_to_num(err), capsize=1.5,
+                       error_kw={"elinewidth": 0.7, "ecolor": "0.2"}, hatch=None if j == 0 else "//",
+                       edgecolor="white", linewidth=0)
+            F._xticks(ax, x, labels)
+            ax.grid(axis="x", visible=False)
+            ax.set_ylabel(m.upper())
+            ax.set_ylim(0, 1)
+        h, lab = axes[1].get_legend_handles_labels()
+        fig.legend(h, lab, loc="outside lower center", ncols=3, frameon=False)
+        F._save(fig, path, dpi)
+
+
+def build(ctx: ReportContext) -> list[Block]:
+    audit = ctx.run.audit
+    if not len(audit):
+        return []
+    try:
+        per_seed = shortcut_scores(audit, ctx.run.predictions, ctx.run.n_classes, CELL)
+    except AuditError as e:  # an audit table of another run, or a damaged one: refuse, naming the file
+        raise ReportInputError(f"{ctx.run.run_dir / 'audit.parquet'}: {e}") from None
+    summary = summarize(per_seed, CELL)
+    out: list[Block] = [Heading(TITLE), Para(
+        "**Every number in this section is LEAKY** — what a common evaluation shortcut would have reported "
+        "for the same trained models, measured here so that the inflation is visible. None of it is in "
+        "the headline table, the significance tests or tuning. With `audit=true` every fold also predicted "
+        "its test subject once per epoch, after training had finished, from that epoch's saved weights "
+        "(the training never saw the test data and is unchanged: the headline is bit-identical with the "
+        "audit off). ΔUF1 / ΔUAR are the shortcut minus the honest score of the same cell and seed, as "
+        "measured (negative when the shortcut happens to come out lower)."),
+        Bullets([f"**{lab}** — {what}. {WHERE[s]}." for s, (lab, what) in SHORTCUTS.items()]),
+        Para("Rules: best epoch per subject keeps, per fold, the epoch with the most correct test clips "
+             "(HTNet's rule; ties: the latest epoch); best epoch overall picks the epoch with the best pooled "
+             "test UF1 (then UAR; ties: the latest); the per-fold average scores each fold's own honest "
+             "predictions with the MEGC rules (a class absent from a fold's truth and predictions is left "
+             "out of its UF1, a class predicted but absent from its truth out of its UAR) and averages the "
+             "folds; UAR as mean precision averages TP/predicted over the classes with true samples "
+             "(a class never predicted counts 0).")]
+    per_seed_out = per_seed.rename(columns={SETTING: "dataset"})
+    ctx.csv(per_seed_out, "shortcuts_per_seed")
+    for s in ctx.settings:
+        summ = summary[summary[SETTING] == s]
+        if not len(summ):
+            continue
+        order = {(r, m): (ctx.reps.index(r) if r in ctx.reps else len(ctx.reps),
+                          ctx.models.index(m) if m in ctx.models else len(ctx.models))
+                 for r, m in zip(summ["representation"], summ["model"])}
+        summ = summ.assign(_o=[order[k] for k in zip(summ["representation"], summ["model"])]) \
+            .sort_values("_o", kind="stable").drop(columns="_o").reset_index(drop=True)
+        ps = per_seed[per_seed[SETTING] == s]
+        t = _table(summ, ps, "LEAKY — what common shortcuts would have reported, beside the honest headline"
+                   + ctx.suffix(s) + " (mean ± sd over seeds; Δ = shortcut − honest).")
+        out += ctx.table(t, summ.rename(columns={SETTING: "dataset"}), ctx.stem("shortcuts", s))
+        out += ctx.figure(shortcut_bars, ctx.stem("shortcuts", s),
+                          "LEAKY shortcuts vs the honest score per cell" + ctx.suffix(s)
+                          + ": grey = honest (headline); hatched = what each shortcut would have reported "
+                          "(whiskers: ± sd over seeds).", summ)
+    missing = per_seed[per_seed["n_epochs"] == 0]
+    if len(missing):
+        out.append(Para(f"{len(missing)} cell-seed(s) have no audit predictions (run before `audit=true`, or "
+                        "failed): their best-epoch shortcuts are shown as —."))
+    return out
