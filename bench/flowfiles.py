@@ -205,6 +205,16 @@ def _decode_image(path: Path, spec: FlowFileSpec) -> tuple[np.ndarray, float]:
     return np.moveaxis(img, -1, 0).astype(np.float64), maxval
 
 
+def _npy_sample(path: Path, index: int | None) -> np.ndarray:
+    """A whole ``.npy`` file, or sample ``index`` of a stacked (N, C, H, W) one (memory-mapped)."""
+    a = load_npy(path, mmap_mode="r" if index is not None else None)
+    if index is not None:
+        if a.ndim != 4 or not 0 <= index < a.shape[0]:
+            raise ValueError(f"{path}: cannot take sample {index} of an array of shape {a.shape}")
+        a = a[index]
+    return a
+
+
 def read_stored_channels(path: str | Path, spec: FlowFileSpec, index: int | None = None
                          ) -> tuple[np.ndarray, float | None]:
     """Every declared channel of one file as it is stored: (C, H, W) float32 in ``spec.channels``
@@ -221,11 +231,7 @@ def read_stored_channels(path: str | Path, spec: FlowFileSpec, index: int | None
     if ext == ".flo":
         return read_flo(path), None
     if ext == ".npy":
-        a = load_npy(path, mmap_mode="r" if index is not None else None)
-        if index is not None:
-            if a.ndim != 4 or not 0 <= index < a.shape[0]:
-                raise ValueError(f"{path}: cannot take sample {index} of an array of shape {a.shape}")
-            a = a[index]
+        a = _npy_sample(path, index)
     elif ext == ".npz":
         _require_nonempty(path)
         try:
@@ -251,12 +257,7 @@ def read_flow_file(path: str | Path, spec: FlowFileSpec, index: int | None = Non
     path = Path(path)
     ext = path.suffix.lower()
     if ext == ".npy":
-        a = load_npy(path, mmap_mode="r" if index is not None else None)
-        if index is not None:
-            if a.ndim != 4 or not 0 <= index < a.shape[0]:
-                raise ValueError(f"{path}: cannot take sample {index} of an array of shape {a.shape}")
-            a = a[index]
-        return read_array_flow(a, spec, path)
+        return read_array_flow(_npy_sample(path, index), spec, path)
     if index is not None:
         raise ValueError(f"{path}: a sample index is only supported for stacked .npy arrays")
     if ext == ".npz":

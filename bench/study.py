@@ -221,20 +221,25 @@ def _is_precomputed(node: Any, item: AxisItem) -> bool:
     return str(name) == "precomputed"
 
 
-def _phase2_reason(cfg: dict, label: str, dataset: AxisItem, reps: dict) -> str:
-    """Why a representation cannot run on a precomputed dataset without apex->offset files ('' if it can)."""
+def _cell_representation(cfg: dict, label: str, reps: dict):
+    """The cell's representation, built once per distinct config (``reps`` caches it by config hash)."""
     from representations import build_representation
 
-    ds = cfg["dataset"]
-    if ds.get("name") != "precomputed" or ds.get("phase2_template") or ds.get("phase2_array"):
-        return ""
     key = stable_hash(cfg["representation"])
     if key not in reps:
         try:
             reps[key] = build_representation(cfg["representation"])
         except (TypeError, ValueError, KeyError) as e:
             raise ConfigError(f"cell {label}: {e}") from None
-    rep = reps[key]
+    return reps[key]
+
+
+def _phase2_reason(cfg: dict, label: str, dataset: AxisItem, reps: dict) -> str:
+    """Why a representation cannot run on a precomputed dataset without apex->offset files ('' if it can)."""
+    ds = cfg["dataset"]
+    if ds.get("name") != "precomputed" or ds.get("phase2_template") or ds.get("phase2_array"):
+        return ""
+    rep = _cell_representation(cfg, label, reps)
     if 2 not in rep.phases:
         return ""
     return (f"unavailable: dataset {dataset.name} has no apex->offset flow files (a single-phase release: "
@@ -244,16 +249,9 @@ def _phase2_reason(cfg: dict, label: str, dataset: AxisItem, reps: dict) -> str:
 def _skip_reason(cfg: dict, label: str, reps: dict) -> str:
     """Why the cell's model cannot take its representation ('' if it can), by the model's own ``skip``."""
     from models import model_skip
-    from representations import build_representation
 
-    key = stable_hash(cfg["representation"])
-    if key not in reps:
-        try:
-            reps[key] = build_representation(cfg["representation"])
-        except (TypeError, ValueError, KeyError) as e:
-            raise ConfigError(f"cell {label}: {e}") from None
     try:
-        skip, reason = model_skip(cfg["model"], reps[key])
+        skip, reason = model_skip(cfg["model"], _cell_representation(cfg, label, reps))
     except KeyError as e:
         raise ConfigError(f"cell {label}: {e}") from None
     return (reason or "the model skips this input") if skip else ""

@@ -32,6 +32,12 @@ class ReportContext:
         """Setting labels (one (dataset, flow) pair each) in order of first appearance."""
         return ordered(self.run.predictions[SETTING])
 
+    @cached_property
+    def composite_settings(self) -> list[str]:
+        """Settings whose predictions come from several source databases (a composite such as MEGC2019)."""
+        preds = self.run.predictions
+        return [s for s in self.settings if self.in_setting(preds, s)["source_dataset"].nunique() > 1]
+
     @property
     def multi(self) -> bool:
         """Several settings: each gets its own tables and figures."""

@@ -10,7 +10,7 @@ from ..tables import breakdown_table, headline_frame
 
 def build(ctx: ReportContext) -> list[Block]:
     preds = ctx.run.predictions
-    comp = [s for s in ctx.settings if ctx.in_setting(preds, s)["source_dataset"].nunique() > 1]
+    comp = ctx.composite_settings
     if not comp:
         return []
     out: list[Block] = [Heading("Per-dataset breakdown"), Para(

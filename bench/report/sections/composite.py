@@ -88,7 +88,7 @@ def _anchor_blocks() -> list[Block]:
 
 def build(ctx: ReportContext) -> list[Block]:
     preds = ctx.run.predictions
-    comp = [s for s in ctx.settings if ctx.in_setting(preds, s)["source_dataset"].nunique() > 1]
+    comp = ctx.composite_settings
     if not comp:
         return []
     out: list[Block] = [Heading("MEGC2019 composite: Full / SMIC / CASME II / SAMM"), Para(
