@@ -150,6 +150,18 @@ def pooled_scores(y_true, y_pred, n_classes: int) -> dict[str, float]:
     return scores_from_confusion(confusion_matrix(y_true, y_pred, n_classes))
 
 
+def per_seed_scores(df: pd.DataFrame, n_classes: int, by: list[str]) -> pd.DataFrame:
+    """Each seed's pooled scores per group of a predictions table (``y_true``, ``y_pred``, ``seed``):
+    columns ``*by, seed, uf1, uar, acc, n`` (n: clips pooled). The report, the composite table and the
+    end-of-run summary all start from these rows."""
+    rows = []
+    for key, g in df.groupby([*by, "seed"], sort=True, dropna=False):
+        sc = pooled_scores(g["y_true"].to_numpy(), g["y_pred"].to_numpy(), n_classes)
+        rows.append({**dict(zip([*by, "seed"], key)), **{m: float(sc[m]) for m in ("uf1", "uar", "acc")},
+                     "n": len(g)})
+    return pd.DataFrame(rows, columns=[*by, "seed", "uf1", "uar", "acc", "n"])
+
+
 def _grouped(df: pd.DataFrame, by: str, n_classes: int, true_col: str, pred_col: str) -> pd.DataFrame:
     for c in (by, true_col, pred_col):
         if c not in df.columns:

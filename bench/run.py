@@ -468,7 +468,7 @@ def summary_table(predictions, n_classes: int):
     """
     import pandas as pd
 
-    from bench.metrics import pooled_scores
+    from bench.metrics import per_seed_scores
 
     if len(predictions) == 0:
         return pd.DataFrame()
@@ -477,21 +477,18 @@ def summary_table(predictions, n_classes: int):
     rows = []
     for keys, g in predictions.groupby(axes, sort=True, dropna=False):
         keys = keys if isinstance(keys, tuple) else (keys,)
-        per_seed = {}  # column -> one value per seed
-        sources = sorted(g["source_dataset"].astype(str).unique()) if multi else []
-        for _, sg in g.groupby("seed", sort=True):
-            parts = [("", sg)] + ([(f"_{src}", sg[sg["source_dataset"].astype(str) == src]) for src in sources]
-                                  if len(sources) > 1 else [])
-            for suffix, part in parts:
-                if not len(part):
-                    continue
-                sc = pooled_scores(part["y_true"].to_numpy(), part["y_pred"].to_numpy(), n_classes)
-                for m in ("uf1", "uar") + (("acc",) if not suffix else ()):
-                    per_seed.setdefault(f"{m.upper()}{suffix}", []).append(sc[m])
         row = dict(zip(axes, keys), seeds=int(g["seed"].nunique()))
-        for col, vals in per_seed.items():
-            row[col] = float(np.mean(vals))
-            row[f"{col}_sd"] = float(np.std(vals, ddof=1)) if len(vals) > 1 else float("nan")
+        sources = sorted(g["source_dataset"].astype(str).unique()) if multi else []
+        parts = [("", g)] + ([(f"_{src}", g[g["source_dataset"].astype(str) == src]) for src in sources]
+                             if len(sources) > 1 else [])
+        for suffix, part in parts:
+            if not len(part):
+                continue
+            seeds = per_seed_scores(part, n_classes, [])  # one row per seed (that has clips of this part)
+            for m in ("uf1", "uar") + (("acc",) if not suffix else ()):
+                vals = seeds[m].to_numpy()
+                row[f"{m.upper()}{suffix}"] = float(np.mean(vals))
+                row[f"{m.upper()}{suffix}_sd"] = float(np.std(vals, ddof=1)) if len(vals) > 1 else float("nan")
         row["n"] = int(g.groupby("seed").size().max())
         rows.append(row)
     tab = pd.DataFrame(rows)
@@ -519,9 +516,9 @@ def print_summary(results, predictions, n_classes: int, out=None) -> None:
     axes = [a for a in CELL_AXES if a in tab.columns]
     show = tab[axes + ["seeds"]].copy()
     scores = [c for c in tab.columns if c not in axes and c not in ("seeds", "n") and not c.endswith("_sd")]
+    composite = len(scores) > 3  # per-source columns: the pooled ones are the "Full" composite
     for c in scores:
         m, _, src = c.partition("_")
-        composite = len(scores) > 3  # per-source columns: the pooled ones are the "Full" composite
         show[f"{m} {src}" if src else f"{m} full" if composite else c] = [
             cell(v, sd) for v, sd in zip(tab[c], tab[f"{c}_sd"])]
     show["n"] = tab["n"]

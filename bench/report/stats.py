@@ -15,6 +15,7 @@ import pandas as pd
 from scipy import stats as sps
 
 from bench import metrics
+from bench.metrics import per_seed_scores  # defined beside pooled_scores: the summary and report share it
 
 METRICS = ("uf1", "uar", "acc")
 # Exact two-sided signed-rank p-values cannot go below 2 / 2**n: with n = 5 non-zero pairs the
@@ -134,15 +135,12 @@ def summarize_cell(
     subjects = sorted(df["subject"].astype(str).unique())
     seeds = sorted(int(s) for s in df["seed"].unique())
     cms = np.stack([subject_confusions(df[df["seed"] == s], subjects, n_classes) for s in seeds])
-    per_seed = {m: [] for m in METRICS}
-    for s, grp in zip(seeds, (df[df["seed"] == s] for s in seeds)):
-        sc = metrics.pooled_scores(grp["y_true"].to_numpy(), grp["y_pred"].to_numpy(), n_classes)
-        for m in METRICS:
-            per_seed[m].append(float(sc[m]))
+    scores = per_seed_scores(df, n_classes, [])  # one row per seed, in seed order
+    per_seed = {m: [float(v) for v in scores[m]] for m in METRICS}
     mean = {m: float(np.mean(v)) for m, v in per_seed.items()}
     std = {m: (float(np.std(v, ddof=1)) if len(v) > 1 else None) for m, v in per_seed.items()}
     ci = bootstrap_ci(cms, n_boot=n_boot, seed=seed, level=level)
-    n_samples = int(df.groupby("seed").size().max())
+    n_samples = int(scores["n"].max())
     return CellSummary(seeds, per_seed, mean, std, ci, len(subjects), n_samples, cms.sum(axis=(0, 1)))
 
 
@@ -275,15 +273,6 @@ def apply_holm(tests: list[PairedTest]) -> None:
 
 
 # ---------------------------------------------------------------- seeds as a source of variance
-
-
-def per_seed_scores(df: pd.DataFrame, n_classes: int, by: list[str]) -> pd.DataFrame:
-    """Each seed's pooled scores per group: columns ``*by, seed, uf1, uar, acc, n`` (n: clips pooled)."""
-    rows = []
-    for key, g in df.groupby([*by, "seed"], sort=True, dropna=False):
-        sc = metrics.pooled_scores(g["y_true"].to_numpy(), g["y_pred"].to_numpy(), n_classes)
-        rows.append({**dict(zip([*by, "seed"], key)), **{m: float(sc[m]) for m in METRICS}, "n": len(g)})
-    return pd.DataFrame(rows, columns=[*by, "seed", *METRICS, "n"])
 
 
 def mcnemar_exact(b: int, c: int) -> float:

@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from bench.metrics import pooled_scores
+from bench.metrics import per_seed_scores
 
 from ..context import ReportContext
 from ..document import Block, Heading, Para, Table
@@ -36,17 +36,12 @@ def composite_scores(preds: pd.DataFrame, n_classes: int) -> pd.DataFrame:
                      key=lambda s: (ORDER.index(s) if s in ORDER else len(ORDER), s))
     rows = []
     for keys, cell in preds.groupby(CELL, sort=False):
-        per_seed = []
-        for seed, g in cell.groupby("seed", sort=True):
-            r = {}
-            for name, part in [("Full", g), *((s, g[g["source_dataset"].astype(str) == s]) for s in sources)]:
-                if len(part):
-                    sc = pooled_scores(part["y_true"].to_numpy(), part["y_pred"].to_numpy(), n_classes)
-                    r[f"{name}_uf1"], r[f"{name}_uar"] = sc["uf1"], sc["uar"]
-                    r[f"{name}_n"] = len(part)
-            per_seed.append(r)
-        mean = pd.DataFrame(per_seed).mean(numeric_only=True).to_dict()
-        rows.append({**dict(zip(CELL, keys)), "n_seeds": len(per_seed), **mean})
+        row = {**dict(zip(CELL, keys)), "n_seeds": int(cell["seed"].nunique())}
+        for name, part in [("Full", cell), *((s, cell[cell["source_dataset"].astype(str) == s]) for s in sources)]:
+            if len(part):  # a seed without clips of this source is not in its mean
+                mean = per_seed_scores(part, n_classes, [])[["uf1", "uar", "n"]].mean()
+                row.update({f"{name}_{m}": float(v) for m, v in mean.items()})
+        rows.append(row)
     cols = [*CELL, "n_seeds"] + [f"{n}_{m}" for n in ("Full", *sources) for m in ("uf1", "uar", "n")]
     out = pd.DataFrame(rows)
     return out[[c for c in cols if c in out.columns]]
