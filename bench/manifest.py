@@ -56,8 +56,10 @@ def _label_source(table) -> str:
 def _per_source(table) -> dict[str, dict]:
     df = table.df
     out = {}
-    order = {"smic": 0, "casme2": 1, "samm": 2}  # the order MEGC2019 tables use
-    for src, g in sorted(df.groupby(df["dataset"].astype(str)), key=lambda kv: (order.get(kv[0], 3), kv[0])):
+    from bench.protocol import MEGC2019_DATASETS
+
+    order = {s: i for i, s in enumerate(MEGC2019_DATASETS)}  # the order MEGC2019 tables use
+    for src, g in sorted(df.groupby(df["dataset"].astype(str)), key=lambda kv: (order.get(kv[0], len(order)), kv[0])):
         counts = g["label"].value_counts()
         out[src] = {"n_samples": int(len(g)), "n_subjects": int(g["subject"].nunique()),
                     "class_counts": {c: int(counts.get(i, 0)) for i, c in enumerate(table.classes)}}

@@ -350,7 +350,7 @@ def _log_cell(client, cfg: dict, exp_id: str, pid: str, cell: str, rows: pd.Data
     """One cell run and its fold runs; tagged complete after the last fold."""
     from mlflow.entities import Metric, Param
 
-    from bench.metrics import confusion_matrix, scores_from_confusion
+    from bench.metrics import confusion_matrix, pooled_scores, scores_from_confusion
     from bench.results import CELL_AXES
 
     now = int(time.time() * 1000)
@@ -372,8 +372,7 @@ def _log_cell(client, cfg: dict, exp_id: str, pid: str, cell: str, rows: pd.Data
         if len(sources) > 1:  # a composite (MEGC2019): each source database's pooled scores too
             for src in sources:
                 g = preds[preds["source_dataset"].astype(str) == src]
-                ss = scores_from_confusion(confusion_matrix(g["y_true"].to_numpy(), g["y_pred"].to_numpy(),
-                                                            len(classes)))
+                ss = pooled_scores(g["y_true"].to_numpy(), g["y_pred"].to_numpy(), len(classes))
                 key = "".join(ch if ch.isalnum() or ch in "_-." else "_" for ch in src)
                 metrics += [Metric(f"{m}_{key}", float(ss[m]), end, 0) for m in ("uf1", "uar")]
         if cfg.get("log_artifacts", True):

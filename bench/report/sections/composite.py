@@ -18,13 +18,14 @@ import pandas as pd
 import yaml
 
 from bench.metrics import per_seed_scores
+from bench.protocol import MEGC2019_DATASETS
 
 from ..context import ReportContext
 from ..document import Block, Heading, Para, Table
 
 ANCHORS = Path(__file__).resolve().parents[1] / "anchors" / "megc2019.yaml"
 DISPLAY = {"smic": "SMIC", "casme2": "CASME II", "samm": "SAMM"}
-ORDER = ("smic", "casme2", "samm")
+ORDER = MEGC2019_DATASETS  # the order MEGC2019 tables use
 CELL = ["representation", "model"]
 
 
