@@ -28,6 +28,7 @@ from multiprocessing.connection import wait as mp_wait
 from pathlib import Path
 from typing import Callable
 
+from bench.allocator import keep_freed_memory
 from bench.config import ConfigError
 from bench.lifeline import die_with, sigint_blocked
 from bench.units import UnitTask, failure_record, run_unit
@@ -135,6 +136,7 @@ def _init_worker(threads: int, parent_pid: int | None = None) -> None:
     # in every process (2 workers x 2 threads on 2 cores thrash).
     os.environ["OMP_NUM_THREADS"] = str(threads)
     os.environ["MKL_NUM_THREADS"] = str(threads)
+    keep_freed_memory()  # hundreds of short fits per worker: reuse freed blocks (bench/allocator.py)
     if parent_pid:  # a pool worker: end with the runner, ignore Ctrl-C (the runner decides)
         die_with(parent_pid, cleanup=_drop_crash_file)
 
@@ -241,6 +243,7 @@ class LocalExecutor:
             t.threads = self.threads
             t.timeout_s = self.timeout_s
         if not self.processes(len(tasks)):
+            keep_freed_memory()  # in-process units: the same allocator settings as a worker's
             for t in tasks:
                 self._deliver(t, run_unit(t), on_result)
             return

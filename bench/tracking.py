@@ -51,6 +51,10 @@ from bench.config import ConfigError
 
 log = logging.getLogger(__name__)
 
+# MLflow 3 sends usage telemetry (and fetches its config) over the network unless told not to; the
+# suite runs offline. setdefault: a user who wants telemetry can still set it to false.
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
 EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")  # MLflow 3: open on the runs table
 UI_HOST = "http://127.0.0.1:5000"  # where ``mlflow ui --host 127.0.0.1`` listens by default
 # A view of the runs table stored with the experiment (MLflow's own "share view": the experiment tag

@@ -8,6 +8,9 @@
   (ResNet family: stem conv stride 1 and no stem max-pool, the usual CIFAR adaptation;
   EfficientNet/MobileNet family: ``conv_stem`` stride 1). It costs ~16x the compute, so it is an
   option for 28-48 px studies rather than the default; other architectures raise a clear error.
+* ``stage_widths`` (ResNet family): the four stages' widths, timm's ``channels`` argument under
+  another name (``channels`` names the input maps in this suite). ``timm_resnet10t_half.yaml`` uses
+  it with ``stem_width: 16`` for the main study's half-width ResNet-10-T.
 * Any other keyword (``drop_rate``, ``drop_path_rate``, ...) is passed to ``timm.create_model``.
 * ``trim_padding_taps`` (default True): every plain ``nn.Conv2d`` skips the kernel taps that, at the
   input size it is called with, only ever multiply zero padding. Exact (the same function and the
@@ -144,9 +147,13 @@ def timm_model(
     pretrained: bool = False,
     small_input_stem: bool = False,
     trim_padding_taps: bool = True,
+    stage_widths: list[int] | None = None,
     **kwargs,
 ) -> nn.Module:
-    """Create ``timm.create_model(arch, pretrained, in_chans, num_classes, **kwargs)``."""
+    """Create ``timm.create_model(arch, pretrained, in_chans, num_classes, **kwargs)``;
+    ``stage_widths`` is timm's ResNet ``channels`` (renamed: ``channels`` names the input maps here)."""
+    if stage_widths is not None:
+        kwargs["channels"] = tuple(int(w) for w in stage_widths)
     if not timm.is_model(arch):
         close = difflib.get_close_matches(arch, timm.list_models(), n=5)
         hint = f" Did you mean {', '.join('timm:' + c for c in close)}?" if close else ""

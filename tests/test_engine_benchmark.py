@@ -25,7 +25,7 @@ def test_benchmark_main_prints_ratios(capsys):
 
 def test_benchmark_changes_reports_a_ratio_per_change():
     rows = bench_engine.changes(n=12, size=28, epochs=1, repeats=1)
-    assert [r["change"] for r in rows] == ["ststnet_one_stream", "resnet10t_trim", "no_nan_fill"]
+    assert [r["change"] for r in rows] == ["ststnet_one_stream", "resnet10t_trim", "no_nan_fill", "resnet10t_half"]
     assert all(r["old_cpu_s"] > 0 and r["new_cpu_s"] > 0 and math.isfinite(r["ratio"]) for r in rows)
     import torch
 

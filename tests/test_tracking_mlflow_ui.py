@@ -106,6 +106,21 @@ def server(logged):
         log.close()
 
 
+def test_tracking_turns_mlflow_telemetry_off_unless_the_user_set_it():
+    """The suite runs offline: MLflow 3 would otherwise post usage telemetry from a background thread."""
+    import subprocess
+    import sys
+
+    code = ("import bench.tracking, os; from mlflow.environment_variables import MLFLOW_DISABLE_TELEMETRY; "
+            "print(os.environ['MLFLOW_DISABLE_TELEMETRY'], MLFLOW_DISABLE_TELEMETRY.get())")
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_DISABLE_TELEMETRY"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["true", "True"], out.stderr
+    out = subprocess.run([sys.executable, "-c", code], env={**env, "MLFLOW_DISABLE_TELEMETRY": "false"},
+                         capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["false", "False"], out.stderr
+
+
 def test_ui_link_and_command():
     assert tracking.ui_link("7", "sqlite:///runs/x/mlflow.db", view=False) == \
         "http://127.0.0.1:5000/#/experiments/7/runs?workflowType=machine_learning"

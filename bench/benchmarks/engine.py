@@ -18,8 +18,8 @@ Same model (same initial weights), same preloaded data, same optimizer, epochs a
                         fold, not per epoch); this isolates the DataLoader's per-sample collation.
 
 ``--changes`` instead prints what each speed change of issue 15 buys (``changes``): the one-stream
-NHWC STSTNet vs its three NCHW streams, ResNet-10-T with vs without trimmed padding taps, and the
-deterministic mode without vs with its NaN fill, each as new / old CPU time of one fold-sized fit.
+NHWC STSTNet vs its three NCHW streams, ResNet-10-T with vs without trimmed padding taps, the
+deterministic mode without vs with its NaN fill and the half-width ResNet-10-T vs the full one, each as new / old CPU time of one fold-sized fit.
 
 Each method is timed ``repeats`` times interleaved and the minimum is reported (noise only ever
 adds time), both as wall-clock and as this process's CPU time (``time.process_time``). On a
@@ -232,7 +232,12 @@ def changes(n: int = 132, size: int = 28, epochs: int = 5, repeats: int = 3, thr
 
     * ``ststnet_one_stream``: the one-stream NHWC STSTNet vs the three separate NCHW streams;
     * ``resnet10t_trim``: ResNet-10-T with ``trim_padding_taps`` vs without;
-    * ``no_nan_fill``: deterministic mode without vs with ``fill_uninitialized_memory`` (ResNet-10-T).
+    * ``no_nan_fill``: deterministic mode without vs with ``fill_uninitialized_memory`` (ResNet-10-T);
+    * ``resnet10t_half``: the main study's half-width ResNet-10-T vs the full-width one (a different
+      network: its recipe check is ``bench.benchmarks.recipe``).
+
+    The allocator settings (``bench/allocator.py``) act per process, so they are not among these:
+    compare whole runs with and without ``DUALFLOW_MALLOC=default`` instead (README "Performance").
     """
     from models import create_model
 
@@ -243,13 +248,16 @@ def changes(n: int = 132, size: int = 28, epochs: int = 5, repeats: int = 3, thr
     def ststnet_new():
         return create_model("ststnet", 3, 3)
 
-    def resnet(trim: bool):
-        return lambda: create_model("timm:resnet10t", 3, 3, trim_padding_taps=trim)
+    def resnet(trim: bool, **kw):
+        return lambda: create_model("timm:resnet10t", 3, 3, trim_padding_taps=trim, **kw)
+
+    half = {"stem_width": 16, "stage_widths": [32, 64, 128, 256]}
 
     cases = {  # name: (old factory, new factory, fill_uninitialized_memory for old / new)
         "ststnet_one_stream": (_ThreeStreamSTSTNet, ststnet_new, (False, False)),
         "resnet10t_trim": (resnet(False), resnet(True), (False, False)),
         "no_nan_fill": (resnet(True), resnet(True), (True, False)),
+        "resnet10t_half": (resnet(True), resnet(True, **half), (False, False)),
     }
     rows = []
     for name, (old, new, fills) in cases.items():

@@ -48,6 +48,27 @@ def _model_recipes(results, base: dict) -> list[str]:
     return out
 
 
+def _model_networks(results) -> list[str]:
+    """Per model label, the network its units built: the model node's name and settings (from the
+    units' ``hparams``), so a label such as ``timm_resnet10t_half`` is spelled out in the report."""
+    import json
+
+    if results is None or not len(results) or not {"model", "hparams"} <= set(results.columns):
+        return []
+    out = []
+    for model in ordered(results["model"]):
+        try:
+            node = json.loads(results.loc[results["model"] == model, "hparams"].iloc[0]).get("model") or {}
+        except (TypeError, ValueError, AttributeError):
+            continue
+        if isinstance(node, dict) and node.get("name"):
+            # lists keep their brackets: the settings themselves are comma-separated
+            rest = ", ".join(f"{k}={list(v) if isinstance(v, (list, tuple)) else value(v)}"
+                             for k, v in node.items() if k != "name")
+            out.append(f"{model}: `{node['name']}`" + (f" ({rest})" if rest else ""))
+    return out
+
+
 def _mlflow(ctx: ReportContext) -> list[Block]:
     ml = ctx.run.facts.get("mlflow")
     if not (isinstance(ml, dict) and ml.get("tracking_uri")):
@@ -94,6 +115,9 @@ def build(ctx: ReportContext) -> list[Block]:
         recipes = _model_recipes(r.results, f["trainer"])
         if recipes:
             items.append("Training per model, where it differs: " + "; ".join(recipes))
+    networks = _model_networks(r.results)
+    if networks:
+        items.append("Networks: " + "; ".join(networks))
     flows = f" ({', '.join(r.flows)})" if r.flows else ""
     items.append(f"Optical flow{flows}: {value(f.get('flow', 'not recorded'))}")
     seeds = f.get("seeds") or sorted(int(s) for s in preds["seed"].unique())
