@@ -120,14 +120,14 @@ def format_rows(rows: list[dict]) -> str:
     seeds = sorted({r["seed"] for r in rows}) or ["-"]
     lines = [f"recipe check ({STUDY}, seed {', '.join(map(str, seeds))}): mean final-epoch training loss over folds x representations; "
              f"criterion: new <= reference + {TOLERANCE}",
-             f"  {'model':16s} {'reference recipe':22s} {'ref loss':>9s} {'study recipe':48s} {'new loss':>9s} "
+             f"  {'model':20s} {'reference recipe':36s} {'ref loss':>9s} {'study recipe':48s} {'new loss':>9s} "
              f"{'fits':>5s} {'cost new/ref':>13s}  criterion"]
     for r in rows:
         ref = ", ".join(f"{k}={v}" for k, v in r["reference"].items())
         if r.get("reference_model"):
             ref = f"model={r['reference_model']}, {ref}"
         new = "(unchanged)" if r["unchanged"] else ", ".join(f"{k}={v}" for k, v in r["recipe"].items())
-        lines.append(f"  {r['model']:16s} {ref:22s} {r['ref_loss']:9.4f} {new:48s} {r['new_loss']:9.4f} "
+        lines.append(f"  {r['model']:20s} {ref:36s} {r['ref_loss']:9.4f} {new:48s} {r['new_loss']:9.4f} "
                      f"{len(r['new_losses']):5d} {r['cost_ratio']:13.2f}  {'met' if r['met'] else 'NOT met'}")
     return "\n".join(lines)
 
