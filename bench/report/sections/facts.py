@@ -29,19 +29,29 @@ def _class_counts(ctx: ReportContext) -> tuple[dict, str]:
     return counts, " (counted from the test predictions of one cell)"
 
 
-def _model_recipes(results, base: dict) -> list[str]:
-    """Per model, the trainer settings its units ran with that differ from the trainer group's
-    (from the units' ``hparams``: a study's per-model overrides, e.g. its epochs and schedule)."""
+def _hparams_part(results, part: str) -> dict[str, dict]:
+    """Per model label (in table order), the ``part`` (``"trainer"`` or ``"model"``) of its first
+    unit's ``hparams``; labels whose hparams are missing or unreadable are left out."""
     import json
 
     if results is None or not len(results) or not {"model", "hparams"} <= set(results.columns):
-        return []
-    out = []
+        return {}
+    out = {}
     for model in ordered(results["model"]):
         try:
-            trainer = json.loads(results.loc[results["model"] == model, "hparams"].iloc[0]).get("trainer") or {}
+            node = json.loads(results.loc[results["model"] == model, "hparams"].iloc[0]).get(part) or {}
         except (TypeError, ValueError, AttributeError):
             continue
+        if isinstance(node, dict):
+            out[model] = node
+    return out
+
+
+def _model_recipes(results, base: dict) -> list[str]:
+    """Per model, the trainer settings its units ran with that differ from the trainer group's
+    (from the units' ``hparams``: a study's per-model overrides, e.g. its epochs and schedule)."""
+    out = []
+    for model, trainer in _hparams_part(results, "trainer").items():
         diff = {k: v for k, v in trainer.items() if k not in ("seed", "augment") and base.get(k) != v}
         if diff:
             out.append(f"{model}: " + ", ".join(f"{k}={value(v)}" for k, v in diff.items()))
@@ -51,17 +61,9 @@ def _model_recipes(results, base: dict) -> list[str]:
 def _model_networks(results) -> list[str]:
     """Per model label, the network its units built: the model node's name and settings (from the
     units' ``hparams``), so a label such as ``timm_resnet10t_half`` is spelled out in the report."""
-    import json
-
-    if results is None or not len(results) or not {"model", "hparams"} <= set(results.columns):
-        return []
     out = []
-    for model in ordered(results["model"]):
-        try:
-            node = json.loads(results.loc[results["model"] == model, "hparams"].iloc[0]).get("model") or {}
-        except (TypeError, ValueError, AttributeError):
-            continue
-        if isinstance(node, dict) and node.get("name"):
+    for model, node in _hparams_part(results, "model").items():
+        if node.get("name"):
             # lists keep their brackets: the settings themselves are comma-separated
             rest = ", ".join(f"{k}={list(v) if isinstance(v, (list, tuple)) else value(v)}"
                              for k, v in node.items() if k != "name")
