@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -21,18 +20,14 @@ from bench import tracking
 from bench.results import read_tables
 from bench.run import run_study
 
+from _local_servers import free_port
+
 TINY = [
     "study=smoke",
     "study.datasets=[{option: synthetic, label: synthetic, params: {n_subjects: 3, clips_per_class: 1, size: 48}}]",
     "study.representations=[single_phase]",
     "trainer.epochs=1", "flow.size=32", "report=false", "progress=false",
 ]
-
-
-def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def nested_runs(uri: str, experiment: str = "smoke"):
@@ -48,7 +43,7 @@ def nested_runs(uri: str, experiment: str = "smoke"):
 
 
 def test_unreachable_uri_fails_fast_before_any_work(tmp_path):
-    uri = f"http://127.0.0.1:{closed_port()}"
+    uri = f"http://127.0.0.1:{free_port()}"
     cmd = [sys.executable, "-m", "bench.run", *TINY, "tracking=mlflow", f"tracking.uri={uri}",
            f"paths.runs={tmp_path / 'runs'}", f"paths.cache={tmp_path / 'cache'}", f"paths.reports={tmp_path / 'r'}"]
     t0 = time.monotonic()

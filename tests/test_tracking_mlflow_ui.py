@@ -10,10 +10,8 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
@@ -25,18 +23,14 @@ from bench import tracking
 from bench.results import read_tables
 from bench.run import run_study
 
+from _local_servers import free_port, served
+
 TINY = [
     "study=smoke",
     "study.datasets=[{option: synthetic, label: synthetic, params: {n_subjects: 3, clips_per_class: 1, size: 48}}]",
     "study.representations=[single_phase, two_phase_stack]",
     "trainer.epochs=2", "flow.size=32", "report=false", "progress=false",
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def get(url: str, body: dict | None = None, timeout: float = 10) -> dict:
@@ -77,33 +71,12 @@ def server(logged):
     """``mlflow server`` on 127.0.0.1 serving the run's store; its base URL."""
     run_dir, _ = logged
     port = free_port()
-    log = open(run_dir.parent / "mlflow-server.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--backend-store-uri",
-                             tracking.default_uri(run_dir), "--host", "127.0.0.1", "--port", str(port),
-                             "--workers", "1"], stdout=log, stderr=subprocess.STDOUT,
-                            env={**os.environ, "MLFLOW_TRACKING_URI": ""})
     base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(f"{base}/health", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.time() > deadline:
-                log.flush()
-                pytest.fail(f"mlflow server did not start: {(run_dir.parent / 'mlflow-server.log').read_text()[-2000:]}")
-            time.sleep(0.5)
+    cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", tracking.default_uri(run_dir),
+           "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+    with served(cmd, f"{base}/health", run_dir.parent / "mlflow-server.log", what="mlflow server", timeout=120,
+                env={**os.environ, "MLFLOW_TRACKING_URI": ""}):
         yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
 
 
 def test_tracking_turns_mlflow_telemetry_off_unless_the_user_set_it():

@@ -5,10 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
-import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
@@ -17,15 +14,11 @@ import pytest
 from bench.results import read_tables
 from bench.run import run_study
 
+from _local_servers import free_port, served
+
 DASHBOARD = shutil.which("optuna-dashboard") or (
     str(Path(sys.executable).parent / "optuna-dashboard") if (Path(sys.executable).parent / "optuna-dashboard").exists()
     else None)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.mark.slow
@@ -47,18 +40,9 @@ def test_dashboard_lists_one_study_per_outer_fold(tmp_path):
 
     port = free_port()
     # The README's command, as a user types it (the journal file path is the storage).
-    proc = subprocess.Popen([DASHBOARD, str(run_dir / "optuna.journal"), "--host", "127.0.0.1", "--port", str(port),
-                             "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        deadline, studies = time.time() + 60, None
-        while studies is None:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies", timeout=5) as r:
-                    studies = json.loads(r.read().decode())["study_summaries"]
-            except OSError:
-                if proc.poll() is not None or time.time() > deadline:
-                    pytest.fail(f"optuna-dashboard did not serve: {proc.stdout.read() if proc.poll() is not None else ''}")
-                time.sleep(0.5)
+    cmd = [DASHBOARD, str(run_dir / "optuna.journal"), "--host", "127.0.0.1", "--port", str(port), "--quiet"]
+    with served(cmd, f"http://127.0.0.1:{port}/api/studies", tmp_path / "dashboard.log", what="optuna-dashboard") as page:
+        studies = json.loads(page.decode())["study_summaries"]
         names = {s["study_name"] for s in studies}
         assert names == want
         for s in studies:
@@ -70,9 +54,3 @@ def test_dashboard_lists_one_study_per_outer_fold(tmp_path):
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies/{sid}?after=0", timeout=10) as r:
             detail = json.loads(r.read().decode())
         assert len(detail["trials"]) == 2
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()

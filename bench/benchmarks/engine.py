@@ -239,7 +239,8 @@ def changes(n: int = 132, size: int = 28, epochs: int = 5, repeats: int = 3, thr
     The allocator settings (``bench/allocator.py``) act per process, so they are not among these:
     compare whole runs with and without ``DUALFLOW_MALLOC=default`` instead (README "Performance").
     """
-    from models import create_model
+    from bench.config import compose, to_container
+    from models import build_model, create_model
 
     torch.set_num_threads(threads)
     x3, y = _synthetic(n, 3, size, 3, seed)
@@ -248,16 +249,18 @@ def changes(n: int = 132, size: int = 28, epochs: int = 5, repeats: int = 3, thr
     def ststnet_new():
         return create_model("ststnet", 3, 3)
 
-    def resnet(trim: bool, **kw):
-        return lambda: create_model("timm:resnet10t", 3, 3, trim_padding_taps=trim, **kw)
+    def resnet(trim: bool):
+        return lambda: create_model("timm:resnet10t", 3, 3, trim_padding_taps=trim)
 
-    half = {"stem_width": 16, "stage_widths": [32, 64, 128, 256]}
+    def option(name: str):  # a model config group option, as a study builds it
+        node = to_container(compose([f"model={name}"]).model)
+        return lambda: build_model(node, in_chans=3, num_classes=3)
 
     cases = {  # name: (old factory, new factory, fill_uninitialized_memory for old / new)
         "ststnet_one_stream": (_ThreeStreamSTSTNet, ststnet_new, (False, False)),
         "resnet10t_trim": (resnet(False), resnet(True), (False, False)),
         "no_nan_fill": (resnet(True), resnet(True), (True, False)),
-        "resnet10t_half": (resnet(True), resnet(True, **half), (False, False)),
+        "resnet10t_half": (option("timm_resnet10t"), option("timm_resnet10t_half"), (False, False)),
     }
     rows = []
     for name, (old, new, fills) in cases.items():
