@@ -1,6 +1,6 @@
 """``python -m bench.run study=NAME [key=value ...]``: run a study end to end.
 
-Plan the grid (bench.study) -> load each dataset once -> flows once per (dataset, flow) from the
+Plan the grid (bench.plan.planner) -> load each dataset once -> flows once per (dataset, flow) from the
 content-hash cache -> each representation once per (dataset, flow, representation) -> folds with the
 leak guard -> units of work on an executor, each persisted as it finishes -> the results table ->
 MLflow (written from the table) -> the report -> a summary on stdout.
@@ -24,9 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.config import ConfigError, to_container
-from bench.results import CELL_AXES
-from bench.study import Plan, plan_study, stable_hash
+from bench.core.config import ConfigError, to_container
+from bench.results.tables import CELL_AXES
+from bench.plan.planner import Plan, plan_study, stable_hash
 
 log = logging.getLogger("bench.run")
 
@@ -121,7 +121,7 @@ class _Prepared:
         return key, self.flows[key]
 
     def representation(self, cell):
-        from bench.fold import represent
+        from bench.training.fold import represent
 
         fkey, fs = self.flowset(cell)
         key = stable_hash([fkey, cell.cfg["representation"]])
@@ -149,7 +149,7 @@ class _Prepared:
                             d[np.asarray(fold.test_idx)].tolist()])
 
     def fold_list(self, cell):
-        from bench.protocol import ProtocolSpec
+        from bench.protocols.folds import ProtocolSpec
 
         dkey, table = self.table(cell)
         spec = ProtocolSpec.from_mapping(cell.cfg["protocol"])
@@ -165,7 +165,7 @@ def run_study(overrides: list[str], *, out=None) -> Path:
     """Run a study; returns its run directory.
 
     The run directory must be the suite's own (or new, or empty) and is locked from before its
-    first write to the end (``bench.rundir``): a second study or backfill into it is refused."""
+    first write to the end (``bench.runtime.rundir``): a second study or backfill into it is refused."""
     with contextlib.ExitStack() as held:  # the run directory's lock, released however the study ends
         return _run_study(overrides, out=out, held=held)
 
@@ -174,9 +174,9 @@ def _run_study(overrides: list[str], *, out, held: contextlib.ExitStack) -> Path
     out = out or sys.stdout
     from tqdm.auto import tqdm
 
-    from bench.executors import StudyInterrupted, check_tasks, make_executor
-    from bench.results import UnitRecordError, UnitStore, atomic_write_text, cell_columns, collect, write_tables
-    from bench.units import UnitTask
+    from bench.runtime.executors import StudyInterrupted, check_tasks, make_executor
+    from bench.results.tables import UnitRecordError, UnitStore, atomic_write_text, cell_columns, collect, write_tables
+    from bench.training.units import UnitTask
 
     t_start = time.perf_counter()
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -185,7 +185,7 @@ def _run_study(overrides: list[str], *, out, held: contextlib.ExitStack) -> Path
     base = plan.base
     study = plan.study["name"]
     run_dir = Path(base.run_dir)
-    from bench.rundir import check_report_dir, check_run_dir, own_run_dir
+    from bench.runtime.rundir import check_report_dir, check_run_dir, own_run_dir
 
     # Whose folder first (a listing, writes nothing), then whether it can be written (a probe file).
     check_run_dir(run_dir)
@@ -198,7 +198,7 @@ def _run_study(overrides: list[str], *, out, held: contextlib.ExitStack) -> Path
     # creates mlflow.db), claim it with its marker.
     held.enter_context(own_run_dir(run_dir, out=out, command=" ".join(["python -m bench.run", *overrides])))
     tracking_cfg = to_container(base.tracking)
-    from bench.tracking import check_tracking, default_uri
+    from bench.tracking.mlflow_store import check_tracking, default_uri
 
     if tracking_cfg.get("enabled"):
         tracking_cfg["uri"] = tracking_cfg.get("uri") or default_uri(run_dir)
@@ -308,7 +308,7 @@ def _run_study(overrides: list[str], *, out, held: contextlib.ExitStack) -> Path
     _write_aux(run_dir, records)
     _write_audit(run_dir, records, audit)
     _write_examples(run_dir, plan, prep)
-    from bench.manifest import write_manifest
+    from bench.results.manifest import write_manifest
 
     write_manifest(run_dir, plan, prep)  # the data/preprocessing choices; the report shows it first
 
@@ -330,7 +330,7 @@ def _run_study(overrides: list[str], *, out, held: contextlib.ExitStack) -> Path
         "audit": audit,
     }
     if tracking_cfg.get("enabled"):
-        from bench.tracking import log_run
+        from bench.tracking.mlflow_store import log_run
 
         t0 = time.perf_counter()
         try:
@@ -372,8 +372,8 @@ def _dataset_facts(table) -> dict:
 
 def _write_megc_logs(run_dir: Path, predictions, classes: list[str]) -> None:
     """Each cell's predictions also in the MEGC2019 per-fold log format (``python -m bench.score`` reads it)."""
-    from bench.prediction_files import companion_path, write_megc_log
-    from bench.rundir import record_run_files, run_files
+    from bench.evaluation.prediction_files import companion_path, write_megc_log
+    from bench.runtime.rundir import record_run_files, run_files
 
     out = run_dir / "predictions"
     logs = {}
@@ -421,7 +421,7 @@ def _write_aux(run_dir: Path, records: list[dict]) -> None:
 
 
 def _write_audit(run_dir: Path, records: list[dict], audit: bool) -> None:
-    """``audit.parquet``: the leakage audit's per-epoch test predictions (``bench.audit``), written
+    """``audit.parquet``: the leakage audit's per-epoch test predictions (``bench.evaluation.audit``), written
     only with ``audit=true``; without it, a previous audited run's file goes, so a report never
     shows shortcuts of a table they were not computed with."""
     path = run_dir / "audit.parquet"
@@ -430,7 +430,7 @@ def _write_audit(run_dir: Path, records: list[dict], audit: bool) -> None:
         return
     import tempfile
 
-    from bench.audit import audit_frame
+    from bench.evaluation.audit import audit_frame
 
     fd, tmp = tempfile.mkstemp(dir=run_dir, prefix=".audit.parquet.", suffix=".tmp")
     os.close(fd)
@@ -468,7 +468,7 @@ def summary_table(predictions, n_classes: int):
     """
     import pandas as pd
 
-    from bench.metrics import per_seed_scores
+    from bench.evaluation.metrics import per_seed_scores
 
     if len(predictions) == 0:
         return pd.DataFrame()
@@ -534,7 +534,7 @@ def print_summary(results, predictions, n_classes: int, out=None) -> None:
 
 def print_next_steps(mlflow_info: dict | None, report_dir: Path | None, out=None) -> None:
     """The commands to look at the results: the MLflow UI with the link that opens on the runs, the report."""
-    from bench.tracking import ui_command, ui_link
+    from bench.tracking.mlflow_store import ui_command, ui_link
 
     out = out or sys.stdout
     lines = []
@@ -612,8 +612,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def check_plan(plan: Plan) -> None:
     """Refuse, right after planning and before any data is loaded, what the planner does not check:
-    the executor node (``bench.executors.check_executor_cfg``) and the run's on/off switches."""
-    from bench.executors import check_executor_cfg
+    the executor node (``bench.runtime.executors.check_executor_cfg``) and the run's on/off switches."""
+    from bench.runtime.executors import check_executor_cfg
 
     check_executor_cfg(to_container(plan.base.executor))
     for key in ("resume", "report", "progress", "audit"):
@@ -626,7 +626,7 @@ def _on_sigterm_stop():
     """SIGTERM stops a study as Ctrl-C does (``StudyInterrupted``, a KeyboardInterrupt): the pool is
     stopped, finished units are kept, exit status 143. Returns the previous handler (None when this
     is not the main thread, where handlers cannot be set)."""
-    from bench.executors import StudyInterrupted
+    from bench.runtime.executors import StudyInterrupted
 
     def stop(signum, frame):  # noqa: ARG001
         raise StudyInterrupted(signum)
@@ -643,8 +643,8 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     Only modules already imported can have raised theirs, so nothing is imported here."""
     kinds: list[type[BaseException]] = [ConfigError, OSError]
     for mod, name in (("bench.data.table", "DataError"), ("bench.flow.pipeline", "FlowError"),
-                      ("bench.protocol", "ProtocolError"), ("bench.report.load", "ReportInputError"),
-                      ("bench.executors", "StudyStopped"), ("bench.results", "UnitRecordError")):
+                      ("bench.protocols.folds", "ProtocolError"), ("bench.report.load", "ReportInputError"),
+                      ("bench.runtime.executors", "StudyStopped"), ("bench.results.tables", "UnitRecordError")):
         kind = getattr(sys.modules.get(mod), name, None)
         if isinstance(kind, type):
             kinds.append(kind)

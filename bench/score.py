@@ -21,9 +21,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from bench.prediction_files import PredictionFileError, count_predictions
-from bench.metrics import format_confusion, per_class_scores, scores_from_confusion
-from bench.protocol import MEGC2019_DATASETS
+from bench.evaluation.prediction_files import PredictionFileError, count_predictions
+from bench.evaluation.metrics import format_confusion, per_class_scores, scores_from_confusion
+from bench.protocols.folds import MEGC2019_DATASETS
 
 
 def _block(cm: np.ndarray) -> dict[str, Any]:

@@ -6,7 +6,7 @@ module of this package is imported, so a new family is one file plus its
 """
 
 from bench.compat import ensure_torchvision_importable
-from bench.registry import import_plugins
+from bench.core.registry import import_plugins
 
 ensure_torchvision_importable()  # must precede the first `import timm` (timm_models imports it)
 

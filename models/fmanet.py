@@ -15,7 +15,7 @@ Pipeline (N samples, S = number of active streams):
 0. **Input normalisation** (``input_norm``): ``scale`` divides each channel the streams read by its
    root mean square, ``standard`` subtracts its mean and divides by its standard deviation, ``none``
    passes raw flows (pixels). The statistics are buffers fitted by :meth:`FMANet.fit_input_stats` on
-   the fold's TRAINING rows only (``bench.fold.train_and_predict`` calls it on the fit indices before
+   the fold's TRAINING rows only (``bench.training.fold.train_and_predict`` calls it on the fit indices before
    ``fit``; validation and test rows never reach it); identity until it is called.
 1. **Stream encoders** (``streams``, ``backbone``, ``shared_weights``). One encoder per phase:
    ``backbone="cnn"`` is :class:`models.layers.SmallEncoder` (conv-BN-ReLU blocks of ``widths``,
@@ -248,7 +248,7 @@ class FMANet(nn.Module):
         self.fusion = fusion if len(self.phases) == 2 else "none"
         self.shared_weights = bool(shared_weights) and len(self.phases) == 2
         # The small CNN encoder's 2x2 max-pools are ~3x faster in NHWC on CPU (training step x0.73);
-        # timm backbones (ResNets) measured slower in NHWC, so they keep NCHW. Read by bench.engine.
+        # timm backbones (ResNets) measured slower in NHWC, so they keep NCHW. Read by bench.training.engine.
         self.preferred_memory_format = "channels_last" if backbone == "cnn" else "contiguous"
 
         def make_stream() -> _PhaseStream:
@@ -285,7 +285,7 @@ class FMANet(nn.Module):
         ``scale``: divide each channel by its root mean square (zero motion stays zero, signs kept);
         ``standard``: subtract the channel mean, divide by its standard deviation. A channel whose
         statistic is ~0 (constant zero) keeps scale 1. A no-op with ``input_norm="none"``.
-        ``bench.fold.train_and_predict`` calls it on the fit indices before ``fit``.
+        ``bench.training.fold.train_and_predict`` calls it on the fit indices before ``fit``.
         """
         if self.input_norm == "none":
             return

@@ -19,7 +19,7 @@ from __future__ import annotations
 import inspect
 from typing import Any, Callable, Sequence
 
-from bench.registry import Registry, split_node
+from bench.core.registry import Registry, split_node
 
 MODELS = Registry("model")
 

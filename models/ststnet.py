@@ -17,7 +17,7 @@ map alone, so the three streams *are* one 3x3 convolution with 3+5+8 filters fol
 on its 16 maps; ``stream(k)`` slices stream k back out (the tests check the two agree). The one
 convolution, in NHWC (``preferred_memory_format``, whose 3x3/3 max-pool is ~3x faster than NCHW's on
 CPU), trains a fold in ~0.5x the CPU time of the three separate NCHW streams on one core
-(``python -m bench.benchmarks.engine --changes``). The weight
+(``python -m benchmarks.engine --changes``). The weight
 initialisation has the same distribution (each filter's fan-in is the same ``in_chans * 9``).
 """
 
@@ -32,7 +32,7 @@ from models.registry import register_model
 
 
 class STSTNet(nn.Module):
-    preferred_memory_format = "channels_last"  # bench.engine trains it in NHWC (memory_format: auto)
+    preferred_memory_format = "channels_last"  # bench.training.engine trains it in NHWC (memory_format: auto)
 
     def __init__(
         self,

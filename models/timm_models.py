@@ -18,7 +18,7 @@
   skip: at 28 px a ResNet's last stage sees 2x2 and 1x1 maps, where a 3x3 convolution is one 1x1
   (or 2x2) convolution plus eight (five) taps of zeros, and oneDNN computes those zeros: the
   512->512 3x3 convolution on 1x1 maps costs ~10x its 1x1 equivalent. A ResNet-10-T fold trains in
-  ~0.89x the CPU time with the trim (``python -m bench.benchmarks.engine --changes``). Parameters and
+  ~0.89x the CPU time with the trim (``python -m benchmarks.engine --changes``). Parameters and
   state dict are unchanged (the module's class is swapped, not its weights).
 """
 
@@ -28,7 +28,7 @@ import difflib
 import functools
 
 from bench.compat import ensure_torchvision_importable
-from bench.registry import UnknownNameError
+from bench.core.registry import UnknownNameError
 from models.registry import register_model
 
 ensure_torchvision_importable()  # before timm imports torchvision (see bench/compat.py)

@@ -4,7 +4,7 @@ Importing this package registers every representation: each module of it is impo
 representation is one file plus its ``bench/conf/representation/<name>.yaml``).
 """
 
-from bench.registry import import_plugins
+from bench.core.registry import import_plugins
 
 from representations.registry import (
     REPRESENTATIONS,

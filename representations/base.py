@@ -7,7 +7,7 @@ Every representation:
 
 * takes ``size`` (output H = W; None = keep the flow's size). The FLOWS are resized before the
   formula, with vector scaling (u *= new_w / old_w, v *= new_h / old_h; INTER_AREA when shrinking,
-  see ``bench.flowops.resize_flow``), so magnitudes and strain are those of the resized grid.
+  see ``bench.flow.ops.resize_flow``), so magnitudes and strain are those of the resized grid.
 * is computed batch-first in float64 NumPy (``_maps``) and cast to float32 at the end;
   ``__call__`` is the batch of one, so ``batch(x)`` equals stacking ``__call__`` by construction.
 * rejects NaN/inf input with a ValueError naming the sample; degenerate (flat) maps are defined
@@ -27,7 +27,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from bench.flowops import resize_flow
+from bench.flow.ops import resize_flow
 
 _VEC = re.compile(r"^([uv])(.*)$")
 

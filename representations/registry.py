@@ -6,7 +6,7 @@ its config file is ``bench/conf/representation/<name>.yaml`` (the file name is t
 
 from typing import Sequence
 
-from bench.registry import Registry
+from bench.core.registry import Registry
 
 REPRESENTATIONS = Registry("representation")
 register_representation = REPRESENTATIONS.register

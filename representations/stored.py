@@ -39,7 +39,7 @@ class Stored(Representation):
     name = "stored"
     channel_phases = {f"{q}{p}": (p,) for p in (1, 2) for q in _QUANTITIES}
     default_channels = ("u1", "v1", "strain1")
-    reads_stored = True  # bench.fold.represent passes the flow set's stored channels
+    reads_stored = True  # bench.training.fold.represent passes the flow set's stored channels
 
     def __init__(self, size: int | None = None, channels: Sequence[str] | None = None, rescale: bool = True):
         super().__init__(size=size, channels=channels)

@@ -1,4 +1,4 @@
-"""bench/allocator.py: a process that trains model after model reuses freed blocks instead of
+"""bench/runtime/allocator.py: a process that trains model after model reuses freed blocks instead of
 faulting in fresh zeroed pages (counted as minor page faults, in a fresh interpreter each)."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="gl
 CODE = """
 import resource, sys
 import torch
-from bench.allocator import keep_freed_memory
+from bench.runtime.allocator import keep_freed_memory
 ok = keep_freed_memory()
 torch.set_num_threads(1)
 from models.registry import create_model

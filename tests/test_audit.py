@@ -1,4 +1,4 @@
-"""The leakage audit (bench/audit.py): each shortcut against a hand computation, properties over
+"""The leakage audit (bench/evaluation/audit.py): each shortcut against a hand computation, properties over
 random small studies, the per-epoch snapshots, the unit-record check."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bench.audit import (
+from bench.evaluation.audit import (
     LEAKY, SCORE_COLUMNS, AuditError, audit_frame, mean_precision_uar, overall_best_epoch, shortcut_scores,
     subject_best_epoch, summarize,
 )
@@ -150,7 +150,7 @@ def test_audit_frame_from_unit_records():
 
 
 def test_a_unit_record_with_a_broken_audit_entry_is_not_trusted():
-    from bench.results import record_problem
+    from bench.results.tables import record_problem
 
     row = {"unit_key": "k", "cell": "c", "status": "ok", "seed": 0, "fold": "s1", "n_test": 2,
            "fold_uf1": 0.5, "fold_uar": 0.5, "fold_acc": 0.5, **{k: CELL[k] for k in CELL if k != "study"}}
@@ -202,8 +202,8 @@ def test_shortcut_picks_are_never_below_the_last_epoch(study):
 def _tiny_fit(snapshots_budget=None):
     import torch
 
-    from bench.engine import TrainConfig, fit
-    from bench.fold import EpochSnapshots
+    from bench.training.engine import TrainConfig, fit
+    from bench.training.fold import EpochSnapshots
 
     g = torch.Generator().manual_seed(0)
     x, y = torch.randn(24, 2, 8, 8, generator=g), torch.arange(24) % 3
@@ -233,7 +233,7 @@ def test_snapshots_change_nothing_and_replay_every_epoch(one_thread):
 
     import torch
 
-    from bench.engine import predict_proba
+    from bench.training.engine import predict_proba
 
     plain, _, xt = _tiny_fit()
     model, snaps, _ = _tiny_fit(snapshots_budget=2)  # two copies fit in memory, two are spilled to disk

@@ -1,10 +1,10 @@
-"""``python -m bench.benchmarks.audit``: the off/on ratio is computed and printed (no timing asserts)."""
+"""``python -m benchmarks.audit``: the off/on ratio is computed and printed (no timing asserts)."""
 
 from __future__ import annotations
 
 import pytest
 
-from bench.benchmarks import audit as audit_bench
+from benchmarks import audit as audit_bench
 
 
 def test_ratio_lines():

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench.audit import AUDIT_COLUMNS, shortcut_scores, summarize
+from bench.evaluation.audit import AUDIT_COLUMNS, shortcut_scores, summarize
 from bench.report import ReportInputError, ReportOptions, load_run, make_report
 from bench.report import sections as sections_pkg
 from bench.report.context import ReportContext

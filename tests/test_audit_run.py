@@ -10,7 +10,7 @@ import json
 import pandas as pd
 import pytest
 
-from bench.results import read_tables
+from bench.results.tables import read_tables
 from bench.run import run_study
 
 TINY = [
@@ -31,7 +31,7 @@ def _headline(run_dir):
 @pytest.mark.slow
 @pytest.mark.ci
 def test_headline_is_bit_identical_with_and_without_the_audit(tmp_path, session_cache):
-    from bench.config import ConfigError
+    from bench.core.config import ConfigError
 
     ovs = [*TINY, f"paths.cache={session_cache}", f"paths.runs={tmp_path / 'runs'}"]
     with pytest.raises(ConfigError, match="audit must be true or false"):

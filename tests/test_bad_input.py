@@ -16,11 +16,11 @@ import cv2
 import numpy as np
 import pytest
 
-from bench.config import ConfigError
+from bench.core.config import ConfigError
 from bench.data import DataError, load_dataset
 from bench.flow import compute_flows
 from bench.flow.cache import entry_path
-from bench.registry import UnknownNameError
+from bench.core.registry import UnknownNameError
 from bench.run import main
 from models import create_model
 from representations import create_representation, list_representations
@@ -206,7 +206,7 @@ def test_cli_bad_override_exits_2_with_a_clear_message(tmp_path, session_cache, 
 
 def test_config_error_is_a_value_error_for_library_callers():
     """A library caller that catches ValueError catches a bad config, with the readable message."""
-    from bench.study import plan_study
+    from bench.plan.planner import plan_study
 
     with pytest.raises(ValueError, match="unknown model 'ststnett'") as e:
         plan_study(["study=smoke", "study.models=[ststnett]"])

@@ -1,4 +1,4 @@
-"""``python -m bench.benchmarks --quick`` executes each piece and prints its ratios (no timing asserts:
+"""``python -m benchmarks --quick`` executes each piece and prints its ratios (no timing asserts:
 the numbers of a shared machine are noise at these sizes; the point is that the suite runs)."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from bench.benchmarks import study as study_bench
-from bench.benchmarks.__main__ import main
+from benchmarks import study as study_bench
+from benchmarks.__main__ import main
 
 
 def test_quick_flow_and_engine_print_every_ratio(tmp_path, capsys):

@@ -1,9 +1,9 @@
 """Every option of every config group composes, and builds with exactly the keys its consumer takes.
 
-Groups are the folders of ``bench/conf`` and options come from ``bench.config.group_options``, so a new
+Groups are the folders of ``bench/conf`` and options come from ``bench.core.config.group_options``, so a new
 file is covered without editing this test. The compose part covers every group; the build part has one
 entry per group in ``BUILDERS`` (``PENDING`` groups get theirs with the rewrite of their code). Also:
-the schemas (``bench/schemas.py``) refuse a wrong type or an unknown key at compose time, clearly.
+the schemas (``bench/core/schemas.py``) refuse a wrong type or an unknown key at compose time, clearly.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from bench.config import CONF_DIR, ConfigError, compose, group_options
+from bench.core.config import CONF_DIR, ConfigError, compose, group_options
 
 GROUPS = sorted(p.name for p in CONF_DIR.iterdir() if p.is_dir())
 CASES = [(g, o) for g in GROUPS for o in group_options(g)]
@@ -49,8 +49,8 @@ def _read_keys(*modules: str) -> set[str]:
 # -------------------------------------------------------------------------------------- builders
 
 def build_trainer(node: dict, tmp: Path) -> None:
-    from bench.engine import TrainConfig
-    from bench.schemas import AugmentConfig, TrainerNode
+    from bench.training.engine import TrainConfig
+    from bench.core.schemas import AugmentConfig, TrainerNode
     from representations.augment import FlowAugment
 
     # augment is the runner's, not an engine field: FlowAugment(channels, **augment) builds it
@@ -72,7 +72,7 @@ def build_trainer(node: dict, tmp: Path) -> None:
 
 
 def build_protocol(node: dict, tmp: Path) -> None:
-    from bench.protocol import ProtocolSpec, ValidationSpec
+    from bench.protocols.folds import ProtocolSpec, ValidationSpec
 
     assert set(node) <= {f.name for f in dataclasses.fields(ProtocolSpec)}
     assert set(node["validation"]) == {f.name for f in dataclasses.fields(ValidationSpec)}
@@ -104,9 +104,9 @@ def build_flow(node: dict, tmp: Path) -> None:
 
 
 def build_executor(node: dict, tmp: Path) -> None:
-    from bench.executors import make_executor
+    from bench.runtime.executors import make_executor
 
-    read = _read_keys("bench.executors")
+    read = _read_keys("bench.runtime.executors")
     assert set(node) <= read, f"keys the executor never reads: {sorted(set(node) - read)}"
     if node["name"] == "ray":
         pytest.importorskip("ray", reason="optional extra; its keys were checked above")
@@ -114,13 +114,13 @@ def build_executor(node: dict, tmp: Path) -> None:
 
 
 def build_tuning(node: dict, tmp: Path) -> None:
-    from bench.engine import TrainConfig
-    from bench.tuning import SPACE_ROOTS, apply_params, flatten_space
+    from bench.training.engine import TrainConfig
+    from bench.training.tuning import SPACE_ROOTS, apply_params, flatten_space
 
-    read = _read_keys("bench.tuning", "bench.units", "bench.fold", "bench.study")
+    read = _read_keys("bench.training.tuning", "bench.training.units", "bench.training.fold", "bench.plan.planner")
     assert set(node) <= read, f"keys tuning never reads: {sorted(set(node) - read)}"
     assert int(node["n_trials"]) >= 0
-    if int(node["n_trials"]) > 0:  # what bench.study.validate_cell checks before any work
+    if int(node["n_trials"]) > 0:  # what bench.plan.planner.validate_cell checks before any work
         space = flatten_space(node["space"])
         assert space and all(k.split(".")[0] in SPACE_ROOTS for k in space)
         trainer = dataclasses.asdict(TrainConfig())
@@ -130,7 +130,7 @@ def build_tuning(node: dict, tmp: Path) -> None:
 
 
 def build_tracking(node: dict, tmp: Path) -> None:
-    read = _read_keys("bench.tracking", "bench.run")
+    read = _read_keys("bench.tracking.mlflow_store", "bench.run")
     assert set(node) <= read, f"keys tracking never reads: {sorted(set(node) - read)}"
     assert isinstance(node["enabled"], bool)
 
@@ -217,8 +217,8 @@ def test_dataset_files_share_the_validation_block():
 
 
 def test_config_files_do_not_repeat_schema_defaults():
-    from bench.protocol import ProtocolBase
-    from bench.schemas import TrainerNode
+    from bench.protocols.folds import ProtocolBase
+    from bench.core.schemas import TrainerNode
 
     schema = {("trainer", "default"): TrainerNode(), **{("protocol", o): ProtocolBase() for o in group_options("protocol")}}
     for (group, option), defaults in schema.items():
@@ -273,8 +273,8 @@ def test_schema_converts_like_the_dataclass_and_keeps_types():
 
 
 def test_plain_mappings_get_the_schema_rules():
-    from bench.engine import TrainConfig
-    from bench.protocol import ProtocolError, ProtocolSpec
+    from bench.training.engine import TrainConfig
+    from bench.protocols.folds import ProtocolError, ProtocolSpec
 
     with pytest.raises(ValueError, match=r"trainer\.epochs: .*'abc'.*Integer"):
         TrainConfig.from_mapping({"epochs": "abc"})

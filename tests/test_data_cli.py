@@ -63,7 +63,7 @@ def test_summary_with_only_the_annotation(tmp_path):
     assert "clips: 4" in text and "error: " in text and "row 2 (sub01/EP02_01f): offset 10 is not after onset 46" in text
 
 
-@pytest.mark.skipif(importlib.util.find_spec("bench.config") is None, reason="bench.config not written yet")
+@pytest.mark.skipif(importlib.util.find_spec("bench.core.config") is None, reason="bench.core.config not written yet")
 def test_cli_composes_overrides(tmp_path, capsys):
     from bench.data.__main__ import main
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from bench.benchmarks import engine as bench_engine
+from benchmarks import engine as bench_engine
 
 
 def test_benchmark_run_returns_every_key():

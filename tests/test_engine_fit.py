@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch import nn
 
-from bench.engine import (FitResult, TrainConfig, batch_bounds, deterministic_mode, fit, memory_format_for,
+from bench.training.engine import (FitResult, TrainConfig, batch_bounds, deterministic_mode, fit, memory_format_for,
                           predict_aux, predict_proba, resolve_device, seed_everything)
 from models import create_model
 
@@ -40,7 +40,7 @@ CPU = dict(device="cpu")
 
 def test_trainer_yaml_has_every_field_with_the_dataclass_defaults():
     """The composed trainer node (schema + YAML) carries every field, at the dataclass defaults."""
-    from bench.config import compose, to_container
+    from bench.core.config import compose, to_container
 
     raw = to_container(compose([]).trainer)
     raw.pop("augment")  # the runner's augmentation node (representations/augment.py), not an engine field
@@ -201,7 +201,7 @@ def test_val_without_patience_is_a_fixed_budget_and_eval_every():
 
 def test_patience_without_val_is_ignored(caplog):
     x, y = _data(n=30)
-    with caplog.at_level(logging.INFO, logger="bench.engine"):
+    with caplog.at_level(logging.INFO, logger="bench.training.engine"):
         r = fit(_tiny(), x, y, TrainConfig(epochs=3, early_stopping_patience=1, **CPU))
     assert r.epochs_run == 3 and r.best_epoch == -1
     assert "no validation split" in caplog.text
@@ -298,7 +298,7 @@ def test_device_resolution():
 
 def test_amp_on_cpu_is_ignored_with_a_warning(caplog):
     x, y = _data(n=20)
-    with caplog.at_level(logging.WARNING, logger="bench.engine"):
+    with caplog.at_level(logging.WARNING, logger="bench.training.engine"):
         r = fit(_tiny(), x, y, TrainConfig(epochs=1, amp=True, **CPU))
     assert r.amp is False and "only used on CUDA" in caplog.text
 

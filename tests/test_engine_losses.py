@@ -9,8 +9,8 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from bench.engine import _scores
-from bench.losses import FocalLoss, class_weights, make_loss
+from bench.training.engine import _scores
+from bench.training.losses import FocalLoss, class_weights, make_loss
 
 
 def test_balanced_class_weights_known_answer():

@@ -1,19 +1,19 @@
 """The main study's recipe change keeps every changed model's final training loss (issue 15).
 
-Criterion (bench/benchmarks/recipe.py): the final-epoch training loss, averaged over the folds and
+Criterion (benchmarks/recipe.py): the final-epoch training loss, averaged over the folds and
 representations (synthetic data, seed 0), under the study's recipe is no higher than under the
 previous recipe + 0.02. Checked here on 4 of the 12 LOSO folds for STSTNet, whose recipe changed
-(the full check: ``python -m bench.benchmarks.recipe``)."""
+(the full check: ``python -m benchmarks.recipe``)."""
 
 from __future__ import annotations
 
 import pytest
 
-from bench.benchmarks import recipe
+from benchmarks import recipe
 
 
 def test_reference_recipes_name_every_model_of_the_study():
-    from bench.study import plan_study
+    from bench.plan.planner import plan_study
 
     plan = plan_study([f"study={recipe.STUDY}", "tracking=none"])
     assert {c.model.name for c in plan.cells} <= set(recipe.REFERENCE)
@@ -23,7 +23,7 @@ def test_timm_cell_is_half_width_resnet10t_on_the_old_recipe():
     """The timm cell changed its network, not its recipe: ResNet-10-T at half width (stem 16, stages
     32-64-128-256) on the full-width network's 20 epochs at a constant lr 1e-3; the recipe check
     compares it with the full-width option it replaced."""
-    from bench.study import plan_study
+    from bench.plan.planner import plan_study
 
     plan = plan_study([f"study={recipe.STUDY}", "tracking=none"])
     cell = next(c for c in plan.cells if c.model.name.startswith("timm"))

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from bench.engine import TrainConfig, deterministic_mode, fit, predict_proba, seed_everything
+from bench.training.engine import TrainConfig, deterministic_mode, fit, predict_proba, seed_everything
 from models import create_model
 from models.timm_models import TapTrimmedConv2d, used_taps
 

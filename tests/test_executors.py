@@ -7,7 +7,7 @@ import importlib.util
 import pandas as pd
 import pytest
 
-from bench.results import read_tables
+from bench.results.tables import read_tables
 from bench.run import run_study
 
 pytestmark = pytest.mark.integration

@@ -17,16 +17,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import bench.prediction_files as pf
+import bench.evaluation.prediction_files as pf
 from bench.data import DataError, load_dataset
 from bench.data.__main__ import main as data_main
 from bench.data.precomputed import load_precomputed
 from bench.flow import compute_flows
 from bench.flow import pipeline
 from bench.flow.pipeline import FlowError
-from bench.flowfiles import FlowFileSpec, read_flow_file, write_flo
-from bench.metrics import pooled_scores
-from bench.prediction_files import PredictionFileError, read_megc_log, write_megc_log
+from bench.data.flowfiles import FlowFileSpec, read_flow_file, write_flo
+from bench.evaluation.metrics import pooled_scores
+from bench.evaluation.prediction_files import PredictionFileError, read_megc_log, write_megc_log
 from bench.score import main as score_main, score_file
 
 HEADER = "subject,clip,onset,apex,offset,label"

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.config import ConfigError
+from bench.core.config import ConfigError
 from bench.run import check_output_dir, main
 
 TINY = ["study=smoke", "tracking=none", "report=false", "progress=false"]

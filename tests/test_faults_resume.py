@@ -2,7 +2,7 @@
 with the same command skips every finished unit, redoes torn or failed ones, and ends with the same
 results and predictions tables as an uninterrupted run.
 
-Units are bitwise deterministic for the same seed and thread count (see ``bench.engine``), so the
+Units are bitwise deterministic for the same seed and thread count (see ``bench.training.engine``), so the
 tables are compared exactly apart from the wall-clock timing columns; probabilities get a tight
 tolerance only because parquet round-trips floats through float64 (exact anyway in practice).
 """
@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench.results import UnitStore, read_tables
+from bench.results.tables import UnitStore, read_tables
 from bench.run import run_study
 
 TIMING = ["train_seconds", "predict_seconds", "tune_seconds"]

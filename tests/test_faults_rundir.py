@@ -5,7 +5,7 @@ logging instead of calling it done.
 - Ownership: a non-empty folder without the suite's marker (``.dualflow-run``, ``.dualflow-report``)
   is refused before any work, and nothing in it is touched; an empty folder is claimed; a run
   directory of an older suite (no marker, the suite's layout) is adopted and resumes.
-- Locking: a study (and ``bench.tracking backfill``) holds an exclusive flock on the run directory;
+- Locking: a study (and ``bench.tracking.mlflow_store backfill``) holds an exclusive flock on the run directory;
   a second writer exits 2 naming the holder's pid; a lock left by a killed process never blocks.
 - Tracking: a study run is marked complete only after all its children; backfill completes a
   partial one, so every cell and fold run is in the store exactly once.
@@ -25,11 +25,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from bench import rundir, tracking
-from bench.config import ConfigError
+from bench.runtime import rundir
+
+from bench.tracking import mlflow_store as tracking
+from bench.core.config import ConfigError
 from bench.report import ReportOptions, make_report
 from bench.report.__main__ import main as report_main
-from bench.results import read_tables, write_tables
+from bench.results.tables import read_tables, write_tables
 from bench.run import main, run_study
 from test_report_e2e import fabricate_run
 
@@ -175,7 +177,7 @@ def test_second_writer_is_refused_with_the_holders_pid_and_nothing_lost(tmp_path
         assert r.returncode == 2, r.stderr[-2000:]
         assert f"pid {os.getpid()}" in r.stderr and "a study holding the lock" in r.stderr
         assert "Traceback" not in r.stderr and "alembic" not in r.stderr and "not reachable" not in r.stderr
-        b = _cli(["bench.tracking", "backfill", str(run_dir)], cwd)
+        b = _cli(["bench.tracking.mlflow_store", "backfill", str(run_dir)], cwd)
         assert b.returncode == 2 and f"pid {os.getpid()}" in b.stderr, b.stderr[-2000:]
         rep = _cli(["bench.report", str(run_dir), "--out", str(tmp_path / "rep"), "--no-pdf", "-q"], cwd)
         assert rep.returncode == 2 and f"pid {os.getpid()}" in rep.stderr, rep.stderr[-2000:]
@@ -188,7 +190,7 @@ def test_second_writer_is_refused_with_the_holders_pid_and_nothing_lost(tmp_path
 def test_a_lock_left_by_a_killed_process_does_not_block(tmp_path, run_overrides):
     d = tmp_path / "runs" / "smoke"
     d.mkdir(parents=True)
-    code = ("import os, sys; from bench.rundir import locked\n"
+    code = ("import os, sys; from bench.runtime.rundir import locked\n"
             "with locked(sys.argv[1], command='doomed'):\n    os.kill(os.getpid(), 9)\n")
     r = subprocess.run([sys.executable, "-c", code, str(d)], cwd=ROOT, timeout=120)
     assert r.returncode == -signal.SIGKILL

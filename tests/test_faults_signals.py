@@ -4,7 +4,7 @@
   as a terminal's Ctrl-C) keeps every finished unit, prints one line and exits 130 (143 for
   SIGTERM); no process of the study's tree survives, no crash file is left, and a rerun resumes.
 - A SIGKILLed runner takes its training workers, the flow workers, the forkserver and the resource
-  tracker with it (``bench.lifeline``).
+  tracker with it (``bench.runtime.lifeline``).
 - Exit 1 when a unit failed; errors knowable at plan time are refused then; errors after planning
   print one ``error: ...`` line with exit 2 (a traceback only with ``DUALFLOW_LOGLEVEL=DEBUG``).
 
@@ -81,8 +81,8 @@ def test_bad_config_is_refused_at_plan_time(tmp_path, capsys, override, says, mo
     ({"name": "slurm"}, r"unknown executor 'slurm'. Available: local, ray"),
 ])
 def test_executor_config_checks(cfg, says):
-    from bench.config import ConfigError
-    from bench.executors import check_executor_cfg, make_executor
+    from bench.core.config import ConfigError
+    from bench.runtime.executors import check_executor_cfg, make_executor
 
     with pytest.raises(ConfigError, match=says):
         check_executor_cfg(cfg)
@@ -92,7 +92,7 @@ def test_executor_config_checks(cfg, says):
 
 
 def test_devices_that_exist_are_accepted():
-    from bench.schemas import TrainConfig
+    from bench.core.schemas import TrainConfig
 
     for device in ("auto", "cpu", "cuda", "cuda:0", "cuda:12", "mps"):
         assert TrainConfig.from_mapping({"device": device}).device == device
@@ -107,7 +107,7 @@ def test_class_weights_of_the_wrong_length_are_refused_before_any_training(tmp_p
 
 
 def test_workers_above_units_or_cores_are_capped_with_a_note():
-    from bench.executors import LocalExecutor
+    from bench.runtime.executors import LocalExecutor
 
     cores = os.cpu_count() or 1
     ex = LocalExecutor({"workers": 1000})
@@ -126,12 +126,12 @@ def test_workers_above_units_or_cores_are_capped_with_a_note():
 @pytest.fixture
 def failing_units(monkeypatch):
     """Every unit raises inside training (workers=1 runs them in this process)."""
-    import bench.units
+    import bench.training.units
 
     def boom(task, *a, **kw):
         raise RuntimeError(f"injected failure in fold {task.fold}")
 
-    monkeypatch.setattr(bench.units, "train_and_predict", boom)
+    monkeypatch.setattr(bench.training.units, "train_and_predict", boom)
 
 
 def test_exit_status_is_1_when_any_unit_failed(tmp_path, session_cache, capsys, failing_units):
@@ -157,7 +157,7 @@ def _raiser(exc):
 def test_errors_after_planning_are_one_line_with_exit_2(tmp_path, session_cache, capsys, monkeypatch, where):
     from bench.data.table import DataError
     from bench.flow.pipeline import FlowError
-    from bench.protocol import ProtocolError
+    from bench.protocols.folds import ProtocolError
     from bench.report.load import ReportInputError
 
     args = [*TINY, *_paths(tmp_path, session_cache)]
@@ -173,15 +173,15 @@ def test_errors_after_planning_are_one_line_with_exit_2(tmp_path, session_cache,
         monkeypatch.setattr(bench.flow, "compute_flows", _raiser(FlowError("flow extraction failed for sample s1/c1")))
         says = "flow extraction failed for sample s1/c1"
     elif where == "protocol":
-        import bench.protocol
+        import bench.protocols.folds
 
-        monkeypatch.setattr(bench.protocol.ProtocolSpec, "make_folds", _raiser(ProtocolError("the sample table is empty")))
+        monkeypatch.setattr(bench.protocols.folds.ProtocolSpec, "make_folds", _raiser(ProtocolError("the sample table is empty")))
         says = "the sample table is empty"
     elif where == "disk_full":
-        import bench.results
+        import bench.results.tables
 
         full = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(tmp_path / "runs" / "smoke" / "results.parquet"))
-        monkeypatch.setattr(bench.results, "write_tables", _raiser(full))
+        monkeypatch.setattr(bench.results.tables, "write_tables", _raiser(full))
         says = r"OSError .*results.parquet: No space left on device \(errno 28\)"
     else:
         import bench.report
@@ -219,9 +219,9 @@ def test_reports_folder_is_checked_before_any_work(tmp_path, capsys):
 
 def test_interrupt_in_process_keeps_finished_units_and_says_so(tmp_path, session_cache, capsys, monkeypatch):
     """Ctrl-C while the second unit trains (workers=1: in this process)."""
-    import bench.units
+    import bench.training.units
 
-    real = bench.units.train_and_predict
+    real = bench.training.units.train_and_predict
     calls = []
 
     def second_interrupted(task, *a, **kw):
@@ -230,7 +230,7 @@ def test_interrupt_in_process_keeps_finished_units_and_says_so(tmp_path, session
             raise KeyboardInterrupt
         return real(task, *a, **kw)
 
-    monkeypatch.setattr(bench.units, "train_and_predict", second_interrupted)
+    monkeypatch.setattr(bench.training.units, "train_and_predict", second_interrupted)
     assert main([*TINY, *_paths(tmp_path, session_cache)]) == 130
     captured = capsys.readouterr()
     run_dir = tmp_path / "runs" / "smoke"
@@ -245,7 +245,7 @@ def test_stopping_a_pool_keeps_the_records_already_back_and_no_empty_crash_file(
     from concurrent.futures import Future
     from types import SimpleNamespace
 
-    from bench.executors import _stop_pool
+    from bench.runtime.executors import _stop_pool
 
     class NoPool:
         _processes: dict = {}
@@ -276,7 +276,7 @@ def _idle_worker(parent_pid: int, q) -> None:
     the runner's SIGTERM to another of its threads."""
     import threading
 
-    from bench.lifeline import die_with
+    from bench.runtime.lifeline import die_with
 
     die_with(parent_pid)
 

@@ -16,13 +16,13 @@ from pathlib import Path
 
 import pytest
 
-import bench.config
+import bench.core.config
 import studies
-from bench.config import ConfigError
+from bench.core.config import ConfigError
 from bench.data import load_dataset
-from bench.results import UnitStore, read_tables
+from bench.results.tables import UnitStore, read_tables
 from bench.run import main, run_study
-from bench.study import plan_study
+from bench.plan.planner import plan_study
 
 TINY = ["trainer.epochs=1", "flow.size=32", "tracking=none", "report=false", "progress=false",
         "executor.workers=1"]
@@ -143,8 +143,8 @@ def test_a_broken_study_file_blocks_only_itself(tmp_path, monkeypatch, capsys):
         shutil.copy(p, tmp_path / p.name)
     (tmp_path / "broken.yaml").write_text("name: broken\nmodels: [ststnet\n")  # unclosed list
     monkeypatch.setattr(studies, "STUDY_DIR", tmp_path)
-    monkeypatch.setattr(bench.config, "_registered", False)
-    monkeypatch.setattr(bench.config, "_broken_studies", {})
+    monkeypatch.setattr(bench.core.config, "_registered", False)
+    monkeypatch.setattr(bench.core.config, "_broken_studies", {})
     assert plan_study(["study=smoke"]).cells
     assert main(["study=broken", "--plan"]) == 2
     err = capsys.readouterr().err

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from bench import tracking
-from bench.results import read_tables
+from bench.tracking import mlflow_store as tracking
+from bench.results.tables import read_tables
 from bench.run import run_study
 
 from _local_servers import free_port
@@ -86,7 +86,7 @@ def test_backfill_of_a_directory_without_results_is_an_error(tmp_path, capsys):
 
 
 def _pooled_uf1(run_dir: Path) -> float:
-    from bench.metrics import pooled_scores
+    from bench.evaluation.metrics import pooled_scores
 
     _, preds = read_tables(run_dir)
     return pooled_scores(preds["y_true"], preds["y_pred"], 3)["uf1"]

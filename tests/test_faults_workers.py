@@ -16,11 +16,11 @@ import numpy as np
 import pytest
 
 from _crashing_model import CRASH_MODEL, RegisterOnUnpickle
-from bench.executors import LocalExecutor, StudyStopped
-from bench.results import read_tables
+from bench.runtime.executors import LocalExecutor, StudyStopped
+from bench.results.tables import read_tables
 from bench.run import run_study
-from bench.study import plan_study
-from bench.units import UnitTask
+from bench.plan.planner import plan_study
+from bench.training.units import UnitTask
 
 TINY = [
     "study=smoke",
@@ -170,16 +170,16 @@ def fail_second_fold(monkeypatch):
     A config-level fault (an unknown model parameter) is refused before any work by the planner's
     cell validation, so the run-time fault is injected here instead.
     """
-    import bench.units
+    import bench.training.units
 
-    real = bench.units.train_and_predict
+    real = bench.training.units.train_and_predict
 
     def flaky(task, *a, **kw):
         if task.fold.endswith("s02"):
             raise RuntimeError("injected failure in fold s02")
         return real(task, *a, **kw)
 
-    monkeypatch.setattr(bench.units, "train_and_predict", flaky)
+    monkeypatch.setattr(bench.training.units, "train_and_predict", flaky)
 
 
 def test_study_with_a_failing_unit_continues_and_records_it(tmp_path, session_cache, capsys, fail_second_fold):
@@ -211,7 +211,7 @@ def test_ray_unit_timeout_fails_only_the_hanging_unit(cell_cfg):
     import os
     from pathlib import Path
 
-    from bench.executors import RayExecutor
+    from bench.runtime.executors import RayExecutor
 
     # Ray workers import the test-only crash model by name: put tests/ on their path. The executor
     # uses an already running Ray as it is.

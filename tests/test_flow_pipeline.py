@@ -17,7 +17,7 @@ from bench.flow import cache as cache_mod
 from bench.flow import compute_flows, crop as crop_mod, pipeline
 from bench.flow.cache import CacheCorrupt, entry_path, load_entry, save_entry
 from bench.flow.crop import center_box, crop_resize, face_box, find_box, resolve_crop
-from bench.flowops import resize_flow
+from bench.flow.ops import resize_flow
 
 FAST = {"nscales": 3, "warps": 3, "outerIterations": 5}  # keep the tests quick; accuracy is not the point
 

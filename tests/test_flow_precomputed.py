@@ -13,7 +13,7 @@ import pytest
 from bench.data.precomputed import load_precomputed
 from bench.data.table import DataError
 from bench.flow import compute_flows
-from bench.flowfiles import FlowFileSpec, read_flo, read_flow_file, write_flo
+from bench.data.flowfiles import FlowFileSpec, read_flo, read_flow_file, write_flo
 
 # subject and clip names cannot hold spaces (the MEGC2019 log could not hold them: bench.data.table.
 # name_problem); the file names still do, through the templates' " .npy" (see load below)

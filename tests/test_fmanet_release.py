@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench.results import read_tables
+from bench.results.tables import read_tables
 from bench.run import run_study, summary_table
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]

@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from bench.engine import TrainConfig, fit
+from bench.training.engine import TrainConfig, fit
 from models import create_model
 from models.fmanet import FMANet
 
@@ -170,7 +170,7 @@ def test_yaml_defaults_match_the_constructor():
 
 def test_fold_fits_input_stats_on_the_training_rows_only(tmp_path, monkeypatch):
     """Spy: the rows reaching fit_input_stats are exactly the fold's fit rows (no test, no validation)."""
-    from bench.units import UnitTask, run_unit
+    from bench.training.units import UnitTask, run_unit
 
     n_sub, per = 6, 6
     n = n_sub * per

@@ -19,13 +19,13 @@ import pandas as pd
 import pytest
 from omegaconf import OmegaConf
 
-from bench.benchmarks.composite_fixture import RELEASE_CSV, RELEASE_DIR, TINY_ROWS, write_release_fixture
-from bench.config import compose
+from benchmarks.composite_fixture import RELEASE_CSV, RELEASE_DIR, TINY_ROWS, write_release_fixture
+from bench.core.config import compose
 from bench.data import load_dataset
 from bench.data.table import DataError
 from bench.flow import compute_flows
-from bench.fold import represent
-from bench.study import plan_study
+from bench.training.fold import represent
+from bench.plan.planner import plan_study
 
 # (database, subject as the releases write it, clip, label 0 negative / 1 positive / 2 surprise);
 # 007_3_1 is a base name ending in _1

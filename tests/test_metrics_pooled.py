@@ -1,4 +1,4 @@
-"""bench.metrics against hand-computed confusion matrices and an independent scikit-learn check."""
+"""bench.evaluation.metrics against hand-computed confusion matrices and an independent scikit-learn check."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bench.metrics import (
+from bench.evaluation.metrics import (
     confusion_matrix,
     format_confusion,
     per_class_scores,

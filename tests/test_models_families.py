@@ -7,7 +7,7 @@ import torch
 from omegaconf import OmegaConf
 from torch.nn import functional as F
 
-from bench.registry import UnknownNameError
+from bench.core.registry import UnknownNameError
 from models import MODELS, build_model, create_model, list_models, model_skip
 
 from _registry_specs import CONF, model_specs  # noqa: E402  (model × input specs from the registries)

@@ -35,7 +35,7 @@ def test_default_aux_outputs():
     assert ((aux["attention"] > 0) & (aux["attention"] < 1)).all()
     assert aux["gates"].shape == (4, 2, 28, 28)  # spatial gates at input resolution, one per phase
     assert torch.equal(m(X), logits)
-    from bench.fold import has_aux
+    from bench.training.fold import has_aux
 
     assert has_aux(m)  # the runner asks predict_aux for what a model's forward(return_aux=True) explains
     assert not has_aux(create_model("ststnet", 3, 3))

@@ -1,7 +1,7 @@
 """No NaN ever reaches a results table or a report (issue 7), as properties over random inputs:
 
 * random prediction pools (any class missing, never predicted, one sample, one subject) through
-  every ``bench.metrics`` scorer and the reporter's headline and significance tables;
+  every ``bench.evaluation.metrics`` scorer and the reporter's headline and significance tables;
 * random flows, degenerate ones included (zeros, constants, one phase still, huge magnitudes),
   through every registered representation;
 * random small real studies through ``run_study`` (slow): results.csv, predictions.csv and
@@ -24,7 +24,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bench import metrics
+from bench.evaluation import metrics
 from bench.report.load import RunData
 from bench.report.markdown import table_md
 from bench.report.tables import ReportOptions, headline_frame, headline_table, significance_frame, significance_table

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from bench.registry import Registry, UnknownNameError
+from bench.core.registry import Registry, UnknownNameError
 from models import MODELS, create_model, model_skip
 from models.off_apexnet import resolve_stream_channels
 from representations import REPRESENTATIONS, create_representation, exactness_notes, list_representations

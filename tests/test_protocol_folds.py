@@ -1,4 +1,4 @@
-"""bench.protocol: outer folds, inner splits, the leakage guard and the protocol configs."""
+"""bench.protocols.folds: outer folds, inner splits, the leakage guard and the protocol configs."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 import yaml
 
-import bench.protocol as protocol
+import bench.protocols.folds as protocol
 from bench.data.table import SampleTable
-from bench.protocol import (
+from bench.protocols.folds import (
     Fold,
     LeakageError,
     ProtocolError,
@@ -98,7 +98,7 @@ def test_megc2019_validates_the_composite():
 
 def test_megc2019_warns_when_a_database_is_missing(caplog):
     df = table({"casme2/a": 2, "samm/b": 2}, dataset={"casme2/a": "casme2", "samm/b": "samm"})
-    with caplog.at_level(logging.WARNING, logger="bench.protocol"):
+    with caplog.at_level(logging.WARNING, logger="bench.protocols.folds"):
         make_folds(df, "megc2019")
     assert "lacks smic" in caplog.text
 

@@ -182,7 +182,7 @@ def test_pdf_renders_with_tables_and_no_blank_pages(full_report, tmp_path):
 
 
 def test_headline_numbers_are_the_pooled_scores(tmp_path):
-    from bench import metrics
+    from bench.evaluation import metrics
 
     run = fabricate_run(tmp_path, aux=False, examples=False)
     out = make_report(run, tmp_path / "r", ReportOptions(n_boot=50, pdf=False))
@@ -241,7 +241,7 @@ def test_stale_outputs_removed_and_cli(tmp_path, monkeypatch, capsys):
     out = tmp_path / "reports" / "toy_study"
     (out / "figures").mkdir(parents=True)
     (out / "figures" / "old.png").write_bytes(b"x")
-    from bench.rundir import REPORT_MARKER, write_marker  # a previous report of the suite wrote old.png
+    from bench.runtime.rundir import REPORT_MARKER, write_marker  # a previous report of the suite wrote old.png
 
     write_marker(out, REPORT_MARKER, {"files": ["figures/old.png"]})
     monkeypatch.chdir(tmp_path)

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from scipy import stats as sps
 
-from bench import metrics
+from bench.evaluation import metrics
 from bench.report import stats
 from bench.report.load import RunData, axis_params
 from bench.report.tables import ReportOptions, significance_frame

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench import metrics
+from bench.evaluation import metrics
 from bench.report import stats
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from bench.results import PARAM_ABSENT, cell_columns, collect, decode_param, encode_param
-from bench.study import plan_study
+from bench.results.tables import PARAM_ABSENT, cell_columns, collect, decode_param, encode_param
+from bench.plan.planner import plan_study
 
 
 def test_cell_columns_hold_each_option_and_resolved_parameter():

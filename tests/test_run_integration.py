@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench.results import read_tables
+from bench.results.tables import read_tables
 from bench.run import run_study
 
 pytestmark = pytest.mark.integration
@@ -45,7 +45,7 @@ def test_smoke_study_end_to_end_and_resume(run_overrides, tmp_path, capsys):
     folds = [r for r in runs if r.data.tags.get("mlflow.parentRunId") in {c.info.run_id for c in cells}]
     assert len(parents) == 1 and len(cells) == 2 and len(folds) == 8
     assert all("uf1" in c.data.metrics for c in cells)
-    from bench.metrics import pooled_scores
+    from bench.evaluation.metrics import pooled_scores
 
     for c in cells:  # each cell run carries the pooled score of its own predictions
         g = preds[preds["representation"] == c.data.params["representation"]]

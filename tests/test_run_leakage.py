@@ -7,9 +7,9 @@ import inspect
 import numpy as np
 import pytest
 
-from bench import engine
-from bench.protocol import LeakageError, assert_disjoint
-from bench.units import UnitTask, run_unit
+from bench.training import engine
+from bench.protocols.folds import LeakageError, assert_disjoint
+from bench.training.units import UnitTask, run_unit
 
 
 def _task(tmp_path, tuning=None, validation=None):

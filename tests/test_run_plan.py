@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from bench.config import ConfigError, compose, group_options
+from bench.core.config import ConfigError, compose, group_options
 from bench.run import main
-from bench.study import plan_study
+from bench.plan.planner import plan_study
 from studies import list_studies
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -38,7 +38,7 @@ def test_every_study_is_in_the_readme_table_and_back():
 
 def test_groups_exist():
     """Every config group of the root config is a folder of options, and its default is one of them."""
-    from bench.config import CONF_DIR, GROUPS
+    from bench.core.config import CONF_DIR, GROUPS
 
     folders = {d.name for d in CONF_DIR.iterdir() if d.is_dir()}
     assert folders == set(GROUPS) - {"study"}

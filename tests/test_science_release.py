@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench.results import read_tables
+from bench.results.tables import read_tables
 from bench.run import summary_table, run_study
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench.prediction_files import (
+from bench.evaluation.prediction_files import (
     PredictionFileError,
     companion_path,
     detect_format,
@@ -20,7 +20,7 @@ from bench.prediction_files import (
     read_prediction_csv,
     write_megc_log,
 )
-from bench.metrics import per_dataset_scores, pooled_scores
+from bench.evaluation.metrics import per_dataset_scores, pooled_scores
 from bench.score import main, score_file
 
 

@@ -128,7 +128,7 @@ def test_yaml_python_tags_are_refused(tmp_path):
     evil = tmp_path / "evil.yaml"
     evil.write_text(f"x: !!python/object/apply:builtins.open ['{marker}', 'w']\n")
     with pytest.raises(Exception):
-        OmegaConf.load(evil)  # what bench.config uses for study files
+        OmegaConf.load(evil)  # what bench.core.config uses for study files
     assert not marker.exists()
 
 
@@ -145,7 +145,7 @@ def test_flow_cache_with_a_pickled_object_is_corrupt_not_run(tmp_path):
 
 
 def test_precomputed_flow_file_with_a_pickled_object_is_refused(tmp_path):
-    from bench.flowfiles import read_flow_file, spec_from_mapping
+    from bench.data.flowfiles import read_flow_file, spec_from_mapping
 
     marker = tmp_path / "pwned"
     path = tmp_path / "flow.npy"

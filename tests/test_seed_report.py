@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from scipy import stats as sps
 
-from bench import metrics
+from bench.evaluation import metrics
 from bench.report import ReportOptions, load_run
 from bench.report.context import ReportContext
 from bench.report.markdown import render

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench.results import read_tables
+from bench.results.tables import read_tables
 from bench.run import main
 from studies import list_studies
 
@@ -18,7 +18,7 @@ def _real_data(study: str, tmp_path) -> list[str] | None:
     """A study of real data runs on a tiny fixture of its release's layout instead (no synthetic keys)."""
     if study not in ("megc2019_phases", "leakage_audit_megc2019"):
         return None
-    from bench.benchmarks.composite_fixture import TINY_ROWS, write_release_fixture
+    from benchmarks.composite_fixture import TINY_ROWS, write_release_fixture
 
     root = write_release_fixture(tmp_path / "htnet", "htnet", rows=TINY_ROWS)
     return [f"dataset.root={root}", *(o for o in TINY if not o.startswith(("dataset.", "flow.")))]

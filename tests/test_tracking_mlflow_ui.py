@@ -19,8 +19,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench import tracking
-from bench.results import read_tables
+from bench.tracking import mlflow_store as tracking
+from bench.results.tables import read_tables
 from bench.run import run_study
 
 from _local_servers import free_port, served
@@ -84,7 +84,7 @@ def test_tracking_turns_mlflow_telemetry_off_unless_the_user_set_it():
     import subprocess
     import sys
 
-    code = ("import bench.tracking, os; from mlflow.environment_variables import MLFLOW_DISABLE_TELEMETRY; "
+    code = ("import bench.tracking.mlflow_store, os; from mlflow.environment_variables import MLFLOW_DISABLE_TELEMETRY; "
             "print(os.environ['MLFLOW_DISABLE_TELEMETRY'], MLFLOW_DISABLE_TELEMETRY.get())")
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_DISABLE_TELEMETRY"}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
@@ -162,7 +162,7 @@ def test_mlflow_server_rest_has_nested_runs_metrics_kind_and_real_times(logged, 
     listed = get(f"{api}/artifacts/list?run_id={study['info']['run_id']}")
     assert {"results.csv", "run.json"} <= {f["path"] for f in listed["files"]}
     assert (run_dir / "mlartifacts" / study["info"]["run_id"] / "artifacts" / "results.csv").is_file()
-    if (run_dir / "manifest.json").exists():  # the run manifest (bench.manifest): an artifact, and its items as tags
+    if (run_dir / "manifest.json").exists():  # the run manifest (bench.results.manifest): an artifact, and its items as tags
         assert "manifest.json" in {f["path"] for f in listed["files"]}
         assert any(k.startswith("manifest.") for k in {t["key"] for t in study["data"]["tags"]})
     # the printed next steps name the UI command and the link of this experiment

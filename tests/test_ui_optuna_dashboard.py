@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.results import read_tables
+from bench.results.tables import read_tables
 from bench.run import run_study
 
 from _local_servers import free_port, served

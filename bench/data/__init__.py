@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from bench.data.table import DataError, SampleTable
-from bench.registry import Registry, import_plugins
+from bench.core.registry import Registry, import_plugins
 
 DATASETS = Registry("dataset")
 register_dataset = DATASETS.register

@@ -1,6 +1,6 @@
 """``python -m bench.data summary dataset=NAME dataset.root=DIR [dataset.key=value ...]`` and ``... list``.
 
-Overrides are composed with the project's Hydra config (``bench.config.compose``). The summary checks the
+Overrides are composed with the project's Hydra config (``bench.core.config.compose``). The summary checks the
 annotation even when no frames are present: missing frames become one summarised problem and bad rows are
 reported instead of aborting (set ``dataset.check_frames=true`` / ``dataset.errors=raise`` to be strict).
 """
@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from omegaconf import OmegaConf
 
-    from bench.config import compose  # the project's Hydra composition (dataset group + root config)
+    from bench.core.config import compose  # the project's Hydra composition (dataset group + root config)
     from bench.data.summary import run_summary
 
     try:

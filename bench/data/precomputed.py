@@ -22,7 +22,7 @@ absent: its flow is zeros (flag ``phase2_missing:zeros``) and the representation
 reported as unavailable.
 
 Formats (by extension): ``.npy`` / ``.npz`` float arrays, Middlebury ``.flo``, or 8-bit/16-bit
-images; ``flow_file`` declares how to read them (``bench.flowfiles.FlowFileSpec``): ``channels``
+images; ``flow_file`` declares how to read them (``bench.data.flowfiles.FlowFileSpec``): ``channels``
 (e.g. ``[u, v, strain]``; images: RGB order), ``layout`` (chw | hwc | auto), ``npz_key``, and for
 images ``normalisation`` (``fixed`` with ``scale``/``offset``: value = pixel * scale + offset;
 ``minmax``: per-image stretch, sign and scale of u, v lost). The loader logs, and records in
@@ -53,7 +53,7 @@ from bench.data._sheets import norm_header, read_table
 from bench.data.generic import index_class_names
 from bench.data.table import DataError, SampleTable
 from bench.data.validate import MAX_ERRORS_SHOWN, finalize, parse_frame, split_options
-from bench.flowfiles import FLOW_EXTS, IMAGE_EXTS, FlowFileSpec, check_real, load_npy, spec_from_mapping
+from bench.data.flowfiles import FLOW_EXTS, IMAGE_EXTS, FlowFileSpec, check_real, load_npy, spec_from_mapping
 
 log = logging.getLogger("bench.data")
 
@@ -164,7 +164,7 @@ def load_precomputed(
     raw = df[["subject", "clip", "_row", "_file"]].copy()
     raw["dataset"] = dataset
     if src_col is not None:
-        from bench.prediction_files import normalise_database  # CASME_II / SMIC-HS -> casme2 / smic
+        from bench.evaluation.prediction_files import normalise_database  # CASME_II / SMIC-HS -> casme2 / smic
 
         blank = [f"{ann}, row {r['_row']} ({_name(r)}): {source_column} (source database) is empty"
                  for _, r in df.iterrows() if _is_blank(r[src_col])]

@@ -57,7 +57,7 @@ def _char_name(ch: str) -> str:
 def name_problem(value: str, what: str) -> str | None:
     """Why ``value`` cannot be a ``what`` (``subject``, ``clip`` or ``dataset``) name, or ``None``.
 
-    Names end up as fields of the MEGC2019 log (``bench.prediction_files``: whitespace-separated,
+    Names end up as fields of the MEGC2019 log (``bench.evaluation.prediction_files``: whitespace-separated,
     ``#`` starts a comment, a comma on the first line makes it read as CSV), so every loader's table
     refuses at load (``bench.data.validate.finalize``) what that log could not hold back intact:
     whitespace of any kind (space, tab, newline, non-breaking space, ...) or another invisible

@@ -7,7 +7,7 @@ Entry point: ``compute_flows(table, backend=..., crop=..., size=..., cache_dir=.
 from bench.flow.backends import FlowBackend, create_backend, list_backends, register_backend
 from bench.flow.cache import FLOW_CACHE_VERSION, CacheCorrupt
 from bench.flow.crop import CropSpec, find_cascade, register_face_detector, resolve_crop
-from bench.flowops import resize_flow
+from bench.flow.ops import resize_flow
 from bench.flow.pipeline import (
     FlowError,
     FlowSet,
@@ -16,7 +16,7 @@ from bench.flow.pipeline import (
     is_precomputed,
     load_precomputed_flows,
 )
-from bench.flowfiles import FlowFileSpec, read_flo, read_flow_file, write_flo
+from bench.data.flowfiles import FlowFileSpec, read_flo, read_flow_file, write_flo
 
 __all__ = [
     "FLOW_CACHE_VERSION", "CacheCorrupt", "CropSpec", "FlowBackend", "FlowError", "FlowFileSpec",

@@ -16,7 +16,7 @@ from typing import Any, Mapping
 import cv2
 import numpy as np
 
-from bench.registry import Registry
+from bench.core.registry import Registry
 
 FLOW_BACKENDS = Registry("flow backend")
 register_backend = FLOW_BACKENDS.register

@@ -42,7 +42,7 @@ from typing import Any, Mapping
 import cv2
 import numpy as np
 
-from bench.registry import Registry
+from bench.core.registry import Registry
 
 log = logging.getLogger(__name__)
 

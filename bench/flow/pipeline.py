@@ -30,9 +30,9 @@ from bench.flow.cache import (
     save_entry,
 )
 from bench.flow.crop import CropSpec, crop_resize, find_box, resolve_crop
-from bench.flowops import resize_flow
-from bench.flowfiles import read_flow_file, read_stored_channels, spec_from_mapping
-from bench.lifeline import die_with, sigint_blocked
+from bench.flow.ops import resize_flow
+from bench.data.flowfiles import read_flow_file, read_stored_channels, spec_from_mapping
+from bench.runtime.lifeline import die_with, sigint_blocked
 
 log = logging.getLogger(__name__)
 
@@ -181,7 +181,7 @@ def _pool_context(start_method: str | None):
     # which may hold torch/OpenMP thread pools (fork + live threads can deadlock); spawn elsewhere.
     # Both re-import the caller's __main__, so a calling script needs an ``if __name__ ==
     # "__main__":`` guard; ``start_method="fork"`` avoids that where fork is safe.
-    # Lifetime: every worker ends with the calling process (``_init_worker`` -> bench.lifeline), and
+    # Lifetime: every worker ends with the calling process (``_init_worker`` -> bench.runtime.lifeline), and
     # the forkserver exits by itself once the caller and all its children have closed its pipe.
     if start_method is None:
         start_method = "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
@@ -315,7 +315,7 @@ def compute_flows(
                 max_workers=min(workers, len(todo)), mp_context=_pool_context(start_method),
                 initializer=_init_worker, initargs=(be, spec, size, os.getpid()),
             ) as pool:
-                with sigint_blocked():  # workers (and the forkserver) start here: see bench.lifeline
+                with sigint_blocked():  # workers (and the forkserver) start here: see bench.runtime.lifeline
                     futures = [pool.submit(_task, *t) for t in todo]
                 try:
                     for fut in as_completed(futures):

@@ -7,7 +7,7 @@ import logging
 import sys
 from pathlib import Path
 
-from bench.rundir import check_not_locked
+from bench.runtime.rundir import check_not_locked
 
 from .build import make_report
 from .load import ReportInputError, resolve_run_dir

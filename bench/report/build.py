@@ -6,7 +6,7 @@ import logging
 import time
 from pathlib import Path
 
-from bench import rundir
+from bench.runtime import rundir
 
 from . import markdown as md
 from . import pdf as pdfmod
@@ -29,7 +29,7 @@ def make_report(run_dir: str | Path, out_dir: str | Path | None = None,
     directory.
 
     ``out_dir`` must be a report folder of the suite (its ``.dualflow-report`` marker), new or empty;
-    any other non-empty folder is refused with a ``ConfigError`` (``bench.rundir``). Only files a
+    any other non-empty folder is refused with a ``ConfigError`` (``bench.runtime.rundir``). Only files a
     report of the suite wrote there (the marker's list) are ever replaced or removed.
     """
     t0 = time.perf_counter()
@@ -60,14 +60,14 @@ def make_report(run_dir: str | Path, out_dir: str | Path | None = None,
 
 def title_items(run, ctx: ReportContext) -> list[tuple[str, str]]:
     """The title page's (label, value) lines: what ran (study, cells, commit, when), then the run
-    manifest's data and preprocessing choices (``bench.manifest``) when the run has one. The
+    manifest's data and preprocessing choices (``bench.results.manifest``) when the run has one. The
     manifest module and file are optional."""
     f = run.facts
     items = [("Study", run.study), ("Dataset", ", ".join(ctx.datasets)),
              ("Representations", ", ".join(ctx.reps)), ("Models", ", ".join(ctx.models)),
              ("Git commit", value(f.get("git_commit"))), ("Run finished", value(f.get("finished")))]
     try:
-        from bench.manifest import load_manifest, manifest_items
+        from bench.results.manifest import load_manifest, manifest_items
     except ImportError:
         return items
     try:
@@ -115,7 +115,7 @@ def _remove_stale(out: Path, written: _Recorded, previous: set[str]) -> None:
     """Delete the files a previous report wrote that this one did not (they would mislead).
 
     Only files the marker lists as the suite's: a file someone else put in the folder is never
-    touched (legacy report folders: see ``bench.rundir``). The marker then lists this report's files.
+    touched (legacy report folders: see ``bench.runtime.rundir``). The marker then lists this report's files.
     """
     now = written.rel()
     for rel in sorted(previous - now):

@@ -1,6 +1,6 @@
 """Read a study's run directory (see notes/results_schema.md) into validated, typed frames.
 
-Cells are told apart by the axis columns (``bench.results.CELL_AXES``) and described by the
+Cells are told apart by the axis columns (``bench.results.tables.CELL_AXES``) and described by the
 parameter columns ``p_<axis>`` / ``p_<axis>_<param>``; labels are for display only and never parsed.
 """
 
@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bench.results import decode_param
+from bench.results.tables import decode_param
 
 log = logging.getLogger(__name__)
 
@@ -42,10 +42,10 @@ class RunData:
     examples: dict[str, np.ndarray] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)  # documented fallbacks applied while loading
     flows: list[str] = field(default_factory=list)  # flow-axis labels (empty when the tables have none)
-    # one row per (unit, epoch) from the unit records' "history" (bench.engine.fit): unit_key, epoch,
+    # one row per (unit, epoch) from the unit records' "history" (bench.training.engine.fit): unit_key, epoch,
     # train_loss and, with an inner validation split, val_loss / val_uf1 / val_uar; see load_histories
     histories: pd.DataFrame = field(default_factory=pd.DataFrame)
-    # the leakage audit's per-epoch test predictions (audit.parquet, bench.audit; LEAKY by design,
+    # the leakage audit's per-epoch test predictions (audit.parquet, bench.evaluation.audit; LEAKY by design,
     # read only by the shortcuts section); empty when the run had no audit=true
     audit: pd.DataFrame = field(default_factory=pd.DataFrame)
 
@@ -215,8 +215,8 @@ def load_run(run_dir: str | Path) -> RunData:
 
 
 def load_audit(run_dir: str | Path, n_classes: int) -> pd.DataFrame:
-    """``audit.parquet`` validated (``bench.audit.AUDIT_COLUMNS``, labels in range), or an empty frame."""
-    from bench.audit import AUDIT_COLUMNS
+    """``audit.parquet`` validated (``bench.evaluation.audit.AUDIT_COLUMNS``, labels in range), or an empty frame."""
+    from bench.evaluation.audit import AUDIT_COLUMNS
 
     path = Path(run_dir) / "audit.parquet"
     if not path.exists():

@@ -9,7 +9,7 @@ captions numbered and placed, headings kept with what follows, a contents page w
 and real formulas (UF1's definition) from a math syntax. reportlab would mean writing table
 splitting, keep-with-next and formula layout ourselves again.
 
-The document: a title page with the run manifest (``bench.manifest`` when the run has one, else the
+The document: a title page with the run manifest (``bench.results.manifest`` when the run has one, else the
 run's facts) and the contents, then every section; page numbers in the footer on every page. Tables
 are figures (numbered "Table n", caption above); one that fits on a page is never split (the headline
 table stays whole), a longer one breaks between rows with its header repeated. Figures are the

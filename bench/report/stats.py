@@ -1,6 +1,6 @@
 """Statistics for the report: pooled scores with a subject-and-seed bootstrap, paired tests, Holm.
 
-The pooled metrics themselves (UF1, UAR, accuracy) come from ``bench.metrics`` so that the report and
+The pooled metrics themselves (UF1, UAR, accuracy) come from ``bench.evaluation.metrics`` so that the report and
 the scorer can never disagree; this module only resamples and compares. Seeds are a source of
 variance: a cell's score is the mean over seeds of each seed's pooled score, its interval resamples
 subjects and seeds, and a comparison with the baseline is judged by ``verdict`` (see there).
@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from bench import metrics
-from bench.metrics import per_seed_scores  # defined beside pooled_scores: the summary and report share it
+from bench.evaluation import metrics
+from bench.evaluation.metrics import per_seed_scores  # defined beside pooled_scores: the summary and report share it
 
 METRICS = ("uf1", "uar", "acc")
 # Exact two-sided signed-rank p-values cannot go below 2 / 2**n: with n = 5 non-zero pairs the
@@ -39,7 +39,7 @@ def subject_confusions(df: pd.DataFrame, subjects: list[str], n_classes: int) ->
 def scores_of(cms: np.ndarray) -> dict[str, np.ndarray]:
     """Scores of a stack of non-empty confusion matrices (..., K, K) -> metric -> array (...).
 
-    Vectorised form of ``bench.metrics.scores_from_confusion`` (same conventions: a class absent from
+    Vectorised form of ``bench.evaluation.metrics.scores_from_confusion`` (same conventions: a class absent from
     both truth and predictions leaves the UF1 mean, a class with no true sample leaves the UAR mean),
     so that thousands of bootstrap replicates cost one pass over a NumPy array.
     """

@@ -17,8 +17,8 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from bench.metrics import per_seed_scores
-from bench.protocol import MEGC2019_DATASETS
+from bench.evaluation.metrics import per_seed_scores
+from bench.protocols.folds import MEGC2019_DATASETS
 
 from ..context import ReportContext
 from ..document import Block, Heading, Para, Table

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bench import metrics
+from bench.evaluation import metrics
 
 from .. import figures as F
 from ..context import ReportContext

@@ -1,6 +1,6 @@
 """The metric definitions, as formulas (typeset in the PDF, LaTeX math in the Markdown).
 
-They state what ``bench.metrics.scores_from_confusion`` computes, on the predictions of a cell
+They state what ``bench.evaluation.metrics.scores_from_confusion`` computes, on the predictions of a cell
 pooled over all its folds.
 """
 

@@ -75,7 +75,7 @@ def _mlflow(ctx: ReportContext) -> list[Block]:
     ml = ctx.run.facts.get("mlflow")
     if not (isinstance(ml, dict) and ml.get("tracking_uri")):
         return [Para("MLflow: run.json records no tracking store for this run.")]
-    from bench.tracking import ui_command, ui_link
+    from bench.tracking.mlflow_store import ui_command, ui_link
 
     uri = str(ml["tracking_uri"])
     exp = ml.get("experiment_id")

@@ -13,7 +13,7 @@ def build(ctx: ReportContext) -> list[Block]:
         "Every headline figure is computed "
         "from the predictions pooled over all leave-one-subject-out folds of a cell (MEGC2019 "
         "protocol): UF1 (unweighted F1), UAR (unweighted average recall) and accuracy, with "
-        "`bench.metrics`. Per-fold figures are not averaged anywhere in this report.")]
+        "`bench.evaluation.metrics`. Per-fold figures are not averaged anywhere in this report.")]
     if r.notes:
         out += [Para("Notes from reading the run directory:"), Bullets(list(r.notes))]
     return out

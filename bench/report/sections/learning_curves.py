@@ -1,7 +1,7 @@
 """Learning curves: per cell, the training loss and (when recorded) the validation loss and UF1 per epoch.
 
 Read from the unit records' ``history`` (``RunData.histories``, one row per unit and epoch, written by
-``bench.engine.fit``). Validation figures exist only when the study drew an inner validation split of
+``bench.training.engine.fit``). Validation figures exist only when the study drew an inner validation split of
 the TRAINING subjects (``protocol.validation.mode=subjects``); they never involve a test subject.
 Aggregation: per seed, the mean over folds at each epoch (folds that stopped early drop out of later
 epochs); then the mean over seeds, with the standard deviation across seeds as a band when there are

@@ -1,4 +1,4 @@
-"""The run manifest (``bench.manifest``), at the top of every report: the choices that change results
+"""The run manifest (``bench.results.manifest``), at the top of every report: the choices that change results
 silently (class set and samples per source database, label source, apex rule, face crop, flow backend
 or precomputed files with their normalisation, representation parameters, training recipe)."""
 
@@ -9,7 +9,7 @@ from ..document import Block, Heading, Para, Table
 
 
 def build(ctx: ReportContext) -> list[Block]:
-    from bench.manifest import load_manifest, manifest_items
+    from bench.results.manifest import load_manifest, manifest_items
 
     m = load_manifest(ctx.run.run_dir)
     if m is None:

@@ -1,4 +1,4 @@
-"""What common shortcuts would have reported: the leakage audit (``bench.audit``), per cell.
+"""What common shortcuts would have reported: the leakage audit (``bench.evaluation.audit``), per cell.
 
 Only when the run had ``audit=true`` (``audit.parquet``). Every figure here is LEAKY and labelled
 so: it is computed from the same trained models as the headline (per-epoch test predictions made
@@ -14,7 +14,7 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.figure import Figure
 
-from bench.audit import SHORTCUTS, AuditError, shortcut_scores, summarize
+from bench.evaluation.audit import SHORTCUTS, AuditError, shortcut_scores, summarize
 
 from .. import figures as F
 from ..context import ReportContext

@@ -100,9 +100,9 @@ def tune_unit(task, train_idx, model_cfg: dict, trainer_cfg: dict, tuning: dict)
     import optuna
     import pandas as pd
 
-    from bench.fold import represent, train_and_predict
-    from bench.metrics import pooled_scores
-    from bench.protocol import assert_disjoint, inner_folds
+    from bench.training.fold import represent, train_and_predict
+    from bench.evaluation.metrics import pooled_scores
+    from bench.protocols.folds import assert_disjoint, inner_folds
 
     space = flatten_space(tuning.get("space") or {})
     if not space:

@@ -3,7 +3,7 @@ same trained models, beside the honest headline. Every figure here is LEAKY by c
 labelled so (``*_leaky_*`` columns); none enters the headline, the significance tests or tuning.
 
 With ``audit=true`` each unit also predicts its test fold once per epoch, after ``fit`` returned,
-from that epoch's saved weights (``bench.fold.EpochSnapshots``); the runner gathers those
+from that epoch's saved weights (``bench.training.fold.EpochSnapshots``); the runner gathers those
 predictions into ``<run_dir>/audit.parquet`` (:func:`audit_frame`, one row per cell, seed, fold,
 test clip and epoch). From it and the honest predictions (``predictions.parquet``), per cell and
 seed (then mean ± sd over seeds, :func:`summarize`):
@@ -16,7 +16,7 @@ seed (then mean ± sd over seeds, :func:`summarize`):
    best (UF1, then UAR; ties: the latest epoch). A fold that stopped early (early stopping on
    training subjects) contributes its last epoch to every later one.
 3. ``fold_mean``: UF1 and UAR of each fold's own honest predictions, averaged over folds, instead of
-   scoring the pooled predictions. A fold's score follows ``bench.metrics`` (the MEGC reference
+   scoring the pooled predictions. A fold's score follows ``bench.evaluation.metrics`` (the MEGC reference
    code's rules): a class absent from both the fold's truth and its predictions is left out of that
    fold's UF1 (the reference code's ``except: pass``); a class predicted but absent from the
    truth counts F1 = 0 and is left out of that fold's UAR (the reference code gives NaN there,
@@ -38,9 +38,9 @@ from typing import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from bench.metrics import confusion_matrix, per_class_scores, per_fold_scores, pooled_scores
+from bench.evaluation.metrics import confusion_matrix, per_class_scores, per_fold_scores, pooled_scores
 
-CELL = ("dataset", "flow", "representation", "model")  # bench.results.CELL_AXES without the seed
+CELL = ("dataset", "flow", "representation", "model")  # bench.results.tables.CELL_AXES without the seed
 AUDIT_COLUMNS = ["study", *CELL, "seed", "fold", "subject", "clip", "source_dataset", "epoch", "y_true", "y_pred"]
 
 # column stem -> (short label, what it is): the report and the README use these words
@@ -161,7 +161,7 @@ def overall_best_epoch(audit: pd.DataFrame, n_classes: int) -> tuple[dict[str, f
 
 
 def fold_mean(predictions: pd.DataFrame, n_classes: int) -> dict[str, float]:
-    """Shortcut 3: each fold's own UF1 and UAR (``bench.metrics.per_fold_scores``), averaged over folds."""
+    """Shortcut 3: each fold's own UF1 and UAR (``bench.evaluation.metrics.per_fold_scores``), averaged over folds."""
     per = per_fold_scores(predictions, n_classes)
     return {"uf1": float(per["uf1"].mean()), "uar": float(per["uar"].mean())}
 

@@ -1,6 +1,6 @@
 """Whole-study cost: wall time, peak memory and where the time goes; and how cost grows with data.
 
-    python -m bench.benchmarks.study [--study ablation_phases] [--scaling [--scaling-cells all]]
+    python -m benchmarks.study [--study ablation_phases] [--scaling [--scaling-cells all]]
                                      [--factors 1 2 4] [--no-study] [--quick]
 
 (a) ``study_cost``: the study run exactly as a user runs it (``python -m bench.run study=NAME``, a

@@ -1,17 +1,17 @@
-"""``python -m bench.benchmarks``: every speed figure of the suite, each against a baseline measured
+"""``python -m benchmarks``: every speed figure of the suite, each against a baseline measured
 in the same run, with the machine and its load printed alongside.
 
-    python -m bench.benchmarks [--quick] [--only flow engine study scaling] [--json results.json]
+    python -m benchmarks [--quick] [--only flow engine study scaling] [--json results.json]
 
 * flow     — ``compute_flows`` vs a bare OpenCV loop on the same frames (target <= 1.10x), 1 vs 2
-             workers (near-linear), cached rerun vs uncached (>= 50x)      [bench.benchmarks.flow]
-* engine   — ``bench.engine.fit`` vs a bare PyTorch loop on preloaded tensors (<= 1.10x) and vs an
+             workers (near-linear), cached rerun vs uncached (>= 50x)      [benchmarks.flow]
+* engine   — ``bench.training.engine.fit`` vs a bare PyTorch loop on preloaded tensors (<= 1.10x) and vs an
              HTNet-style loop reading image files through a DataLoader every epoch (>= 3x)
-                                                                           [bench.benchmarks.engine]
+                                                                           [benchmarks.engine]
 * study    — the whole default ``ablation_phases`` study: wall time and peak memory on this machine
              (targets: < 5 min, < 4 GB) and the share spent in flow, training, tracking, reporting
 * scaling  — the main study's data at 1x, 2x, 4x the synthetic sample count (target: linear)
-                                                                           [bench.benchmarks.study]
+                                                                           [benchmarks.study]
 
 ``--quick`` shrinks every piece to seconds (to check that the suite runs; its numbers mean little).
 A full run takes many minutes on 2 cores. Nothing asserts a timing (a shared machine is noisy); the
@@ -25,13 +25,13 @@ import json
 import logging
 import time
 
-from bench.benchmarks import study as study_bench
+from benchmarks import study as study_bench
 
 PIECES = ("flow", "engine", "study", "scaling")
 
 
 def _flow(quick: bool) -> dict:
-    from bench.benchmarks import flow
+    from benchmarks import flow
 
     r = flow.run(n_samples=4 if quick else 24, workers=2, size=32 if quick else 112,
                  frame_size=48 if quick else 160, repeats=1 if quick else 3)
@@ -40,7 +40,7 @@ def _flow(quick: bool) -> dict:
 
 
 def _engine(quick: bool) -> list[dict]:
-    from bench.benchmarks import engine
+    from benchmarks import engine
 
     argv = ["--models", "ststnet", "--n", "32", "--epochs", "2", "--repeats", "1"] if quick else []
     return engine.main(argv)
@@ -59,7 +59,7 @@ def _scaling(quick: bool) -> dict:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    ap = argparse.ArgumentParser(prog="python -m bench.benchmarks", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="small sizes: seconds, to check that everything runs")
     ap.add_argument("--only", nargs="+", choices=PIECES, default=list(PIECES), metavar="PIECE",
                     help=f"run only these pieces ({', '.join(PIECES)})")

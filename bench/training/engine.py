@@ -36,11 +36,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from bench.losses import class_weights as make_class_weights
-from bench.losses import make_loss
-# TrainConfig is defined torch-free in bench.schemas (it is the trainer group's Hydra schema, registered
+from bench.training.losses import class_weights as make_class_weights
+from bench.training.losses import make_loss
+# TrainConfig is defined torch-free in bench.core.schemas (it is the trainer group's Hydra schema, registered
 # before every compose); re-exported here, where fit consumes it.
-from bench.schemas import MEMORY_FORMATS, MONITORS, OPTIMIZERS, SCHEDULERS, TrainConfig  # noqa: F401
+from bench.core.schemas import MEMORY_FORMATS, MONITORS, OPTIMIZERS, SCHEDULERS, TrainConfig  # noqa: F401
 
 log = logging.getLogger(__name__)
 
@@ -108,10 +108,10 @@ def batch_bounds(n: int, batch_size: int) -> list[tuple[int, int]]:
 
 
 def _scores(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> dict:
-    """UF1/UAR/acc: ``bench.metrics.pooled_scores`` when that module exists, else the same MEGC
+    """UF1/UAR/acc: ``bench.evaluation.metrics.pooled_scores`` when that module exists, else the same MEGC
     formulas here (so the engine does not depend on the runner's modules being present)."""
-    if importlib.util.find_spec("bench.metrics") is not None:
-        from bench.metrics import pooled_scores  # a broken metrics module raises, never silently ignored
+    if importlib.util.find_spec("bench.evaluation.metrics") is not None:
+        from bench.evaluation.metrics import pooled_scores  # a broken metrics module raises, never silently ignored
 
         return dict(pooled_scores(y_true, y_pred, n_classes))
     cm = np.zeros((n_classes, n_classes), dtype=np.int64)

@@ -56,7 +56,7 @@ def _label_source(table) -> str:
 def _per_source(table) -> dict[str, dict]:
     df = table.df
     out = {}
-    from bench.protocol import MEGC2019_DATASETS
+    from bench.protocols.folds import MEGC2019_DATASETS
 
     order = {s: i for i, s in enumerate(MEGC2019_DATASETS)}  # the order MEGC2019 tables use
     for src, g in sorted(df.groupby(df["dataset"].astype(str)), key=lambda kv: (order.get(kv[0], len(order)), kv[0])):
@@ -129,7 +129,7 @@ _RECIPE = ("epochs", "batch_size", "lr", "optimizer", "weight_decay", "scheduler
 
 def write_manifest(run_dir: str | Path, plan, prepared) -> Path:
     """Write ``<run_dir>/manifest.json`` (atomically); returns its path."""
-    from bench.results import atomic_write_text
+    from bench.results.tables import atomic_write_text
 
     path = Path(run_dir) / MANIFEST
     atomic_write_text(path, json.dumps(build_manifest(plan, prepared), indent=2, default=str))

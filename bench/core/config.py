@@ -3,7 +3,7 @@
 Studies live in ``studies/<name>.yaml`` (the design card's layout), not in a Hydra group folder, so
 they are registered into Hydra's ConfigStore under the group ``study``; ``study=NAME`` then works
 like any other group and an unknown name lists the ones that exist. The trainer and protocol groups
-are typed by dataclass schemas (``bench.schemas``, stored as ``<group>/_schema*``), so a wrong type or
+are typed by dataclass schemas (``bench.core.schemas``, stored as ``<group>/_schema*``), so a wrong type or
 an unknown key fails here, at compose time. Files and stored nodes whose names start with ``_`` are
 building blocks of a group (schemas, shared blocks such as ``dataset/_validation``), never options.
 The compose API is used instead
@@ -20,7 +20,7 @@ from typing import Iterable
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-CONF_DIR = Path(__file__).parent / "conf"
+CONF_DIR = Path(__file__).parents[1] / "conf"
 GROUPS = ("dataset", "flow", "representation", "model", "trainer", "protocol", "tuning", "tracking",
           "executor", "study")
 
@@ -36,10 +36,10 @@ _schemas_registered = False
 def schemas() -> dict[tuple[str, str], type]:
     """(group, name) -> dataclass; a group's YAML lists the name first in its ``defaults``.
 
-    Kept here, above ``bench.schemas`` and ``bench.protocol``, so neither imports the other.
+    Kept here, above ``bench.core.schemas`` and ``bench.protocols.folds``, so neither imports the other.
     """
-    from bench.protocol import ProtocolBase, ProtocolSpec
-    from bench.schemas import TrainerNode
+    from bench.protocols.folds import ProtocolBase, ProtocolSpec
+    from bench.core.schemas import TrainerNode
 
     return {
         ("trainer", "_schema"): TrainerNode,
@@ -55,7 +55,7 @@ def _register_schemas() -> None:
     if not _schemas_registered:
         from hydra.core.config_store import ConfigStore
 
-        from bench.schemas import schema_node
+        from bench.core.schemas import schema_node
 
         cs = ConfigStore.instance()
         for (group, name), cls in schemas().items():

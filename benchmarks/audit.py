@@ -1,6 +1,6 @@
 """What the leakage audit costs: a study's wall time with ``audit=false`` vs ``audit=true``, same run.
 
-    python -m bench.benchmarks.audit [--study leakage_audit] [--repeats 1] [--quick] [--json out.json]
+    python -m benchmarks.audit [--study leakage_audit] [--repeats 1] [--quick] [--json out.json]
 
 Both runs go through ``python -m bench.run`` in a child process, as a user runs the study (tracking
 and report included), each in its own fresh run directory, sharing one flow cache that a first,
@@ -20,7 +20,7 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from bench.benchmarks import study as study_bench
+from benchmarks import study as study_bench
 
 TARGET = 1.25
 QUICK = [study_bench._dataset_override(study_bench.QUICK_DATASET), "trainer.epochs=3", "flow.size=32",
@@ -87,7 +87,7 @@ def format_result(r: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    ap = argparse.ArgumentParser(prog="python -m bench.benchmarks.audit", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.audit", description=__doc__.split("\n\n")[0])
     ap.add_argument("--study", default="leakage_audit")
     ap.add_argument("--repeats", type=int, default=1, help="off/on pairs, alternating the order (medians compared)")
     ap.add_argument("--quick", action="store_true", help="a tiny dataset and 3 epochs: seconds, to check it runs")

@@ -34,7 +34,7 @@ from typing import Any
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
-from bench.config import ConfigError, compose, group_options
+from bench.core.config import ConfigError, compose, group_options
 
 AXES = {"datasets": "dataset", "flows": "flow", "representations": "representation", "models": "model"}
 CELL_KEYS = ("dataset", "flow", "representation", "model", "trainer", "protocol", "tuning", "input_size")
@@ -180,9 +180,9 @@ def validate_cell(cell: Cell) -> None:
     with the representation's channels, so a bad pairing the model's ``skip`` did not catch fails
     here, naming the cell.
     """
-    from bench.fold import build_trainer
-    from bench.protocol import ProtocolSpec
-    from bench.tuning import apply_params, flatten_space
+    from bench.training.fold import build_trainer
+    from bench.protocols.folds import ProtocolSpec
+    from bench.training.tuning import apply_params, flatten_space
     from models import build_model
     from representations import build_representation
 

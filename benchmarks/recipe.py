@@ -1,4 +1,4 @@
-"""Does a cheaper training recipe still fit as well? ``python -m bench.benchmarks.recipe``.
+"""Does a cheaper training recipe still fit as well? ``python -m benchmarks.recipe``.
 
 The criterion a recipe change of the main study must meet (issue 15): for every model of
 ``ablation_phases``, the **final-epoch training loss, averaged over the folds and representations**
@@ -39,7 +39,7 @@ REFERENCE_MODEL = {"timm_resnet10t_half": "timm_resnet10t"}
 
 
 def _reference_model(name: str, study_model: dict) -> dict:
-    from bench.config import compose, to_container
+    from bench.core.config import compose, to_container
 
     if name not in REFERENCE_MODEL:
         return study_model
@@ -47,7 +47,7 @@ def _reference_model(name: str, study_model: dict) -> dict:
 
 
 def _final_losses(model_cfg: dict, trainer_cfg: dict, x, y, channels, folds, seed: int) -> tuple[list[float], float]:
-    from bench.fold import train_and_predict
+    from bench.training.fold import train_and_predict
 
     task = SimpleNamespace(x=x, y=y, channels=channels, n_classes=int(y.max()) + 1, seed=seed)
     losses, seconds = [], 0.0
@@ -66,9 +66,9 @@ def compare(models: list[str] | None = None, representations: list[str] | None =
     and the study's, over the chosen representations (default all) and folds (default all)."""
     import torch
 
-    from bench.config import to_container
+    from bench.core.config import to_container
     from bench.run import _Prepared
-    from bench.study import plan_study
+    from bench.plan.planner import plan_study
 
     torch.set_num_threads(threads)
     plan = plan_study([f"study={STUDY}", "tracking=none", "report=false", *(overrides or [])])

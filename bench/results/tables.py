@@ -153,7 +153,7 @@ def record_problem(rec, key: str | None = None) -> str | None:
 
 def audit_problem(audit, n_test: int, n_classes: int) -> str | None:
     """Why a record's leakage-audit entry (``{"epochs": [...], "y_pred": [[...], ...]}``, one row of
-    ``n_test`` class indices per epoch, see ``bench.audit``) cannot be trusted, or None."""
+    ``n_test`` class indices per epoch, see ``bench.evaluation.audit``) cannot be trusted, or None."""
     if not isinstance(audit, dict) or not all(isinstance(audit.get(k), list) for k in ("epochs", "y_pred")):
         return "its 'audit' entry is not {epochs: [...], y_pred: [[...]]}"
     epochs, rows = audit["epochs"], audit["y_pred"]

@@ -7,7 +7,7 @@ content: a study run whose results hash is already in the experiment is not logg
 run is marked complete (tag ``dualflow.complete=true``) only after all its cell and fold runs are
 logged; an interrupted logging is completed by the next ``log_run`` / ``backfill`` (complete cell
 runs kept, incomplete ones deleted and logged again, missing ones logged), which says what it did.
-``backfill`` holds the run directory's lock (``bench.rundir``): it refuses to run while a study or
+``backfill`` holds the run directory's lock (``bench.runtime.rundir``): it refuses to run while a study or
 another backfill writes the same run directory.
 
 What the UI shows (MLflow 3 picks its view per experiment): the experiment is tagged
@@ -19,7 +19,7 @@ UF1/UAR/accuracy (and per source database when a cell pools several) as metrics 
 and ``p_*`` parameter columns as params, so the runs table sorts and groups by them; fold runs carry
 the per-epoch curves (``train_loss``, ``val_*``) as metric steps. Every run is tagged
 ``dualflow.level`` = study | cell | fold (filter: ``tags.`dualflow.level` = 'cell'``). The study run
-carries the run manifest (``manifest.json``, ``bench.manifest``) as an artifact and its items as
+carries the run manifest (``manifest.json``, ``bench.results.manifest``) as an artifact and its items as
 ``manifest.*`` tags when the run has one.
 
 Artifacts live under the run directory: a new experiment in a local store (sqlite, file) gets the
@@ -47,7 +47,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bench.config import ConfigError
+from bench.core.config import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -176,12 +176,12 @@ def _tag_key(label: str) -> str:
 
 
 def _manifest(run_dir: Path) -> tuple[Path | None, list[tuple[str, str]]]:
-    """``manifest.json`` and its display items when the run has them (bench.manifest may be absent)."""
+    """``manifest.json`` and its display items when the run has them (bench.results.manifest may be absent)."""
     path = run_dir / "manifest.json"
     if not path.exists():
         return None, []
     try:
-        from bench.manifest import load_manifest, manifest_items
+        from bench.results.manifest import load_manifest, manifest_items
 
         m = load_manifest(run_dir)
         return path, (list(manifest_items(m)) if m else [])
@@ -260,7 +260,7 @@ def log_run(run_dir: str | Path, cfg: dict, *, facts: dict | None = None, record
     """
     from mlflow.entities import Param, RunTag
 
-    from bench.results import CELL_AXES, UnitStore, read_tables
+    from bench.results.tables import CELL_AXES, UnitStore, read_tables
 
     run_dir = Path(run_dir)
     results, predictions = read_tables(run_dir)
@@ -354,8 +354,8 @@ def _log_cell(client, cfg: dict, exp_id: str, pid: str, cell: str, rows: pd.Data
     """One cell run and its fold runs; tagged complete after the last fold."""
     from mlflow.entities import Metric, Param
 
-    from bench.metrics import confusion_matrix, pooled_scores, scores_from_confusion
-    from bench.results import CELL_AXES
+    from bench.evaluation.metrics import confusion_matrix, pooled_scores, scores_from_confusion
+    from bench.results.tables import CELL_AXES
 
     now = int(time.time() * 1000)
     start, end = _span(rows)  # from its first fold's start to its last fold's end
@@ -439,7 +439,7 @@ def main(argv=None) -> int:
     facts = json.loads((run_dir / "run.json").read_text())
     cfg = {"uri": a.uri or default_uri(run_dir), "experiment": a.experiment or facts["study"], "log_epochs": True,
            "log_artifacts": True}
-    from bench.rundir import locked
+    from bench.runtime.rundir import locked
 
     try:
         # One writer per run directory: not while a study (or another backfill) writes it, and

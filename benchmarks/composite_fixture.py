@@ -11,9 +11,9 @@ releases are. Subjects are written in the releases' styles: ``sub01``, ``s01``, 
 Time a ``megc2019_phases`` run of STSTNet over the five representations on it (two-phase layout,
 so every representation runs; tracking and report off, as the study benchmark does)::
 
-    python -m bench.benchmarks.composite_fixture --time [--workers 2] [--keep DIR]
+    python -m benchmarks.composite_fixture --time [--workers 2] [--keep DIR]
 
-or only write the fixture: ``python -m bench.benchmarks.composite_fixture --write DIR [--layout htnet]``.
+or only write the fixture: ``python -m benchmarks.composite_fixture --write DIR [--layout htnet]``.
 The figures are random pixels, so the scores are at chance: this measures cost, not accuracy.
 """
 
@@ -33,7 +33,7 @@ from typing import Iterable, Sequence
 import cv2
 import numpy as np
 
-SAMPLE_LIST = Path(__file__).resolve().parents[1] / "data" / "resources" / "combined_3class_gt.csv"
+SAMPLE_LIST = Path(__file__).resolve().parents[1] / "bench" / "data" / "resources" / "combined_3class_gt.csv"
 RELEASE_CSV = "combined_3_class2_for_optical_flow.csv"
 RELEASE_DIR = "datasets/STSNet_whole_norm_u_v_os"
 HEADER = ("dataset", "sub", "filename_o", "label", "apex", "imagename", "sub_filename")
@@ -126,7 +126,7 @@ def time_study(root: Path, workers: int, extra: Sequence[str] = ()) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m bench.benchmarks.composite_fixture", description=__doc__,
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.composite_fixture", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--write", metavar="DIR", help="write the fixture to DIR and stop")
     ap.add_argument("--layout", choices=sorted(LAYOUTS), default="causalnet")

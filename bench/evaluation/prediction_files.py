@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 
 from bench.data.table import name_problem
-from bench.results import CELL_AXES
+from bench.results.tables import CELL_AXES
 
 MEGC2019_CLASSES = ("negative", "positive", "surprise")
 # Spellings of the composite's databases seen in published logs -> the suite's dataset names.

@@ -172,7 +172,7 @@ def _check_megc2019(df: pd.DataFrame, subjects: np.ndarray, dataset_col: str) ->
     if dataset_col not in df.columns:
         raise ProtocolError(f"protocol megc2019 needs a {dataset_col!r} column naming each row's source "
                             f"dataset ({'/'.join(MEGC2019_DATASETS)}); columns: {list(df.columns)}")
-    from bench.prediction_files import normalise_database  # spellings such as CASME_II / SMIC-HS
+    from bench.evaluation.prediction_files import normalise_database  # spellings such as CASME_II / SMIC-HS
 
     ds = np.array([normalise_database(d) for d in df[dataset_col].astype(str)], dtype=object)
     bad = ~np.isin(ds, np.asarray(MEGC2019_DATASETS, dtype=object))
@@ -411,7 +411,7 @@ class ProtocolSpec(ProtocolBase):
     def from_mapping(cls, cfg: Mapping[str, Any]) -> "ProtocolSpec":
         """Build from a composed ``protocol`` node or a raw protocol file; types are checked by the
         dataclass's annotations, as at compose time."""
-        from bench.schemas import typed
+        from bench.core.schemas import typed
 
         cfg = dict(cfg)
         cfg.pop("defaults", None)  # a raw file's Hydra defaults list (it names the schema), not a key

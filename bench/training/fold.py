@@ -2,7 +2,7 @@
 
 The one place where a config node becomes a representation, a model or a trainer, so the planner
 (validation), the runner (representations), the unit (outer fold) and the tuner (inner folds) build
-each piece the same way. It sits below ``bench.units`` and ``bench.tuning`` and imports neither.
+each piece the same way. It sits below ``bench.training.units`` and ``bench.training.tuning`` and imports neither.
 The test fold never reaches ``fit`` from here: callers pass the indices to fit on and, separately,
 the indices to predict once.
 """
@@ -18,7 +18,7 @@ import numpy as np
 
 def build_trainer(trainer_cfg: dict, seed: int, channels: tuple):
     """TrainConfig + the flow-respecting augmentation from the ``trainer`` config node."""
-    from bench.engine import TrainConfig
+    from bench.training.engine import TrainConfig
     from representations.augment import FlowAugment
 
     params = dict(trainer_cfg)
@@ -58,13 +58,13 @@ def train_and_predict(task: Any, fit_idx, eval_idx, model_cfg: dict, trainer_cfg
     ``task`` holds the arrays (``x``, ``y``, ``channels``, ``n_classes``, ``seed``). With
     ``want_aux``, a model whose ``forward`` takes ``return_aux`` also returns what it explains
     (e.g. FMANet's fusion weights and attention maps), whatever that is. With ``audit`` (the
-    leakage audit, ``bench.audit``), each epoch's weights are copied as ``fit`` reports the epoch
+    leakage audit, ``bench.evaluation.audit``), each epoch's weights are copied as ``fit`` reports the epoch
     and, after ``fit`` returns and the headline prediction is made, a separate copy of the model
     predicts ``eval_idx`` once per epoch (``"audit"``: epochs and their class predictions).
     """
     import torch
 
-    from bench.engine import fit, predict_aux, predict_proba
+    from bench.training.engine import fit, predict_aux, predict_proba
     from models import build_model
 
     tcfg, augment = build_trainer(trainer_cfg, task.seed, task.channels)
@@ -144,7 +144,7 @@ class EpochSnapshots:
 
         import torch
 
-        from bench.engine import predict_aux, predict_proba
+        from bench.training.engine import predict_aux, predict_proba
 
         twin = copy.deepcopy(model)
         preds = []

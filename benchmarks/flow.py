@@ -1,6 +1,6 @@
 """Flow extraction speed: pipeline vs a bare OpenCV loop, 1 vs N workers, cached vs uncached.
 
-    python -m bench.benchmarks.flow [--samples 24] [--workers 2] [--backend tvl1] [--size 112]
+    python -m benchmarks.flow [--samples 24] [--workers 2] [--backend tvl1] [--size 112]
 
 On the same frames (textured PNGs written to a temporary folder), measured in one run:
 

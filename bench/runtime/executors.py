@@ -1,13 +1,13 @@
 """Executors: run units of work in local worker processes or as Ray tasks.
 
-Both call the same ``bench.units.run_unit`` and hand each finished record to ``on_result`` as soon
+Both call the same ``bench.training.units.run_unit`` and hand each finished record to ``on_result`` as soon
 as it arrives (the runner persists it at once, which is what makes resume work).
 
 Stopping: an interrupt (Ctrl-C's ``KeyboardInterrupt``, or ``StudyInterrupted`` from the runner's
 SIGTERM handler) or ``on_error: stop`` stops the local pool at once. Every record already back is
 handed to ``on_result`` first, the workers are ended (SIGTERM, SIGKILL after ``STOP_GRACE_S``),
 whatever finished meanwhile is handed over too, and the units still in flight are abandoned (a
-rerun redoes them) without leaving crash files. Workers end with the runner (``bench.lifeline``).
+rerun redoes them) without leaving crash files. Workers end with the runner (``bench.runtime.lifeline``).
 """
 
 from __future__ import annotations
@@ -28,10 +28,10 @@ from multiprocessing.connection import wait as mp_wait
 from pathlib import Path
 from typing import Callable
 
-from bench.allocator import keep_freed_memory
-from bench.config import ConfigError
-from bench.lifeline import die_with, sigint_blocked
-from bench.units import UnitTask, failure_record, run_unit
+from bench.runtime.allocator import keep_freed_memory
+from bench.core.config import ConfigError
+from bench.runtime.lifeline import die_with, sigint_blocked
+from bench.training.units import UnitTask, failure_record, run_unit
 
 log = logging.getLogger(__name__)
 
@@ -136,7 +136,7 @@ def _init_worker(threads: int, parent_pid: int | None = None) -> None:
     # in every process (2 workers x 2 threads on 2 cores thrash).
     os.environ["OMP_NUM_THREADS"] = str(threads)
     os.environ["MKL_NUM_THREADS"] = str(threads)
-    keep_freed_memory()  # hundreds of short fits per worker: reuse freed blocks (bench/allocator.py)
+    keep_freed_memory()  # hundreds of short fits per worker: reuse freed blocks (bench/runtime/allocator.py)
     if parent_pid:  # a pool worker: end with the runner, ignore Ctrl-C (the runner decides)
         die_with(parent_pid, cleanup=_drop_crash_file)
 
@@ -165,7 +165,7 @@ def _worker_unit(task: UnitTask, crash_log: bool = True) -> dict:
     f = None
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        _CRASH_FILE = path  # removed by the SIGTERM / parent-death handler (bench.lifeline) too
+        _CRASH_FILE = path  # removed by the SIGTERM / parent-death handler (bench.runtime.lifeline) too
         f = open(path, "w")  # noqa: SIM115 - must outlive a crash, closed below otherwise
         faulthandler.enable(file=f, all_threads=True)
     if task.timeout_s:

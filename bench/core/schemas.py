@@ -1,14 +1,14 @@
 """Config dataclasses that are also Hydra schemas.
 
-``bench.config`` stores each schema in Hydra's ConfigStore as ``<group>/_schema*`` before the first
+``bench.core.config`` stores each schema in Hydra's ConfigStore as ``<group>/_schema*`` before the first
 compose; a group's YAML names its schema first in its ``defaults`` list
 (Hydra's "structured config schema" pattern), so the dataclass alone defines the keys, defaults and
 types, and a wrong type (``trainer.epochs=abc``) or an unknown key (``trainer.epohcs=3``) fails at
 compose time. ``typed`` applies the same dataclass to plain mappings, so library callers of
 ``from_mapping`` get the same conversions and refusals.
 
-``TrainConfig`` lives here rather than in ``bench.engine`` (which re-exports it) so that composing a
-config does not import torch. The protocol schemas are ``bench.protocol``'s own dataclasses.
+``TrainConfig`` lives here rather than in ``bench.training.engine`` (which re-exports it) so that composing a
+config does not import torch. The protocol schemas are ``bench.protocols.folds``'s own dataclasses.
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ def typed(cls: type, data: Mapping[str, Any], where: str) -> Any:
 
 @dataclass
 class TrainConfig:
-    """Every training hyper-parameter of ``bench.engine.fit``, with its default and type.
+    """Every training hyper-parameter of ``bench.training.engine.fit``, with its default and type.
 
     Also the schema of the ``trainer`` group (through ``TrainerNode``): ``bench/conf/trainer/default.yaml``
     only names it. Defaults train the suite's small models on ~130 samples at 28 px in seconds per fold

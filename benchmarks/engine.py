@@ -1,8 +1,8 @@
-"""Training-engine speed, as ratios measured in one run: ``python -m bench.benchmarks.engine``.
+"""Training-engine speed, as ratios measured in one run: ``python -m benchmarks.engine``.
 
 Same model (same initial weights), same preloaded data, same optimizer, epochs and batch size:
 
-(a) ``engine``        — ``bench.engine.fit`` (default TrainConfig apart from epochs/batch/device);
+(a) ``engine``        — ``bench.training.engine.fit`` (default TrainConfig apart from epochs/batch/device);
 (b) ``bare``          — a bare PyTorch loop slicing the same device tensors by a seeded permutation,
                         with the engine's optimizer kernel (fused Adam) and memory format, so the
                         ratio is the engine's own overhead (target: engine / bare <= 1.10);
@@ -45,7 +45,7 @@ from torch import nn
 from torch.nn import functional as F
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
-from bench.engine import TrainConfig, _make_optimizer, fit, memory_format_for, resolve_device, seed_everything
+from bench.training.engine import TrainConfig, _make_optimizer, fit, memory_format_for, resolve_device, seed_everything
 
 
 def _synthetic(n: int, c: int, size: int, n_classes: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -234,12 +234,12 @@ def changes(n: int = 132, size: int = 28, epochs: int = 5, repeats: int = 3, thr
     * ``resnet10t_trim``: ResNet-10-T with ``trim_padding_taps`` vs without;
     * ``no_nan_fill``: deterministic mode without vs with ``fill_uninitialized_memory`` (ResNet-10-T);
     * ``resnet10t_half``: the main study's half-width ResNet-10-T vs the full-width one (a different
-      network: its recipe check is ``bench.benchmarks.recipe``).
+      network: its recipe check is ``benchmarks.recipe``).
 
-    The allocator settings (``bench/allocator.py``) act per process, so they are not among these:
+    The allocator settings (``bench/runtime/allocator.py``) act per process, so they are not among these:
     compare whole runs with and without ``DUALFLOW_MALLOC=default`` instead (README "Performance").
     """
-    from bench.config import compose, to_container
+    from bench.core.config import compose, to_container
     from models import build_model, create_model
 
     torch.set_num_threads(threads)
@@ -285,7 +285,7 @@ def changes(n: int = 132, size: int = 28, epochs: int = 5, repeats: int = 3, thr
 @contextlib.contextmanager
 def _nan_fill():
     """Make ``fit``'s deterministic mode fill new tensors with NaN again (the pre-change behaviour)."""
-    import bench.engine as eng
+    import bench.training.engine as eng
 
     orig = eng.deterministic_mode
 

@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from bench.fold import train_and_predict
-from bench.results import CELL_AXES
+from bench.training.fold import train_and_predict
+from bench.results.tables import CELL_AXES
 
 
 @dataclass
@@ -45,7 +45,7 @@ class UnitTask:
     timeout_s: float = 0.0  # set by the executor (executor.unit_timeout_s); 0 = none
     git_commit: str = ""
     flows: np.ndarray | None = None  # (N, 2, 2, H, W), only when tuning recomputes the representation
-    columns: dict = field(default_factory=dict)  # the cell's parameter columns (bench.results.cell_columns)
+    columns: dict = field(default_factory=dict)  # the cell's parameter columns (bench.results.tables.cell_columns)
     audit: bool = False  # the leakage audit (root key audit): also predict the test fold with every epoch's weights
 
     @property
@@ -103,8 +103,8 @@ def run_unit(task: UnitTask) -> dict:
 
 
 def _run(task: UnitTask, row: dict) -> dict:
-    from bench.metrics import pooled_scores
-    from bench.protocol import Fold, ProtocolSpec, assert_disjoint
+    from bench.evaluation.metrics import pooled_scores
+    from bench.protocols.folds import Fold, ProtocolSpec, assert_disjoint
 
     tr, te = np.asarray(task.train_idx), np.asarray(task.test_idx)
     assert_disjoint(set(task.subjects[tr]), set(task.subjects[te]), what=f"outer fold {task.fold}")
@@ -113,7 +113,7 @@ def _run(task: UnitTask, row: dict) -> dict:
     tuning = task.cell_cfg.get("tuning") or {}
     chosen: dict = {}
     if int(tuning.get("n_trials") or 0) > 0:
-        from bench.tuning import tune_unit
+        from bench.training.tuning import tune_unit
 
         t0 = time.perf_counter()
         chosen, model_cfg, trainer_cfg, x = tune_unit(task, tr, model_cfg, trainer_cfg, tuning)
@@ -155,7 +155,7 @@ def _run(task: UnitTask, row: dict) -> dict:
         rec.update({f"prob_{k}": float(probs[j, k]) for k in range(probs.shape[1])})
         preds.append(rec)
     rec = {"row": row, "predictions": preds, "history": list(res.history), "aux": aux_out}
-    if task.audit:  # leaky by design: kept apart from row and predictions (bench.audit reads it)
+    if task.audit:  # leaky by design: kept apart from row and predictions (bench.evaluation.audit reads it)
         rec["audit"] = {"epochs": out["audit"]["epochs"], "y_pred": out["audit"]["y_pred"].tolist(),
                         "seconds": float(out["audit_seconds"])}
     return rec

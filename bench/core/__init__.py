@@ -1,0 +1,1 @@
+"""The floor every other part stands on: the registry, config composition, schemas, hashing and atomic files."""

@@ -1,0 +1,1 @@
+"""Scoring: pooled MEGC2019 metrics, the leakage audit's shortcut scores, per-sample prediction files."""

@@ -1,0 +1,1 @@
+"""Evaluation protocols: outer folds, inner validation and tuning splits, and the leak guard."""

@@ -1,0 +1,1 @@
+"""MLflow tracking written from the results table (``python -m bench.tracking backfill RUN``)."""
