@@ -67,12 +67,12 @@ def compare(models: list[str] | None = None, representations: list[str] | None =
     import torch
 
     from bench.core.config import to_container
-    from bench.run import _Prepared
+    from bench.runner.prepare import Prepared
     from bench.plan.planner import plan_study
 
     torch.set_num_threads(threads)
     plan = plan_study([f"study={STUDY}", "tracking=none", "report=false", *(overrides or [])])
-    prep = _Prepared(plan, progress=False)
+    prep = Prepared(plan, progress=False)
     base_trainer = to_container(plan.base.trainer)
     cell_seed = min(c.seed for c in plan.cells)  # one cell per (representation, model)
     seed = cell_seed if seed is None else int(seed)

@@ -184,6 +184,38 @@ class _CrossAttentionFusion(nn.Module):
         return self.weights([self._attend(f1, f2), self._attend(f2, f1)])
 
 
+def _resolve_streams(streams: str, in_chans: int, phase_channels: int, channels: Sequence[str] | None) -> str:
+    """Check ``streams``; ``auto`` becomes both phases when the input has both, else the one it carries."""
+    _choice("streams", streams, STREAMS)
+    if streams != "auto":
+        return streams
+    if in_chans == 2 * phase_channels:
+        return "both"
+    if in_chans == phase_channels:
+        late = channels is not None and all(str(c).endswith("2") for c in channels)
+        return "apex_offset" if late else "onset_apex"
+    raise ValueError(f"fmanet: streams='auto' takes one phase ({phase_channels} channels) or the "
+                     f"two-phase stack ({2 * phase_channels}), got in_chans={in_chans}")
+
+
+def _stream_phases(streams: str, in_chans: int, phase_channels: int) -> list[int]:
+    """The phase index each stream reads from the input (after checking ``in_chans`` fits ``streams``)."""
+    if streams == "both":
+        if in_chans != 2 * phase_channels:
+            raise ValueError(
+                f"fmanet: streams='both' needs the two-phase stack (in_chans={2 * phase_channels}: "
+                f"{phase_channels} channels per phase), got in_chans={in_chans}"
+            )
+        return [0, 1]
+    if in_chans not in (phase_channels, 2 * phase_channels):
+        raise ValueError(
+            f"fmanet: streams={streams!r} takes one phase ({phase_channels} channels) or the "
+            f"two-phase stack ({2 * phase_channels}), got in_chans={in_chans}"
+        )
+    # with a single phase given, that phase sits at channel 0; from the stack, select it
+    return [0] if in_chans == phase_channels else [0 if streams == "onset_apex" else 1]
+
+
 class FMANet(nn.Module):
     def __init__(
         self,
@@ -210,17 +242,26 @@ class FMANet(nn.Module):
         channels: Sequence[str] | None = None,
     ):
         super().__init__()
-        _choice("streams", streams, STREAMS)
-        if streams == "auto":  # both phases when the input has both, else the one phase it carries
-            if in_chans == 2 * phase_channels:
-                streams = "both"
-            elif in_chans == phase_channels:
-                late = channels is not None and all(str(c).endswith("2") for c in channels)
-                streams = "apex_offset" if late else "onset_apex"
-            else:
-                raise ValueError(f"fmanet: streams='auto' takes one phase ({phase_channels} channels) or the "
-                                 f"two-phase stack ({2 * phase_channels}), got in_chans={in_chans}")
+        # Construction order is part of the numerics: modules draw their initial weights from torch's RNG
+        # in the order streams -> fusion -> spatial attention -> classifier, so a seed gives the same init.
+        streams = _resolve_streams(streams, in_chans, phase_channels, channels)
         self.streams_mode = streams
+        self._check_options(input_norm, head, head_grid, modulation, fusion, magnitude_index, phase_channels)
+        self.phase_channels, self.in_chans = phase_channels, in_chans
+        self.phases = _stream_phases(streams, in_chans, phase_channels)
+        self.fusion = fusion if len(self.phases) == 2 else "none"
+        self.shared_weights = bool(shared_weights) and len(self.phases) == 2
+        # The small CNN encoder's 2x2 max-pools are ~3x faster in NHWC on CPU (training step x0.73);
+        # timm backbones (ResNets) measured slower in NHWC, so they keep NCHW. Read by bench.training.engine.
+        self.preferred_memory_format = "channels_last" if backbone == "cnn" else "contiguous"
+        c = self._build_streams(phase_channels, magnitude_index, backbone, widths, backbone_params,
+                                gate_hidden, se_reduction)
+        self._build_fusion(c, fusion_hidden)
+        self._build_head(c, num_classes, spatial_attention, attention_kernel, dropout, head_grid)
+        self._register_input_stats(phase_channels)
+
+    def _check_options(self, input_norm, head, head_grid, modulation, fusion, magnitude_index, phase_channels) -> None:
+        """Validate the string switches, ``head_grid`` and ``magnitude_index``; keep the switches."""
         self.input_norm = _choice("input_norm", input_norm, INPUT_NORMS)
         self.head = _choice("head", head, HEADS)
         if int(head_grid) < 1:
@@ -229,27 +270,10 @@ class FMANet(nn.Module):
         _choice("fusion", fusion, FUSIONS)
         if not 0 <= magnitude_index < phase_channels:
             raise ValueError(f"fmanet: magnitude_index={magnitude_index} outside a {phase_channels}-channel phase")
-        self.phase_channels, self.in_chans = phase_channels, in_chans
-        if streams == "both":
-            if in_chans != 2 * phase_channels:
-                raise ValueError(
-                    f"fmanet: streams='both' needs the two-phase stack (in_chans={2 * phase_channels}: "
-                    f"{phase_channels} channels per phase), got in_chans={in_chans}"
-                )
-            self.phases = [0, 1]
-        else:
-            if in_chans not in (phase_channels, 2 * phase_channels):
-                raise ValueError(
-                    f"fmanet: streams={streams!r} takes one phase ({phase_channels} channels) or the "
-                    f"two-phase stack ({2 * phase_channels}), got in_chans={in_chans}"
-                )
-            # with a single phase given, that phase sits at channel 0; from the stack, select it
-            self.phases = [0] if in_chans == phase_channels else [0 if streams == "onset_apex" else 1]
-        self.fusion = fusion if len(self.phases) == 2 else "none"
-        self.shared_weights = bool(shared_weights) and len(self.phases) == 2
-        # The small CNN encoder's 2x2 max-pools are ~3x faster in NHWC on CPU (training step x0.73);
-        # timm backbones (ResNets) measured slower in NHWC, so they keep NCHW. Read by bench.training.engine.
-        self.preferred_memory_format = "channels_last" if backbone == "cnn" else "contiguous"
+
+    def _build_streams(self, phase_channels, magnitude_index, backbone, widths, backbone_params,
+                       gate_hidden, se_reduction) -> int:
+        """One stream module per phase (one for both with ``shared_weights``); returns their feature width."""
 
         def make_stream() -> _PhaseStream:
             return _PhaseStream(phase_channels, magnitude_index, self.modulation, backbone, widths,
@@ -257,8 +281,10 @@ class FMANet(nn.Module):
 
         n_modules = 1 if self.shared_weights else len(self.phases)
         self.stream_modules = nn.ModuleList(make_stream() for _ in range(n_modules))
-        c = self.stream_modules[0].num_features
+        return self.stream_modules[0].num_features
 
+    def _build_fusion(self, c: int, fusion_hidden: int) -> None:
+        """The fusion module ``fusion`` asks for (None for ``sum`` and single-stream models)."""
         self.fuse: nn.Module | None = None
         if self.fusion == "attention":
             self.fuse = _FusionAttention(c, 2, fusion_hidden)
@@ -266,13 +292,20 @@ class FMANet(nn.Module):
             self.fuse = conv_bn_act(2 * c, c, kernel_size=1)
         elif self.fusion == "cross_attention":
             self.fuse = _CrossAttentionFusion(c, fusion_hidden)
+
+    def _build_head(self, c: int, num_classes: int, spatial_attention: bool, attention_kernel: int,
+                    dropout: float, head_grid: int) -> None:
+        """Spatial attention, pooling (global or a grid), dropout and the linear classifier."""
         self.spatial_attention = SpatialAttention(attention_kernel) if spatial_attention else None
         self.dropout = nn.Dropout(dropout)
         self.head_grid = int(head_grid) if self.head == "grid" else 1
         self.pool = nn.AdaptiveAvgPool2d(self.head_grid)
         self.classifier = nn.Linear(c * self.head_grid ** 2, num_classes)
+
+    def _register_input_stats(self, phase_channels: int) -> None:
+        """The ``input_norm`` buffers, identity until :meth:`fit_input_stats`."""
         # Per-channel statistics of the channels the streams read (phase by phase, so a single-stream
-        # model has the same buffers on a 3- or 6-channel input); identity until fit_input_stats.
+        # model has the same buffers on a 3- or 6-channel input).
         n_read = len(self.phases) * phase_channels
         self.register_buffer("input_shift", torch.zeros(n_read))
         self.register_buffer("input_scale", torch.ones(n_read))

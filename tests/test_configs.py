@@ -83,7 +83,7 @@ def build_protocol(node: dict, tmp: Path) -> None:
 def build_flow(node: dict, tmp: Path) -> None:
     from bench.flow import compute_flows, create_backend, resolve_crop
 
-    # bench/run.py _Prepared.flowset: backend, params (-> backend_params), crop, size, workers; the
+    # bench/runner/prepare.py Prepared.flowset: backend, params (-> backend_params), crop, size, workers; the
     # rest as compute_flows keywords. The runner passes table, cache_dir and progress itself.
     taken = {p.name for p in inspect.signature(compute_flows).parameters.values() if p.kind == p.KEYWORD_ONLY}
     allowed = {"backend", "params", "crop", "size", "workers"} | taken - {"backend_params", "cache_dir", "progress"}
@@ -117,7 +117,7 @@ def build_tuning(node: dict, tmp: Path) -> None:
     from bench.training.engine import TrainConfig
     from bench.training.tuning import SPACE_ROOTS, apply_params, flatten_space
 
-    read = _read_keys("bench.training.tuning", "bench.training.units", "bench.training.fold", "bench.plan.planner")
+    read = _read_keys("bench.training.tuning", "bench.training.units", "bench.training.fold", "bench.training.settings", "bench.plan.planner")
     assert set(node) <= read, f"keys tuning never reads: {sorted(set(node) - read)}"
     assert int(node["n_trials"]) >= 0
     if int(node["n_trials"]) > 0:  # what bench.plan.planner.validate_cell checks before any work
@@ -130,7 +130,7 @@ def build_tuning(node: dict, tmp: Path) -> None:
 
 
 def build_tracking(node: dict, tmp: Path) -> None:
-    read = _read_keys("bench.tracking.mlflow_store", "bench.run")
+    read = _read_keys("bench.tracking.mlflow_store", "bench.runner.walk")
     assert set(node) <= read, f"keys tracking never reads: {sorted(set(node) - read)}"
     assert isinstance(node["enabled"], bool)
 

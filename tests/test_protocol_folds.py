@@ -24,7 +24,7 @@ from bench.protocols.folds import (
     make_folds,
 )
 
-CONF = Path(protocol.__file__).parent / "conf" / "protocol"
+CONF = Path(protocol.__file__).parents[1] / "conf" / "protocol"
 
 
 def table(counts: dict[str, int], n_classes: int = 3, dataset: str | dict = "synthetic", seed: int = 0,

@@ -43,10 +43,12 @@ that cannot be read or holds non-real (e.g. complex) values is an error naming i
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
+import pandas as pd
 
 from bench.data import register_dataset
 from bench.data._sheets import norm_header, read_table
@@ -117,12 +119,54 @@ def load_precomputed(
     root = Path(root).expanduser().resolve()
     ann = Path(annotation)
     ann = ann if ann.is_absolute() else root / ann
-    if phase1_template is None and phase1_array is None:
+    templates = {1: phase1_template, 2: phase2_template}
+    _check_phase_sources(ann, templates, {1: phase1_array, 2: phase2_array})
+    sh = _read_annotation(ann, columns, sheet, source_column)
+    arrays = _load_arrays(root, ann, sh.df, {1: phase1_array, 2: phase2_array})
+    raw, int_labels = _raw_rows(sh, ann, dataset, source_column)
+    flow_cols, exts = _flow_file_columns(sh.df, ann, root, dataset, templates, arrays)
+    if exts & IMAGE_EXTS and spec.normalisation is None:
+        raise DataError(f"{ann}: flows are images; declare flow_file.normalisation (fixed | minmax)")
+
+    for j, c in enumerate(_FLOW_COLUMNS):  # carried through validation with their row (renames included)
+        raw[c] = [e[j] for e in flow_cols]
+    given = index_class_names(raw, int_labels, classes, ann)
+    has_phase2 = phase2_template is not None or phase2_array is not None
+    exact = exactness(exts, spec, has_phase2)
+    table = finalize(raw, name=dataset, source=str(ann), classes=classes, options=opts, given_classes=given,
+                     meta={"flow_file": _spec_dict(spec), "flow_formats": sorted(exts), "exactness": exact,
+                           "flow_source": "precomputed", "release": release or "",
+                           "source_column": source_column or "", "has_phase2": has_phase2,
+                           "apex_rule": apex_rule or ("annotated (onset, apex, offset given)" if sh.frame_cols
+                                                      else "not given: no frame numbers in the sample list")},
+                     classes_inferred=classes is None, carry=_FLOW_COLUMNS)
+    table.df = table.df.astype({"flow1_path": str, "flow1_index": np.int64, "flow2_path": str,
+                                "flow2_index": np.int64})
+    _log_exactness(ann, exts, exact)
+    return table
+
+
+@dataclass
+class _Sheet:
+    """The annotation as read: its rows, the frame columns it gives and its source-database column."""
+
+    df: pd.DataFrame
+    frame_cols: list[str]
+    src_col: str | None
+
+
+def _check_phase_sources(ann: Path, templates: Mapping[int, str | None], arrays: Mapping[int, str | None]) -> None:
+    """Phase 1 needs a template or an array; no phase may have both."""
+    if templates[1] is None and arrays[1] is None:
         raise DataError(f"{ann}: precomputed needs phase1_template or phase1_array (onset->apex flows)")
-    for ph, (t, a) in enumerate(((phase1_template, phase1_array), (phase2_template, phase2_array)), 1):
-        if t is not None and a is not None:
+    for ph in (1, 2):
+        if templates[ph] is not None and arrays[ph] is not None:
             raise DataError(f"{ann}: give phase{ph}_template or phase{ph}_array, not both")
 
+
+def _read_annotation(ann: Path, columns: Mapping[str, str] | None, sheet: str | None,
+                     source_column: str | None) -> _Sheet:
+    """Read the annotation and check its required, frame and source-database columns."""
     renames = {norm_header(k): norm_header(v) for k, v in (columns or {}).items()}
     subject_aliases = [k for k, v in renames.items() if v == "subject"] or ["subject"]
     df = read_table(ann, sheet=sheet, header_keys=subject_aliases[:1]).rename(columns=renames)
@@ -142,9 +186,14 @@ def load_precomputed(
         if src_col not in df.columns:
             raise DataError(f"{ann}: source_column {source_column!r} is not a column; found "
                             f"{[c for c in df.columns if not c.startswith('_')]}")
+    return _Sheet(df, frame_cols, src_col)
 
-    arrays: dict[int, tuple[Path, int]] = {}
-    for ph, a in ((1, phase1_array), (2, phase2_array)):
+
+def _load_arrays(root: Path, ann: Path, df: pd.DataFrame,
+                 arrays: Mapping[int, str | None]) -> dict[int, tuple[Path, int]]:
+    """Phase -> (stacked .npy path, N) for the phases given as one array, checked against the rows."""
+    out: dict[int, tuple[Path, int]] = {}
+    for ph, a in arrays.items():
         if a is None:
             continue
         p = Path(a) if Path(a).is_absolute() else root / a
@@ -157,28 +206,27 @@ def load_precomputed(
         if arr.ndim != 4 or arr.shape[0] != len(df):
             raise DataError(f"{p}: phase{ph}_array has shape {arr.shape}; expected (N={len(df)} rows of "
                             f"{ann.name}, C, H, W)")
-        arrays[ph] = (p, arr.shape[0])
+        out[ph] = (p, arr.shape[0])
+    return out
 
+
+def _raw_rows(sh: _Sheet, ann: Path, dataset: str, source_column: str | None) -> tuple[pd.DataFrame, bool]:
+    """The raw frame ``finalize`` validates, and whether the labels are class indices."""
+    df = sh.df
     labels = [str(v).strip() for v in df["label"]]
     int_labels = bool(labels) and all(_is_int(v) for v in labels if v)
     raw = df[["subject", "clip", "_row", "_file"]].copy()
     raw["dataset"] = dataset
-    if src_col is not None:
-        from bench.evaluation.prediction_files import normalise_database  # CASME_II / SMIC-HS -> casme2 / smic
-
-        blank = [f"{ann}, row {r['_row']} ({_name(r)}): {source_column} (source database) is empty"
-                 for _, r in df.iterrows() if _is_blank(r[src_col])]
-        if blank:
-            raise DataError(f"{len(blank)} row(s) without a source database:\n  " + "\n  ".join(blank[:MAX_ERRORS_SHOWN]))
-        raw["dataset"] = [normalise_database(v) for v in df[src_col]]
+    if sh.src_col is not None:
+        raw["dataset"] = _source_databases(df, sh.src_col, ann, source_column)
     raw["au"] = df["au"] if "au" in df.columns else ""
     if int_labels:
         raw["label"] = labels
         raw["emotion"] = df["emotion"] if "emotion" in df.columns else ""
     else:
         raw["emotion"] = labels
-    if frame_cols:
-        for c in frame_cols:
+    if sh.frame_cols:
+        for c in sh.frame_cols:
             raw[c] = df[c]
         raw["flags"] = ""
     else:
@@ -186,7 +234,24 @@ def load_precomputed(
         raw["apex_source"] = "fallback:no_frame_numbers"
         raw["flags"] = "no_frame_numbers"
     raw["frame_template"] = ""
+    return raw, int_labels
 
+
+def _source_databases(df: pd.DataFrame, src_col: str, ann: Path, source_column: str | None) -> list[str]:
+    """Each row's normalised source database; every row must name one."""
+    from bench.evaluation.prediction_files import normalise_database  # CASME_II / SMIC-HS -> casme2 / smic
+
+    blank = [f"{ann}, row {r['_row']} ({_name(r)}): {source_column} (source database) is empty"
+             for _, r in df.iterrows() if _is_blank(r[src_col])]
+    if blank:
+        raise DataError(f"{len(blank)} row(s) without a source database:\n  " + "\n  ".join(blank[:MAX_ERRORS_SHOWN]))
+    return [normalise_database(v) for v in df[src_col]]
+
+
+def _flow_file_columns(df: pd.DataFrame, ann: Path, root: Path, dataset: str,
+                       templates: Mapping[int, str | None], arrays: Mapping[int, tuple[Path, int]],
+                       ) -> tuple[list[tuple[str, int, str, int]], set[str]]:
+    """Per row (flow1_path, flow1_index, flow2_path, flow2_index) and the file types; bad files raise together."""
     flow_cols: list[tuple[str, int, str, int]] = []
     errors: list[str] = []
     exts: set[str] = set()
@@ -195,49 +260,45 @@ def load_precomputed(
         values = {c: r[c] for c in df.columns if not c.startswith("_")}
         values.update(dataset=dataset, row=k)
         entry: list[Any] = []
-        for ph, t in ((1, phase1_template), (2, phase2_template)):
+        for ph in (1, 2):
             if ph in arrays:
                 entry += [str(arrays[ph][0]), k]
                 exts.add(".npy")
-            elif t is None:
+            elif templates[ph] is None:
                 entry += ["", -1]
             else:
-                p = _template_path(root, t, values, at)
-                if p.suffix.lower() not in FLOW_EXTS:
-                    errors.append(f"{at}: phase-{ph} flow {p}: unsupported type {p.suffix!r} "
-                                  f"(supported: {sorted(FLOW_EXTS)})")
-                elif not p.is_file():
-                    errors.append(f"{at}: phase-{ph} flow file missing: {p}")
-                elif p.stat().st_size == 0:
-                    errors.append(f"{at}: phase-{ph} flow file is empty (0 bytes): {p}")
+                p = _template_path(root, templates[ph], values, at)
+                errors.extend(_flow_file_problems(p, ph, at))
                 exts.add(p.suffix.lower())
                 entry += [str(p), -1]
         flow_cols.append(tuple(entry))  # type: ignore[arg-type]
     if errors:
         more = f"\n  ... and {len(errors) - MAX_ERRORS_SHOWN} more" if len(errors) > MAX_ERRORS_SHOWN else ""
         raise DataError(f"{len(errors)} flow file error(s):\n  " + "\n  ".join(errors[:MAX_ERRORS_SHOWN]) + more)
-    if exts & IMAGE_EXTS and spec.normalisation is None:
-        raise DataError(f"{ann}: flows are images; declare flow_file.normalisation (fixed | minmax)")
+    return flow_cols, exts
 
-    for j, c in enumerate(_FLOW_COLUMNS):  # carried through validation with their row (renames included)
-        raw[c] = [e[j] for e in flow_cols]
-    given = index_class_names(raw, int_labels, classes, ann)
-    has_phase2 = phase2_template is not None or phase2_array is not None
-    exact = exactness(exts, spec, has_phase2)
-    spec_dict = {"channels": list(spec.channels), "layout": spec.layout, "npz_key": spec.npz_key,
-                 "normalisation": spec.normalisation,
-                 "scale": list(spec.scale) if isinstance(spec.scale, tuple) else spec.scale,
-                 "offset": list(spec.offset) if isinstance(spec.offset, tuple) else spec.offset}
-    table = finalize(raw, name=dataset, source=str(ann), classes=classes, options=opts, given_classes=given,
-                     meta={"flow_file": spec_dict, "flow_formats": sorted(exts), "exactness": exact,
-                           "flow_source": "precomputed", "release": release or "",
-                           "source_column": source_column or "", "has_phase2": has_phase2,
-                           "apex_rule": apex_rule or ("annotated (onset, apex, offset given)" if frame_cols
-                                                      else "not given: no frame numbers in the sample list")},
-                     classes_inferred=classes is None, carry=_FLOW_COLUMNS)
-    table.df = table.df.astype({"flow1_path": str, "flow1_index": np.int64, "flow2_path": str,
-                                "flow2_index": np.int64})
 
+def _flow_file_problems(p: Path, ph: int, at: str) -> list[str]:
+    """What is wrong with one templated flow file (unsupported type, missing, empty), if anything."""
+    if p.suffix.lower() not in FLOW_EXTS:
+        return [f"{at}: phase-{ph} flow {p}: unsupported type {p.suffix!r} (supported: {sorted(FLOW_EXTS)})"]
+    if not p.is_file():
+        return [f"{at}: phase-{ph} flow file missing: {p}"]
+    if p.stat().st_size == 0:
+        return [f"{at}: phase-{ph} flow file is empty (0 bytes): {p}"]
+    return []
+
+
+def _spec_dict(spec: FlowFileSpec) -> dict[str, Any]:
+    """The flow-file spec as plain data, for the table's meta."""
+    return {"channels": list(spec.channels), "layout": spec.layout, "npz_key": spec.npz_key,
+            "normalisation": spec.normalisation,
+            "scale": list(spec.scale) if isinstance(spec.scale, tuple) else spec.scale,
+            "offset": list(spec.offset) if isinstance(spec.offset, tuple) else spec.offset}
+
+
+def _log_exactness(ann: Path, exts: set[str], exact: Mapping[str, str]) -> None:
+    """Log which representations are exact on these files (a warning when some only approximate)."""
     # "exact: why" (the stored channels) is exact; "unavailable: why" cannot run on these files at all
     approx = sorted(k for k, v in exact.items() if not v.startswith(("exact", "unavailable")))
     unavailable = sorted(k for k, v in exact.items() if v.startswith("unavailable"))
@@ -247,7 +308,6 @@ def load_precomputed(
     else:
         log.info("precomputed flows %s (%s): every representation is exact%s", ann, ", ".join(sorted(exts)),
                  "".join(f"; {k}: {exact[k]}" for k in unavailable))
-    return table
 
 
 def _is_blank(v: Any) -> bool:

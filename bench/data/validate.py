@@ -196,6 +196,15 @@ def _frame_paths(template: str, frames: Iterable[int]) -> list[Path]:
     return [Path(template.format(frame=int(f))) for f in frames]
 
 
+@dataclass
+class _Labelled:
+    """Rows after label mapping, with the class list and the class set's name."""
+
+    recs: list[dict]
+    classes: list[str]
+    class_set_name: str
+
+
 def finalize(
     raw: pd.DataFrame,
     *,
@@ -222,163 +231,221 @@ def finalize(
     opts = options or Options()
     col = _Collector(opts)
     col.problems.extend(problems)
+    raw = _prepare_raw(raw, source, col)
+    _check_dataset_names(raw, source, col)
+    recs = [rec for r in raw.to_dict("records") if (rec := _validate_row(r, carry, col)) is not None]
+    col.flush("row")
+    lab = _assign_labels(recs, classes, given_classes, source, col)
+    col.flush("label")
+    lab.recs = _check_duplicates(lab.recs, col)
+    col.flush("duplicate")
+    if opts.check_frames:
+        lab.recs = _check_frame_files(lab.recs, source, col)
+        col.flush("frame")
+    df = _records_frame(lab.recs, carry)
+    if classes_inferred is None:
+        classes_inferred = classes is None and given_classes is None
+    inferred = _check_table(df, lab, source, col, classes_inferred)
+    col.flush("table")
+    m = dict(meta or {})
+    m.setdefault("class_set", lab.class_set_name)
+    if inferred is not None:
+        m["inferred_classes"] = inferred
+    return SampleTable(df=df, classes=lab.classes, name=name, source=source, problems=col.problems, meta=m)
+
+
+_RAW_REQUIRED = ("dataset", "subject", "clip", "onset", "apex", "offset", "frame_template", "_file", "_row")
+
+
+def _prepare_raw(raw: pd.DataFrame, source: str, col: _Collector) -> pd.DataFrame:
+    """Reset the index, apply the configured overrides and check the loader gave every column."""
     raw = raw.reset_index(drop=True)
-    if opts.overrides:
-        raw = _apply_overrides(raw, opts.overrides, source, col)
-    for c in ("dataset", "subject", "clip", "onset", "apex", "offset", "frame_template", "_file", "_row"):
+    if col.opts.overrides:
+        raw = _apply_overrides(raw, col.opts.overrides, source, col)
+    for c in _RAW_REQUIRED:
         if c not in raw.columns:
             raise ValueError(f"loader bug: raw table lacks column {c!r}")
+    return raw
 
+
+def _check_dataset_names(raw: pd.DataFrame, source: str, col: _Collector) -> None:
+    """An error for each dataset name that cannot be a prediction-log field."""
     for d in sorted({str(v) for v in raw["dataset"]}):
         why = name_problem(d, "dataset")
         if why:
             col.error(f"{source}: dataset name {d!r} {why}; choose another name (the loader's dataset= option)")
 
-    recs: list[dict] = []
-    for r in raw.to_dict("records"):
-        file, row = r["_file"], r.get("_row")
-        subject = str(r["subject"]).strip()
-        clip = str(r["clip"]).strip()
-        at = where(file, row, f"{subject}/{clip}")
-        at_row = where(file, row)  # for a bad name: the message shows it quoted instead
-        if not subject or subject.lower() == "nan":
-            col.error(f"{at}: empty subject")
-            continue
-        if not clip or clip.lower() == "nan":
-            col.error(f"{at}: empty clip name")
-            continue
-        bad_name = False
-        for what, v in (("subject", subject), ("clip", clip)):
-            why = name_problem(v, what)
-            if why:
-                fix = (f'overrides: {{"{subject}/*": {{subject: NEW}}}} (every clip of the subject)'
-                       if what == "subject" else f'overrides: {{"{subject}/{clip}": {{clip: NEW}}}}')
-                col.error(f"{at_row} ({subject!r}/{clip!r}): {what} {v!r} {why}; rename it in the sheet, "
-                          f"or in the dataset configuration with {fix}")
-                bad_name = True
-        if bad_name:
-            continue
-        vals = {}
-        bad = False
-        for k in ("onset", "offset"):
-            try:
-                v = parse_frame(r[k])
-            except ValueError as e:
-                col.error(f"{at}: {k} {e}")
-                bad = True
-                continue
-            if v is None:
-                col.error(f"{at}: {k} frame is missing")
-                bad = True
-            elif v < 0:
-                col.error(f"{at}: {k} frame {v} is negative")
-                bad = True
-            vals[k] = v
-        if bad:
-            continue
-        onset, offset = vals["onset"], vals["offset"]
-        if offset <= onset:
-            col.error(f"{at}: offset {offset} is not after onset {onset}")
-            continue
-        flags: list[str] = []
-        apex_source = _text(r.get("apex_source")) or "annotated"
+
+def _validate_row(r: Mapping[str, Any], carry: Sequence[str], col: _Collector) -> dict | None:
+    """One raw row -> a validated record, or None (its errors recorded in ``col``)."""
+    file, row = r["_file"], r.get("_row")
+    subject = str(r["subject"]).strip()
+    clip = str(r["clip"]).strip()
+    at = where(file, row, f"{subject}/{clip}")
+    if not _check_row_names(subject, clip, at, where(file, row), col):
+        return None
+    extent = _row_extent(r, at, col)
+    if extent is None:
+        return None
+    onset, offset = extent
+    apex, apex_source, flags = _row_apex(r, onset, offset, at, col)
+    extra_flags = [f for f in _text(r.get("flags")).split(";") if f]
+    return dict(
+        dataset=str(r["dataset"]),
+        subject=subject,
+        clip=clip,
+        onset=onset,
+        apex=apex,
+        offset=offset,
+        label=r.get("label"),
+        emotion=_text(r.get("emotion")),
+        au=_text(r.get("au")),
+        frame_template=str(r["frame_template"]),
+        apex_source=apex_source,
+        flags=";".join(extra_flags + flags),
+        _at=at,
+        _file=file,
+        **{c: r.get(c) for c in carry},
+    )
+
+
+def _check_row_names(subject: str, clip: str, at: str, at_row: str, col: _Collector) -> bool:
+    """Whether the subject and clip names are usable (errors recorded otherwise)."""
+    # at_row, for a bad name: the message shows the names quoted instead
+    if not subject or subject.lower() == "nan":
+        col.error(f"{at}: empty subject")
+        return False
+    if not clip or clip.lower() == "nan":
+        col.error(f"{at}: empty clip name")
+        return False
+    ok = True
+    for what, v in (("subject", subject), ("clip", clip)):
+        why = name_problem(v, what)
+        if why:
+            fix = (f'overrides: {{"{subject}/*": {{subject: NEW}}}} (every clip of the subject)'
+                   if what == "subject" else f'overrides: {{"{subject}/{clip}": {{clip: NEW}}}}')
+            col.error(f"{at_row} ({subject!r}/{clip!r}): {what} {v!r} {why}; rename it in the sheet, "
+                      f"or in the dataset configuration with {fix}")
+            ok = False
+    return ok
+
+
+def _row_extent(r: Mapping[str, Any], at: str, col: _Collector) -> tuple[int, int] | None:
+    """(onset, offset) of a row, or None when either is unusable (errors recorded)."""
+    vals = {}
+    bad = False
+    for k in ("onset", "offset"):
         try:
-            apex = parse_frame(r["apex"])
-        except ValueError:
-            apex = None
-            raw_apex = r["apex"]
-        else:
-            raw_apex = r["apex"]
-        if apex is not None and apex < 0:  # SAMM-style -1 sentinel for "not annotated"
-            apex = None
-        if apex is None:
-            apex = middle(onset, offset)
-            flags.append("missing_apex")
-            apex_source = "fallback:missing_apex"
-            col.fallback(f"{at}: apex {str(raw_apex)!r} is not a frame number; using the middle frame {apex}")
-        elif not onset <= apex <= offset:
-            new = middle(onset, offset)
-            flags.append("apex_outside_range")
-            apex_source = "fallback:apex_outside_range"
-            col.fallback(f"{at}: apex {apex} outside onset..offset {onset}..{offset}; using the middle frame {new}")
-            apex = new
-        elif apex == onset:
-            new = middle(onset, offset)
-            flags.append("apex_equals_onset")
-            apex_source = "fallback:apex_equals_onset"
-            col.fallback(f"{at}: apex equals onset {onset}; using the middle frame {new}")
-            apex = new
-        extra_flags = [f for f in _text(r.get("flags")).split(";") if f]
-        recs.append(
-            dict(
-                dataset=str(r["dataset"]),
-                subject=subject,
-                clip=clip,
-                onset=onset,
-                apex=apex,
-                offset=offset,
-                label=r.get("label"),
-                emotion=_text(r.get("emotion")),
-                au=_text(r.get("au")),
-                frame_template=str(r["frame_template"]),
-                apex_source=apex_source,
-                flags=";".join(extra_flags + flags),
-                _at=at,
-                _file=file,
-                **{c: r.get(c) for c in carry},
-            )
-        )
-    col.flush("row")
+            v = parse_frame(r[k])
+        except ValueError as e:
+            col.error(f"{at}: {k} {e}")
+            bad = True
+            continue
+        if v is None:
+            col.error(f"{at}: {k} frame is missing")
+            bad = True
+        elif v < 0:
+            col.error(f"{at}: {k} frame {v} is negative")
+            bad = True
+        vals[k] = v
+    if bad:
+        return None
+    onset, offset = vals["onset"], vals["offset"]
+    if offset <= onset:
+        col.error(f"{at}: offset {offset} is not after onset {onset}")
+        return None
+    return onset, offset
 
-    # ---- labels
+
+def _row_apex(r: Mapping[str, Any], onset: int, offset: int, at: str,
+              col: _Collector) -> tuple[int, str, list[str]]:
+    """(apex, apex_source, fallback flags): the annotated apex or the middle-frame fallback."""
+    flags: list[str] = []
+    apex_source = _text(r.get("apex_source")) or "annotated"
+    raw_apex = r["apex"]
+    try:
+        apex = parse_frame(raw_apex)
+    except ValueError:
+        apex = None
+    if apex is not None and apex < 0:  # SAMM-style -1 sentinel for "not annotated"
+        apex = None
+    if apex is None:
+        apex = middle(onset, offset)
+        flags.append("missing_apex")
+        apex_source = "fallback:missing_apex"
+        col.fallback(f"{at}: apex {str(raw_apex)!r} is not a frame number; using the middle frame {apex}")
+    elif not onset <= apex <= offset:
+        new = middle(onset, offset)
+        flags.append("apex_outside_range")
+        apex_source = "fallback:apex_outside_range"
+        col.fallback(f"{at}: apex {apex} outside onset..offset {onset}..{offset}; using the middle frame {new}")
+        apex = new
+    elif apex == onset:
+        new = middle(onset, offset)
+        flags.append("apex_equals_onset")
+        apex_source = "fallback:apex_equals_onset"
+        col.fallback(f"{at}: apex equals onset {onset}; using the middle frame {new}")
+        apex = new
+    return apex, apex_source, flags
+
+
+def _assign_labels(recs: list[dict], classes: Any, given_classes: Sequence[str] | None, source: str,
+                   col: _Collector) -> _Labelled:
+    """Class labels from the given indices or from the emotions mapped through the class set."""
     if given_classes is not None:
-        cs = list(given_classes)
-        kept = []
-        for r in recs:
-            try:
-                lab = int(parse_frame(r["label"]))  # type: ignore[arg-type]
-            except (TypeError, ValueError):
-                col.error(f"{r['_at']}: label {r['label']!r} is not a class index")
-                continue
-            if not 0 <= lab < len(cs):
-                col.error(f"{r['_at']}: label {lab} is not an index into the {len(cs)} classes {cs}")
-                continue
-            r["label"] = lab
-            if not r["emotion"]:
-                r["emotion"] = cs[lab]
-            kept.append(r)
-        recs = kept
-        class_set_name = "given"
-    else:
-        cset: ClassSet = resolve_class_set(classes, [r["emotion"] for r in recs])
-        cs = list(cset.classes)
-        kept, dropped = [], Counter()
-        for r in recs:
-            e = r["emotion"]
-            if not e or e.lower() == "nan":
-                col.error(f"{r['_at']}: emotion is empty")
-                continue
-            if not cset.is_known(e):
-                col.error(
-                    f"{r['_at']}: unknown emotion {e!r} for class set {cset.name!r} "
-                    f"(known: {', '.join(sorted(_vocab_hint(cset)))})"
-                )
-                continue
-            lab = cset.label_of(e)
-            if lab is None:
-                dropped[e] += 1
-                continue
-            r["label"] = lab
-            kept.append(r)
-        recs = kept
-        class_set_name = cset.name
-        if dropped:
-            n = sum(dropped.values())
-            detail = ", ".join(f"{k}: {v}" for k, v in sorted(dropped.items()))
-            col.note(f"{source}: dropped {n} clip(s) whose emotion is not in class set {class_set_name!r} ({detail})")
-    col.flush("label")
+        return _labels_given(recs, list(given_classes), col)
+    return _labels_from_emotions(recs, classes, source, col)
 
-    # ---- duplicates
+
+def _labels_given(recs: list[dict], cs: list[str], col: _Collector) -> _Labelled:
+    """Rows whose ``label`` is a valid index into the given class names."""
+    kept = []
+    for r in recs:
+        try:
+            lab = int(parse_frame(r["label"]))  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            col.error(f"{r['_at']}: label {r['label']!r} is not a class index")
+            continue
+        if not 0 <= lab < len(cs):
+            col.error(f"{r['_at']}: label {lab} is not an index into the {len(cs)} classes {cs}")
+            continue
+        r["label"] = lab
+        if not r["emotion"]:
+            r["emotion"] = cs[lab]
+        kept.append(r)
+    return _Labelled(kept, cs, "given")
+
+
+def _labels_from_emotions(recs: list[dict], classes: Any, source: str, col: _Collector) -> _Labelled:
+    """Rows labelled through the class set; known emotions it does not use are dropped and counted."""
+    cset: ClassSet = resolve_class_set(classes, [r["emotion"] for r in recs])
+    kept, dropped = [], Counter()
+    for r in recs:
+        e = r["emotion"]
+        if not e or e.lower() == "nan":
+            col.error(f"{r['_at']}: emotion is empty")
+            continue
+        if not cset.is_known(e):
+            col.error(
+                f"{r['_at']}: unknown emotion {e!r} for class set {cset.name!r} "
+                f"(known: {', '.join(sorted(_vocab_hint(cset)))})"
+            )
+            continue
+        lab = cset.label_of(e)
+        if lab is None:
+            dropped[e] += 1
+            continue
+        r["label"] = lab
+        kept.append(r)
+    if dropped:
+        n = sum(dropped.values())
+        detail = ", ".join(f"{k}: {v}" for k, v in sorted(dropped.items()))
+        col.note(f"{source}: dropped {n} clip(s) whose emotion is not in class set {cset.name!r} ({detail})")
+    return _Labelled(kept, list(cset.classes), cset.name)
+
+
+def _check_duplicates(recs: list[dict], col: _Collector) -> list[dict]:
+    """An error per repeated subject/clip; in collect mode only the first occurrence is kept."""
     first: dict[tuple[str, str], str] = {}
     for r in recs:
         k = (r["subject"], r["clip"])
@@ -386,60 +453,59 @@ def finalize(
             col.error(f"{r['_at']}: duplicated clip {r['subject']}/{r['clip']} (first at {first[k]})")
         else:
             first[k] = r["_at"]
-    if col.errors and opts.errors == "collect":
+    if col.errors and col.opts.errors == "collect":
         seen: set = set()
         recs = [r for r in recs if not ((r["subject"], r["clip"]) in seen or seen.add((r["subject"], r["clip"])))]
-    col.flush("duplicate")
+    return recs
 
-    # ---- frame files
-    if opts.check_frames:
-        missing = []
-        for r in recs:
-            for p in _frame_paths(r["frame_template"], dict.fromkeys((r["onset"], r["apex"], r["offset"]))):
-                if not p.is_file():
-                    missing.append((r, p))
-                    break
-        if missing:
-            if opts.check_frames == "summary":
-                r0, p0 = missing[0]
-                col.note(
-                    f"{source}: key frames missing for {len(missing)} of {len(recs)} clips "
-                    f"(first: {r0['_at']} -> {p0}); frames were not loaded, only the annotation was checked"
-                )
-            else:
-                for r, p in missing:
-                    col.error(f"{r['_at']}: frame file missing: {p}")
-                if opts.errors == "collect":
-                    bad_ids = {id(r) for r, _ in missing}
-                    recs = [r for r in recs if id(r) not in bad_ids]
-        col.flush("frame")
 
+def _check_frame_files(recs: list[dict], source: str, col: _Collector) -> list[dict]:
+    """Check each row's key frame files exist (an error each, or one summary line)."""
+    missing = []
+    for r in recs:
+        for p in _frame_paths(r["frame_template"], dict.fromkeys((r["onset"], r["apex"], r["offset"]))):
+            if not p.is_file():
+                missing.append((r, p))
+                break
+    if not missing:
+        return recs
+    if col.opts.check_frames == "summary":
+        r0, p0 = missing[0]
+        col.note(
+            f"{source}: key frames missing for {len(missing)} of {len(recs)} clips "
+            f"(first: {r0['_at']} -> {p0}); frames were not loaded, only the annotation was checked"
+        )
+        return recs
+    for r, p in missing:
+        col.error(f"{r['_at']}: frame file missing: {p}")
+    if col.opts.errors == "collect":
+        bad_ids = {id(r) for r, _ in missing}
+        recs = [r for r in recs if id(r) not in bad_ids]
+    return recs
+
+
+def _records_frame(recs: list[dict], carry: Sequence[str]) -> pd.DataFrame:
+    """The table's frame from the validated records, with its column types."""
     df = pd.DataFrame.from_records(recs, columns=[*ALL_COLUMNS, *carry])
-    df = df.astype(
+    return df.astype(
         {
             "dataset": str, "subject": str, "clip": str, "emotion": str, "au": str, "frame_template": str,
             "apex_source": str, "flags": str, "onset": "int64", "apex": "int64", "offset": "int64", "label": "int64",
         }
     )
 
-    # ---- table-level checks
-    counts = Counter(df["label"].tolist())
-    empty = [c for i, c in enumerate(cs) if counts.get(i, 0) == 0]
-    if empty:
-        col.error(f"{source}: class(es) {empty} of class set {class_set_name!r} have no samples after mapping")
-    n_sub = df["subject"].nunique()
-    if n_sub < opts.min_subjects:
-        col.error(f"{source}: {n_sub} subject(s); leave-one-subject-out needs at least {opts.min_subjects}")
-    if classes_inferred is None:
-        classes_inferred = classes is None and given_classes is None
-    inferred = _check_inferred_classes(df, cs, recs, source, col) if classes_inferred else None
-    col.flush("table")
 
-    m = dict(meta or {})
-    m.setdefault("class_set", class_set_name)
-    if inferred is not None:
-        m["inferred_classes"] = inferred
-    return SampleTable(df=df, classes=cs, name=name, source=source, problems=col.problems, meta=m)
+def _check_table(df: pd.DataFrame, lab: _Labelled, source: str, col: _Collector,
+                 classes_inferred: bool) -> dict[str, Any] | None:
+    """Table-level checks (empty classes, subject count, inferred classes); the inferred-class report."""
+    counts = Counter(df["label"].tolist())
+    empty = [c for i, c in enumerate(lab.classes) if counts.get(i, 0) == 0]
+    if empty:
+        col.error(f"{source}: class(es) {empty} of class set {lab.class_set_name!r} have no samples after mapping")
+    n_sub = df["subject"].nunique()
+    if n_sub < col.opts.min_subjects:
+        col.error(f"{source}: {n_sub} subject(s); leave-one-subject-out needs at least {col.opts.min_subjects}")
+    return _check_inferred_classes(df, lab.classes, lab.recs, source, col) if classes_inferred else None
 
 
 def _check_inferred_classes(df: pd.DataFrame, cs: Sequence[str], recs: Sequence[Mapping[str, Any]],

@@ -25,9 +25,7 @@ for that axis; any list can also be replaced directly (``study.models=[ststnet]`
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import itertools
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +33,8 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
 from bench.core.config import ConfigError, compose, group_options
+from bench.core.hashing import stable_hash
+from bench.training.settings import CellSettings
 
 AXES = {"datasets": "dataset", "flows": "flow", "representations": "representation", "models": "model"}
 CELL_KEYS = ("dataset", "flow", "representation", "model", "trainer", "protocol", "tuning", "input_size")
@@ -66,6 +66,7 @@ class Cell:
     seed: int
     cfg: dict  # resolved config of the cell (CELL_KEYS)
     cfg_hash: str = ""
+    settings: CellSettings | None = None  # its protocol, trainer and tuning, typed (set by the planner)
 
     @property
     def label(self) -> str:
@@ -87,10 +88,6 @@ def _fmt(v: Any) -> str:
     if isinstance(v, float):
         return f"{v:g}"
     return str(v)
-
-
-def stable_hash(obj: Any, n: int = 16) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:n]
 
 
 def _override_key(ov: str) -> str:
@@ -173,15 +170,15 @@ def without_locations(cfg: Any) -> Any:
     return cfg
 
 
-def validate_cell(cell: Cell) -> None:
-    """Build every piece of a cell once (no data, no training) so a bad value fails before any work.
+def validate_cell(cell: Cell) -> CellSettings:
+    """Build every piece of a cell once (no data, no training) so a bad value fails before any work;
+    returns the cell's typed settings.
 
     Config values are untyped YAML; the code that consumes them is the schema. Models are built
     with the representation's channels, so a bad pairing the model's ``skip`` did not catch fails
     here, naming the cell.
     """
     from bench.training.fold import build_trainer
-    from bench.protocols.folds import ProtocolSpec
     from bench.training.tuning import apply_params, flatten_space
     from models import build_model
     from representations import build_representation
@@ -191,10 +188,9 @@ def validate_cell(cell: Cell) -> None:
         rep = build_representation(cell.cfg["representation"])
         build_model(cell.cfg["model"], in_chans=len(rep.channels), num_classes=3, channels=rep.channels)
         build_trainer(cell.cfg["trainer"], cell.seed, rep.channels)
-        ProtocolSpec.from_mapping(cell.cfg["protocol"])
-        tuning = cell.cfg.get("tuning") or {}
-        if int(tuning.get("n_trials") or 0) > 0:
-            space = flatten_space(tuning.get("space") or {})
+        settings = CellSettings.from_cell_config(cell.cfg)
+        if settings.tuning.enabled:
+            space = flatten_space(settings.tuning.space)
             if not space:
                 raise ValueError("tuning.n_trials > 0 but tuning.space is empty")
             apply_params({k: None for k in space}, {"trainer": dict(cell.cfg["trainer"]), "model": dict(cell.cfg["model"]),
@@ -202,6 +198,7 @@ def validate_cell(cell: Cell) -> None:
     except (TypeError, ValueError, KeyError) as e:
         msg = str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e)
         raise ConfigError(f"{where}: {msg}") from None
+    return settings
 
 
 def _has_key(cfg: DictConfig, key: str) -> bool:
@@ -257,114 +254,128 @@ def _skip_reason(cfg: dict, label: str, reps: dict) -> str:
     return (reason or "the model skips this input") if skip else ""
 
 
+STUDY_KEYS = {"name", "description", "datasets", "flows", "representations", "models", "seeds",
+              "exclude", "overrides", "notes", "expect"}
+
+
+@dataclass
+class _Overrides:
+    """The command line's overrides, sorted by where they apply."""
+
+    study: list[str]  # the study's own ``overrides`` (every cell)
+    groups: dict[str, str]  # axis groups chosen on the command line (dataset=casme2): they replace the axis
+    axis: list[str]  # keys of an axis group (model.dropout=...): applied to the cells whose option has them
+    rest: list[str]  # everything else, for every cell
+    base: list[str]  # what the base config is composed with
+    cli_keys: set[str]  # keys the command line set: they win over a study item's params
+
+
 def plan_study(overrides: list[str]) -> Plan:
     """Compose the config and cross the study's axes into cells (validated, nothing run)."""
+    study = _read_study(overrides)
+    ovs = _sort_overrides(overrides, study)
+    choices = compose(ovs.base, with_choices=True).hydra.runtime.choices
+    base = compose(ovs.base)
+    axes = _axes(study, ovs, choices)
+    seeds = _seeds(study)
+    cells, excluded, used = _cross(study, axes, seeds, ovs)
+    _refuse_duplicate_cells(cells)
+    if not cells:
+        why = "".join(f"\n  {e}" for e in excluded[:10]) + (f"\n  ... and {len(excluded) - 10} more" if len(excluded) > 10 else "")
+        raise ConfigError(f"study {study['name']!r}: every cell is excluded:{why}")
+    _refuse_unused_axis_overrides(ovs.axis, used, cells)
+    _settle(cells)
+    return Plan(study=study, base=base, cells=cells, excluded=excluded, overrides=list(overrides))
+
+
+def _read_study(overrides: list[str]) -> dict:
+    """The study node, read before everything else is composed."""
     # The study's own overrides (e.g. tuning=optuna) must apply before the command line's keys are
     # checked (tuning.inner_folds exists only then): read the study first, then compose everything.
     first = compose([o for o in overrides if _override_key(o).split(".")[0] == "study"], with_choices=True)
     study = OmegaConf.to_container(first.study, resolve=False)
     if not isinstance(study, dict) or "name" not in study:
         raise ConfigError(f"study {first.hydra.runtime.choices.get('study')!r} has no 'name'")
-    unknown = set(study) - {"name", "description", "datasets", "flows", "representations", "models", "seeds",
-                            "exclude", "overrides", "notes", "expect"}
+    unknown = set(study) - STUDY_KEYS
     if unknown:
         raise ConfigError(f"study {study['name']!r}: unknown keys {sorted(unknown)}")
+    return study
+
+
+def _sort_overrides(overrides: list[str], study: dict) -> _Overrides:
     study_ovs = [str(o) for o in (study.get("overrides") or [])]
-    user_groups = {}
+    groups = {}
     for ov in overrides:
         k = _override_key(ov)
         if k in AXES.values():
-            user_groups[k] = ov.split("=", 1)[1]
+            groups[k] = ov.split("=", 1)[1]
     rest = [ov for ov in overrides if _override_key(ov) not in AXES.values()]
     # A key of an axis group (model.dropout) applies to the cells whose option has that key: with
     # study.models=[ststnet, fmanet], model.fusion=sum reaches FMANet only. It must fit at least one
     # cell (a typo still fails). Unless the group itself was chosen on the command line, it is left
     # out of the base config, whose default option may not have the key.
-    axis_ovs = [ov for ov in rest if _override_key(ov).split(".")[0] in AXES.values()
-                and _override_key(ov).split(".")[0] not in user_groups]
-    rest = [ov for ov in rest if ov not in axis_ovs]
-    base_ovs = study_ovs + [ov for ov in overrides if ov not in axis_ovs]
-    choices = compose(base_ovs, with_choices=True).hydra.runtime.choices
-    base = compose(base_ovs)
-    used: set[str] = set()
+    axis = [ov for ov in rest if _override_key(ov).split(".")[0] in AXES.values()
+            and _override_key(ov).split(".")[0] not in groups]
+    rest = [ov for ov in rest if ov not in axis]
+    return _Overrides(study=study_ovs, groups=groups, axis=axis, rest=rest,
+                      base=study_ovs + [ov for ov in overrides if ov not in axis],
+                      cli_keys={_override_key(ov) for ov in overrides if _override_key(ov)})
 
+
+def _axes(study: dict, ovs: _Overrides, choices) -> dict[str, list[AxisItem]]:
+    """Each axis's items: the command line's group, else the study's list, else the config's choice."""
     axes: dict[str, list[AxisItem]] = {}
     for key, group in AXES.items():
-        if group in user_groups:
-            axes[group] = _parse_items([user_groups[group]], group, f"command line {group}=")
+        if group in ovs.groups:
+            axes[group] = _parse_items([ovs.groups[group]], group, f"command line {group}=")
         elif study.get(key) is not None:
             axes[group] = _parse_items(study[key], group, f"study.{key}")
         else:
             axes[group] = [AxisItem(group, str(choices[group]))]
+    for group, its in axes.items():
+        _refuse_duplicates(its, group)
+    return axes
+
+
+def _seeds(study: dict) -> list:
     seeds = study.get("seeds")
     seeds = [0] if seeds is None else ([seeds] if isinstance(seeds, int) else list(seeds))
     if not seeds:
         raise ConfigError(f"study {study['name']!r}: study.seeds is empty (give at least one seed, e.g. study.seeds=[0])")
     if len(set(map(int, seeds))) != len(seeds):
         raise ConfigError(f"study {study['name']!r}: study.seeds lists a seed twice ({list(seeds)})")
-    for group, its in axes.items():
-        _refuse_duplicates(its, group)
-    # Keys set on the command line win over a study item's params (as they do over its overrides).
-    cli_keys = {_override_key(ov) for ov in overrides if _override_key(ov)}
+    return seeds
 
-    cells, excluded = [], []
-    rules = study.get("exclude") or []
-    reps: dict = {}
+
+def _combos(axes: dict[str, list[AxisItem]], ovs: _Overrides):
+    """Every (dataset, flow, representation, model) combination of the axes."""
     # A precomputed dataset's flows come from its files: its flow axis is the one item `precomputed`
     # (bench/conf/flow/precomputed.yaml), never a backend that did not run.
-    pre = {ds: _is_precomputed(compose(study_ovs + [f"dataset={ds.option}", *ds.overrides] + rest).dataset, ds)
+    pre = {ds: _is_precomputed(compose(ovs.study + [f"dataset={ds.option}", *ds.overrides] + ovs.rest).dataset, ds)
            for ds in axes["dataset"]}
     precomputed_flow = [AxisItem("flow", "precomputed")]
+    for ds in axes["dataset"]:
+        for rest_items in itertools.product(precomputed_flow if pre[ds] else axes["flow"],
+                                            axes["representation"], axes["model"]):
+            yield (ds, *rest_items)
 
-    def combos():
-        for ds in axes["dataset"]:
-            for rest_items in itertools.product(precomputed_flow if pre[ds] else axes["flow"],
-                                                axes["representation"], axes["model"]):
-                yield (ds, *rest_items)
 
-    for combo in combos():
+def _cross(study: dict, axes: dict, seeds: list, ovs: _Overrides) -> tuple[list[Cell], list[str], set[str]]:
+    """The cells (one per combination and seed), what was left out and why, and the axis overrides used."""
+    cells, excluded, used = [], [], set()
+    rules = study.get("exclude") or []
+    reps: dict = {}
+    for combo in _combos(axes, ovs):
         items = dict(zip(AXES.values(), combo))
         label = "|".join(i.name for i in combo)
         if any(_matches(dict(r), items) for r in rules):
             excluded.append(f"{label}: excluded by the study's exclude rule")
             continue
-        item_ovs = [o for it in items.values() for o in it.overrides]
-        cell_ovs = study_ovs + [f"{g}={it.option}" for g, it in items.items()] + item_ovs + rest
-        if axis_ovs:
-            probe = compose(cell_ovs)
-            fits = [ov for ov in axis_ovs if ov.startswith("+") or _has_key(probe, _override_key(ov))]
-            used.update(fits)
-            cell_ovs += fits
-        cell_cfg = compose(cell_ovs)
-        for g in ("representation", "model"):  # a plugin's config file is named for its registry key
-            if "name" not in cell_cfg[g]:
-                OmegaConf.update(cell_cfg[g], "name", items[g].option, force_add=True)
-        for g, it in items.items():
-            effective = []
-            for k, v in it.params:
-                current = OmegaConf.select(cell_cfg[g], k, default="__absent__")
-                if current == "__absent__":
-                    keys = ", ".join(sorted(str(x) for x in cell_cfg[g].keys()))
-                    raise ConfigError(f"{g} {it.option!r} has no parameter {k!r} (item {it.name}). Its keys: {keys}")
-                if f"{g}.{k}" in cli_keys or any(c.startswith(f"{g}.{k}.") for c in cli_keys):
-                    # the command line set it: keep its value, and let an unlabelled item say so
-                    v = OmegaConf.to_container(current, resolve=True) if isinstance(current, (DictConfig, ListConfig)) \
-                        else current
-                else:
-                    OmegaConf.update(cell_cfg[g], k, v, merge=True)
-                effective.append((k, v))
-            if tuple(effective) != it.params:
-                items[g] = dataclasses.replace(it, params=tuple(effective))
+        cell_cfg = _cell_config(items, ovs, used)
+        items = _apply_params(cell_cfg, items, ovs.cli_keys)
         combo = tuple(items.values())
         label = "|".join(i.name for i in combo)
-        try:
-            resolved = {k: OmegaConf.to_container(cell_cfg[k], resolve=True, throw_on_missing=True)
-                        if isinstance(cell_cfg[k], (DictConfig, ListConfig)) else cell_cfg[k] for k in CELL_KEYS}
-        except MissingMandatoryValue as e:
-            key = getattr(e, "full_key", "") or str(e)
-            raise ConfigError(f"missing required value {key}: pass it on the command line, e.g. {key}=...") from None
-        except OmegaConfBaseException as e:
-            raise ConfigError(f"cannot resolve the config of cell {label}: {e}") from None
+        resolved = _resolve(cell_cfg, label)
         reason = _phase2_reason(resolved, label, items["dataset"], reps) or _skip_reason(resolved, label, reps)
         if reason:
             excluded.append(f"{label}: {reason}")
@@ -373,10 +384,61 @@ def plan_study(overrides: list[str]) -> Plan:
             cell = Cell(*combo, seed=int(seed), cfg=resolved)
             cell.cfg_hash = stable_hash({"cfg": without_locations(resolved), "seed": int(seed)})
             cells.append(cell)
-    _refuse_duplicate_cells(cells)
-    if not cells:
-        why = "".join(f"\n  {e}" for e in excluded[:10]) + (f"\n  ... and {len(excluded) - 10} more" if len(excluded) > 10 else "")
-        raise ConfigError(f"study {study['name']!r}: every cell is excluded:{why}")
+    return cells, excluded, used
+
+
+def _cell_config(items: dict[str, AxisItem], ovs: _Overrides, used: set[str]) -> DictConfig:
+    """Compose one combination's config: the study's, its items' and the command line's overrides."""
+    item_ovs = [o for it in items.values() for o in it.overrides]
+    cell_ovs = ovs.study + [f"{g}={it.option}" for g, it in items.items()] + item_ovs + ovs.rest
+    if ovs.axis:
+        probe = compose(cell_ovs)
+        fits = [ov for ov in ovs.axis if ov.startswith("+") or _has_key(probe, _override_key(ov))]
+        used.update(fits)
+        cell_ovs += fits
+    cell_cfg = compose(cell_ovs)
+    for g in ("representation", "model"):  # a plugin's config file is named for its registry key
+        if "name" not in cell_cfg[g]:
+            OmegaConf.update(cell_cfg[g], "name", items[g].option, force_add=True)
+    return cell_cfg
+
+
+def _apply_params(cell_cfg: DictConfig, items: dict[str, AxisItem], cli_keys: set[str]) -> dict[str, AxisItem]:
+    """Set each item's params in the cell's config (the command line wins); the items with their effective params."""
+    items = dict(items)
+    for g, it in items.items():
+        effective = []
+        for k, v in it.params:
+            current = OmegaConf.select(cell_cfg[g], k, default="__absent__")
+            if current == "__absent__":
+                keys = ", ".join(sorted(str(x) for x in cell_cfg[g].keys()))
+                raise ConfigError(f"{g} {it.option!r} has no parameter {k!r} (item {it.name}). Its keys: {keys}")
+            if f"{g}.{k}" in cli_keys or any(c.startswith(f"{g}.{k}.") for c in cli_keys):
+                # the command line set it: keep its value, and let an unlabelled item say so
+                v = OmegaConf.to_container(current, resolve=True) if isinstance(current, (DictConfig, ListConfig)) \
+                    else current
+            else:
+                OmegaConf.update(cell_cfg[g], k, v, merge=True)
+            effective.append((k, v))
+        if tuple(effective) != it.params:
+            items[g] = dataclasses.replace(it, params=tuple(effective))
+    return items
+
+
+def _resolve(cell_cfg: DictConfig, label: str) -> dict:
+    """The cell's config as plain values (``CELL_KEYS``); a missing required value names its key."""
+    try:
+        return {k: OmegaConf.to_container(cell_cfg[k], resolve=True, throw_on_missing=True)
+                if isinstance(cell_cfg[k], (DictConfig, ListConfig)) else cell_cfg[k] for k in CELL_KEYS}
+    except MissingMandatoryValue as e:
+        key = getattr(e, "full_key", "") or str(e)
+        raise ConfigError(f"missing required value {key}: pass it on the command line, e.g. {key}=...") from None
+    except OmegaConfBaseException as e:
+        raise ConfigError(f"cannot resolve the config of cell {label}: {e}") from None
+
+
+def _refuse_unused_axis_overrides(axis_ovs: list[str], used: set[str], cells: list[Cell]) -> None:
+    """An axis key (model.fusion=sum) that no cell of the study has is a typo."""
     for ov in axis_ovs:
         if ov not in used:
             key = _override_key(ov)
@@ -385,10 +447,13 @@ def plan_study(overrides: list[str]) -> Plan:
             keys = sorted({str(k) for c in cells for k in c.cfg[group]})
             raise ConfigError(f"unknown config key '{key}': no {group} of this study ({', '.join(opts)}) has it. "
                               f"Their keys: {', '.join(keys)}. (Use +{key}=... to add a new key.)")
-    checked: set[str] = set()
+
+
+def _settle(cells: list[Cell]) -> None:
+    """Validate each distinct cell config once and give every cell its typed settings."""
+    settled: dict[str, CellSettings] = {}
     for cell in cells:
         key = stable_hash({k: cell.cfg[k] for k in ("representation", "model", "trainer", "protocol", "tuning")})
-        if key not in checked:
-            validate_cell(cell)
-            checked.add(key)
-    return Plan(study=study, base=base, cells=cells, excluded=excluded, overrides=list(overrides))
+        if key not in settled:
+            settled[key] = validate_cell(cell)
+        cell.settings = settled[key]

@@ -11,8 +11,8 @@ from bench.runtime import rundir
 from . import markdown as md
 from . import pdf as pdfmod
 from . import sections
-from .context import ReportContext
-from .document import Block
+from .context import Facet, PerSetting, ReportContext
+from .document import Block, Heading
 from .load import ReportInputError, load_run
 from .tables import ReportOptions
 from .words import value
@@ -44,7 +44,7 @@ def make_report(run_dir: str | Path, out_dir: str | Path | None = None,
         previous = rundir.claim_report_dir(out)  # checked again under the lock; the last report's files
         ctx = ReportContext(run, out, opts)
         ctx.written = _Recorded(out, previous)
-        blocks: list[Block] = [b for section in sections.SECTIONS for b in section.build(ctx)]
+        blocks: list[Block] = [b for section in sections.SECTIONS for b in build_section(section, ctx)]
 
         (out / "report.md").write_text(md.render(blocks))
         ctx.written.append(out / "report.md")
@@ -56,6 +56,33 @@ def make_report(run_dir: str | Path, out_dir: str | Path | None = None,
         _remove_stale(out, ctx.written, previous)
     log.info("report for %s written to %s in %.1f s", run.study, out, time.perf_counter() - t0)
     return out
+
+
+def build_section(section, ctx: ReportContext) -> list[Block]:
+    """One section's blocks (``[]``: the section is left out).
+
+    A plain section is ``section.build(ctx)``. A per-setting section (its module sets ``PER_SETTING``,
+    ``True`` or a ``PerSetting``; like benchopt's plot ``options``) is faceted here, once for every
+    section: its ``lead(ctx)`` (heading and method; ``[]`` leaves the section out), then
+    ``build_setting(ctx, facet)`` for each setting (``Facet``: the setting's frames, stems and caption
+    suffix), each under a heading naming the setting when the spec asks for it and there are several,
+    then ``close(ctx, faceted)`` (notes after the settings; ``faceted``: every setting's blocks).
+    ``lead`` and ``close`` are optional.
+    """
+    spec = getattr(section, "PER_SETTING", None)
+    if not spec:
+        return section.build(ctx)
+    spec = spec if isinstance(spec, PerSetting) else PerSetting()
+    out = section.lead(ctx) if hasattr(section, "lead") else []
+    if hasattr(section, "lead") and not out:
+        return []
+    faceted: list[Block] = []
+    for s in getattr(ctx, spec.over):
+        blocks = section.build_setting(ctx, Facet(ctx, s))
+        if blocks and spec.headings and ctx.multi:
+            faceted.append(Heading(s, 3))
+        faceted += blocks
+    return out + faceted + (section.close(ctx, faceted) if hasattr(section, "close") else [])
 
 
 def title_items(run, ctx: ReportContext) -> list[tuple[str, str]]:

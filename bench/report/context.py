@@ -6,6 +6,7 @@ never depends on another section having run first (the headline frames the sweep
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
@@ -25,6 +26,7 @@ class ReportContext:
         self.run, self.out, self.opts = run, Path(out), opts
         self.fig_dir, self.tab_dir = self.out / "figures", self.out / "tables"
         self.written: list[Path] = []  # every figure and table this report wrote (the rest is stale)
+        self._derived: dict = {}  # derive(): what a section computes once and reads in several places
 
     # -- the cells
     @cached_property
@@ -83,6 +85,14 @@ class ReportContext:
     def in_setting(self, df: pd.DataFrame, setting: str) -> pd.DataFrame:
         return df[df[SETTING] == setting]
 
+    def derive(self, fn):
+        """``fn(self)``, computed once per report: data a section reads in its lead, in each setting and
+        in its close (``build_section``). Never a way to pass data between sections: each computes its
+        own, so none depends on another having run."""
+        if fn not in self._derived:
+            self._derived[fn] = fn(self)
+        return self._derived[fn]
+
     # -- names
     def stem(self, name: str, setting: str) -> str:
         """A file stem, suffixed with the setting when there are several."""
@@ -114,6 +124,61 @@ class ReportContext:
         p = self.tab_dir / f"{stem}.csv"
         df.to_csv(p, index=False, float_format="%.6g")
         self.written.append(p)
+
+
+@dataclass(frozen=True)
+class PerSetting:
+    """A section's faceting by setting (its module's ``PER_SETTING``): the framework
+    (``bench.report.build.build_section``) calls the module's ``build_setting(ctx, facet)`` once per setting.
+
+    ``headings``: with several settings, a level-3 heading naming the setting opens each setting's
+    blocks (none when it has no block). ``over``: the ``ReportContext`` property listing the settings
+    (``settings``; ``composite_settings`` for the composite-only sections).
+    """
+
+    headings: bool = False
+    over: str = "settings"
+
+
+class Facet:
+    """One setting as a per-setting section sees it: its label, the file stems and caption suffix that
+    name it when there are several, and the run's frames restricted to it."""
+
+    def __init__(self, ctx: ReportContext, setting: str):
+        self.ctx, self.setting = ctx, setting
+
+    @property
+    def suffix(self) -> str:
+        """`` — <setting>`` for a caption when there are several settings, else ``""``."""
+        return self.ctx.suffix(self.setting)
+
+    def stem(self, name: str) -> str:
+        """A file stem, suffixed with the setting when there are several."""
+        return self.ctx.stem(name, self.setting)
+
+    def of(self, df: pd.DataFrame, column: str = SETTING) -> pd.DataFrame:
+        """The rows of ``df`` in this setting (``column``: where ``df`` holds the setting's label)."""
+        return df[df[column] == self.setting]
+
+    @property
+    def predictions(self) -> pd.DataFrame:
+        return self.of(self.ctx.run.predictions)
+
+    @property
+    def results(self) -> pd.DataFrame:
+        return self.of(self.ctx.run.results)
+
+    @property
+    def head(self) -> pd.DataFrame:
+        """This setting's headline frame (``ReportContext.heads``)."""
+        return self.ctx.heads[self.setting]
+
+    def reps_in(self, df: pd.DataFrame) -> list[str]:
+        """The representations of ``df``, in the report's order (the baseline first)."""
+        return [r for r in self.ctx.reps if r in set(df["representation"])]
+
+    def models_in(self, df: pd.DataFrame) -> list[str]:
+        return [m for m in self.ctx.models if m in set(df["model"])]
 
 
 def drew(blocks: list[Block]) -> bool:

@@ -129,7 +129,7 @@ _RECIPE = ("epochs", "batch_size", "lr", "optimizer", "weight_decay", "scheduler
 
 def write_manifest(run_dir: str | Path, plan, prepared) -> Path:
     """Write ``<run_dir>/manifest.json`` (atomically); returns its path."""
-    from bench.results.tables import atomic_write_text
+    from bench.core.files import atomic_write_text
 
     path = Path(run_dir) / MANIFEST
     atomic_write_text(path, json.dumps(build_manifest(plan, prepared), indent=2, default=str))

@@ -26,6 +26,8 @@ from typing import Any, Iterable
 import numpy as np
 import pandas as pd
 
+from bench.core.files import atomic_write_text  # noqa: F401 - re-exported: callers write tables beside it
+
 log = logging.getLogger(__name__)
 
 # The axes that make a cell: one pooled set of predictions per value of these (the headline unit).
@@ -34,10 +36,13 @@ CELL_AXES = ("dataset", "flow", "representation", "model", "seed")
 RESULT_COLUMNS = [
     "study", "dataset", "flow", "representation", "representation_name", "model", "model_name", "seed", "fold",
     "cell", "cell_hash", "unit_key", "test_subjects", "n_train", "n_val", "n_test", "fold_uf1", "fold_uar",
-    "fold_acc", "epochs_run", "best_epoch", "train_seconds", "predict_seconds", "tune_seconds", "hparams",
-    "rep_params", "model_params", "status", "error",
-    "config_hash", "git_commit", "started_at", "finished_at",  # wall clock, epoch seconds
+    "fold_acc", "epochs_run", "best_epoch", "train_seconds", "predict_seconds", "tune_seconds",
+    "n_params", "flops_per_sample",  # the trained model's size (bench.training.costs); absent for a failed unit
+    "hparams", "rep_params", "model_params", "status", "error",
+    "git_commit", "started_at", "finished_at",  # wall clock, epoch seconds
 ]
+# Columns older unit records carry that the table no longer holds (config_hash: a copy of cell_hash).
+DROPPED_COLUMNS = ("config_hash",)
 PRED_COLUMNS = ["study", "dataset", "flow", "representation", "model", "seed", "fold", "subject", "clip",
                 "source_dataset", "y_true", "y_pred"]
 
@@ -87,21 +92,6 @@ def cell_columns(options: dict[str, str], cfg: dict) -> dict:
         out.update({f"p_{axis}_{k}": v for k, v in _flat({k: v for k, v in dict(cfg[axis]).items()
                                                           if k != "name"}).items()})
     return out
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 class UnitRecordError(RuntimeError):
@@ -225,7 +215,7 @@ def collect(records: Iterable[dict]) -> tuple[pd.DataFrame, pd.DataFrame]:
     for rec in records:
         rows.append(rec["row"])
         preds.extend(rec.get("predictions", []))
-    results = pd.DataFrame(rows)
+    results = pd.DataFrame(rows).drop(columns=list(DROPPED_COLUMNS), errors="ignore")
     for c in RESULT_COLUMNS:
         if c not in results.columns:
             results[c] = pd.Series(dtype="object")

@@ -1,6 +1,6 @@
 """Executors: run units of work in local worker processes or as Ray tasks.
 
-Both call the same ``bench.training.units.run_unit`` and hand each finished record to ``on_result`` as soon
+Both call the same ``task.run()`` (``bench.training.units.UnitTask.run``) and hand each finished record to ``on_result`` as soon
 as it arrives (the runner persists it at once, which is what makes resume work).
 
 Stopping: an interrupt (Ctrl-C's ``KeyboardInterrupt``, or ``StudyInterrupted`` from the runner's
@@ -26,14 +26,31 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from concurrent.futures.process import BrokenProcessPool
 from multiprocessing.connection import wait as mp_wait
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable, Protocol
 
 from bench.runtime.allocator import keep_freed_memory
 from bench.core.config import ConfigError
 from bench.runtime.lifeline import die_with, sigint_blocked
-from bench.training.units import UnitTask, failure_record, run_unit
 
 log = logging.getLogger(__name__)
+
+
+class UnitTask(Protocol):
+    """What an executor needs of a unit of work (``bench.training.units.UnitTask`` is one): it runs
+    itself, says how it failed when it could not run, and names where its crash log goes. The
+    executors import no training code, so the runtime floor stays below it."""
+
+    unit_key: str
+    run_dir: str
+    cell: str
+    fold: str
+    threads: int
+    timeout_s: float
+    x: Any  # the data array (the Ray executor puts it in the object store once)
+
+    def run(self) -> dict: ...
+
+    def failed(self, error: str) -> dict: ...
 
 EXECUTORS = ("local", "ray")
 ON_ERROR = ("continue", "stop")
@@ -102,20 +119,6 @@ def check_executor_cfg(cfg: dict) -> None:
             raise ConfigError(f"executor.cpus_per_task must be > 0, got {c!r}")
 
 
-def check_tasks(tasks: list[UnitTask]) -> None:
-    """Refuse before any unit starts what would fail every unit of a cell and is known only once
-    the data is loaded: a ``trainer.class_weights`` list whose length is not the class count."""
-    seen = set()
-    for t in tasks:
-        if t.cell_hash in seen:
-            continue
-        seen.add(t.cell_hash)
-        cw = (t.cell_cfg.get("trainer") or {}).get("class_weights")
-        if isinstance(cw, (list, tuple)) and len(cw) != t.n_classes:
-            raise ConfigError(f"cell {t.cell}: trainer.class_weights has {len(cw)} entries {list(cw)} but the "
-                              f"dataset has {t.n_classes} classes; give one weight per class (or 'balanced' / 'none')")
-
-
 def _threads(cfg: dict, workers: int) -> int:
     t = cfg.get("threads_per_worker")
     return int(t) if t else max(1, (os.cpu_count() or 1) // max(1, workers))
@@ -161,7 +164,7 @@ def _worker_unit(task: UnitTask, crash_log: bool = True) -> dict:
     global _CRASH_FILE
     path = _crash_log_path(task) if crash_log else None
     if path is None and not task.timeout_s:
-        return run_unit(task)
+        return task.run()
     f = None
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -171,7 +174,7 @@ def _worker_unit(task: UnitTask, crash_log: bool = True) -> dict:
     if task.timeout_s:
         faulthandler.dump_traceback_later(task.timeout_s, exit=True, file=f or sys.stderr)
     try:
-        rec = run_unit(task)
+        rec = task.run()
     finally:
         if task.timeout_s:
             faulthandler.cancel_dump_traceback_later()
@@ -245,7 +248,7 @@ class LocalExecutor:
         if not self.processes(len(tasks)):
             keep_freed_memory()  # in-process units: the same allocator settings as a worker's
             for t in tasks:
-                self._deliver(t, run_unit(t), on_result)
+                self._deliver(t, t.run(), on_result)
             return
         queue = list(tasks)
         suspects: list[UnitTask] = []
@@ -255,7 +258,7 @@ class LocalExecutor:
         for t in suspects:  # in flight when a worker died: rerun one at a time to find the culprit
             rest, crashed = self._run_pool([t], 1, on_result)
             if crashed:
-                self._deliver(t, failure_record(t, "worker process died while running this unit (run alone to confirm: it "
+                self._deliver(t, t.failed("worker process died while running this unit (run alone to confirm: it "
                                             "crashed again); " + _death_note(t)), on_result)
 
     def _run_pool(self, queue, workers, on_result):
@@ -406,7 +409,7 @@ class RayExecutor:
                     try:
                         rec = ray.get(ref)
                     except Exception as e:  # noqa: BLE001 - a dead Ray worker fails only its unit
-                        rec = failure_record(t, f"Ray task failed: {e!r}")
+                        rec = t.failed(f"Ray task failed: {e!r}")
                     on_result(t, rec)
                     if rec["row"].get("status") != "ok" and self.on_error == "stop":
                         for r in futs:

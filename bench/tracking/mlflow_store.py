@@ -258,30 +258,20 @@ def log_run(run_dir: str | Path, cfg: dict, *, facts: dict | None = None, record
     and logged again, and missing ones are logged, so every cell and fold is in the store once.
     Other partial study runs of the same results (several interrupted attempts) are deleted.
     """
-    from mlflow.entities import Param, RunTag
+    import mlflow.entities  # noqa: F401 - without mlflow, fail before anything is read
 
-    from bench.results.tables import CELL_AXES, UnitStore, read_tables
+    from bench.results.tables import read_tables
 
     run_dir = Path(run_dir)
     results, predictions = read_tables(run_dir)
     if facts is None:
         facts = json.loads((run_dir / "run.json").read_text())
     classes = list(facts["classes"])
-    histories = {}
-    store = UnitStore(run_dir)
-    for rec in records if records is not None else (store.load(u) for u in results["unit_key"]):
-        if rec:
-            histories[rec["row"]["unit_key"]] = rec.get("history") or []
+    histories = _histories(run_dir, results, records)
     uri = cfg.get("uri") or default_uri(run_dir)
     client = _client(uri, cfg.get("check_timeout_s", 10))
-    exp_name = cfg.get("experiment") or facts["study"]
-    own_artifacts = None if is_remote(uri) else (run_dir / "mlartifacts").resolve().as_uri()
-    exp_id, artifact_location, note = _experiment(client, exp_name, own_artifacts)
-    if note:
-        log.warning("%s", note)
+    exp_id, info = _open_experiment(client, cfg, facts, uri, run_dir)
     results_hash = str(pd.util.hash_pandas_object(results[["unit_key", "status", "fold_uf1"]], index=False).sum())
-    info = {"tracking_uri": uri, "experiment_id": exp_id, "experiment_name": exp_name,
-            "artifact_location": artifact_location, "ui_link": ui_link(exp_id, uri), **({"note": note} if note else {})}
     found = _search_all(client, exp_id, f"tags.`dualflow.results_hash` = '{results_hash}'")
     studies = [r for r in found if "mlflow.parentRunId" not in r.data.tags]
     done = [r for r in studies if _is_complete(r)]
@@ -289,49 +279,117 @@ def log_run(run_dir: str | Path, cfg: dict, *, facts: dict | None = None, record
         return {**info, "study_run_id": done[0].info.run_id, "logged": False}
     partial = sorted(studies, key=lambda r: r.info.start_time or 0, reverse=True)
     deleted = sum(_delete_tree(client, exp_id, r.info.run_id) for r in partial[1:])
+    s_start, s_end = _study_span(results, facts)
+    base_tags = _base_tags(facts)
+    params = _study_params(facts, results)
+    kept: dict[str, str] = {}  # cell -> its complete cell run
+    if partial:
+        pid = partial[0].info.run_id
+        params = [p for p in params if p.key not in partial[0].data.params]
+        deleted += _keep_complete_cells(client, exp_id, pid, set(results["cell"]), kept)
+    else:
+        pid = client.create_run(exp_id, run_name=facts["study"], start_time=s_start, tags={
+            "dualflow.results_hash": results_hash, "dualflow.run_dir": str(run_dir.resolve()),
+            "dualflow.level": "study", COMPLETE: "false"}).info.run_id
+    _log_study_batch(client, pid, run_dir, params, base_tags)
+    logged = _log_study_contents(client, cfg, exp_id, pid, run_dir, facts, classes, results, predictions, kept,
+                                 histories, base_tags)
+    client.set_terminated(pid, end_time=s_end)
+    client.set_tag(pid, COMPLETE, "true")  # last: only now is the study run complete
+    out = {**info, "study_run_id": pid, "logged": True}
+    if partial:
+        out.update(completed=True, cells_kept=len(kept), cells_logged=logged, runs_deleted=deleted)
+    return out
+
+
+def _histories(run_dir: Path, results: pd.DataFrame, records: list[dict] | None) -> dict[str, list]:
+    """unit_key -> its per-epoch history, from ``records`` or else the run directory's unit store."""
+    from bench.results.tables import UnitStore
+
+    histories = {}
+    store = UnitStore(run_dir)
+    for rec in records if records is not None else (store.load(u) for u in results["unit_key"]):
+        if rec:
+            histories[rec["row"]["unit_key"]] = rec.get("history") or []
+    return histories
+
+
+def _open_experiment(client, cfg: dict, facts: dict, uri: str, run_dir: Path) -> tuple[str, dict]:
+    """The experiment's id (created when missing) and the tracking info for run.json; warns its note."""
+    exp_name = cfg.get("experiment") or facts["study"]
+    own_artifacts = None if is_remote(uri) else (run_dir / "mlartifacts").resolve().as_uri()
+    exp_id, artifact_location, note = _experiment(client, exp_name, own_artifacts)
+    if note:
+        log.warning("%s", note)
+    info = {"tracking_uri": uri, "experiment_id": exp_id, "experiment_name": exp_name,
+            "artifact_location": artifact_location, "ui_link": ui_link(exp_id, uri), **({"note": note} if note else {})}
+    return exp_id, info
+
+
+def _study_span(results: pd.DataFrame, facts: dict) -> tuple[int, int]:
+    """(start, end) in ms of the study run."""
     now = int(time.time() * 1000)
     # The study run spans the whole study: from its start (or its earliest unit, for a resumed
     # study) to its end (or its latest unit); backfill logs later, so never "now" when recorded.
     u_start, u_end = _span(results)
     s_start = min([x for x in (_ms(facts.get("started")), u_start) if x is not None] or [now])
     s_end = max([x for x in (_ms(facts.get("finished")), u_end) if x is not None] or [now])
-    s_end = max(s_end, s_start)
+    return s_start, max(s_end, s_start)
+
+
+def _base_tags(facts: dict) -> list:
+    """The tags every study and cell run carries: git commit, study name, package versions."""
+    from mlflow.entities import RunTag
+
     versions = facts.get("versions", {})
     base_tags = [RunTag("git_commit", str(facts.get("git_commit", ""))), RunTag("dualflow.study", facts["study"])]
     base_tags += [RunTag(f"version.{p}", str(v)) for p, v in versions.items()]
-    params = [Param("study", facts["study"]), Param("n_cells", str(results["cell"].nunique())),
-              Param("protocol", json.dumps(facts.get("protocol"))[:6000]),
-              Param("tuning", json.dumps(facts.get("tuning"))[:6000])]
-    kept: dict[str, str] = {}  # cell -> its complete cell run
-    if partial:
-        pid = partial[0].info.run_id
-        have = partial[0].data.params
-        params = [p for p in params if p.key not in have]
-        wanted = set(results["cell"])
-        for c in sorted(_children(client, exp_id, pid), key=lambda r: r.info.start_time or 0):
-            name = c.data.tags.get("mlflow.runName", c.info.run_name)
-            if name in wanted and name not in kept and _is_complete(c):
-                kept[name] = c.info.run_id
-        for c in _children(client, exp_id, pid):
-            if c.info.run_id not in kept.values():
-                deleted += _delete_tree(client, exp_id, c.info.run_id)
-    else:
-        pid = client.create_run(exp_id, run_name=facts["study"], start_time=s_start, tags={
-            "dualflow.results_hash": results_hash, "dualflow.run_dir": str(run_dir.resolve()),
-            "dualflow.level": "study", COMPLETE: "false"}).info.run_id
+    return base_tags
+
+
+def _study_params(facts: dict, results: pd.DataFrame) -> list:
+    """The study run's params: study, number of cells, protocol and tuning (JSON, capped)."""
+    from mlflow.entities import Param
+
+    return [Param("study", facts["study"]), Param("n_cells", str(results["cell"].nunique())),
+            Param("protocol", json.dumps(facts.get("protocol"))[:6000]),
+            Param("tuning", json.dumps(facts.get("tuning"))[:6000])]
+
+
+def _keep_complete_cells(client, exp_id: str, pid: str, wanted: set, kept: dict[str, str]) -> int:
+    """Fill ``kept`` with the partial study run's complete cell runs; delete its other children (returns how many)."""
+    for c in sorted(_children(client, exp_id, pid), key=lambda r: r.info.start_time or 0):
+        name = c.data.tags.get("mlflow.runName", c.info.run_name)
+        if name in wanted and name not in kept and _is_complete(c):
+            kept[name] = c.info.run_id
+    deleted = 0
+    for c in _children(client, exp_id, pid):
+        if c.info.run_id not in kept.values():
+            deleted += _delete_tree(client, exp_id, c.info.run_id)
+    return deleted
+
+
+def _log_study_batch(client, pid: str, run_dir: Path, params: list, base_tags: list) -> None:
+    """The study run's params and tags, the manifest's items among them."""
+    from mlflow.entities import RunTag
+
     _, manifest_items = _manifest(run_dir)
     study_tags = base_tags + [RunTag(_tag_key(k), str(v)[:5000]) for k, v in manifest_items]
     client.log_batch(pid, params=params, tags=study_tags)
+
+
+def _log_study_contents(client, cfg: dict, exp_id: str, pid: str, run_dir: Path, facts: dict, classes: list[str],
+                        results: pd.DataFrame, predictions: pd.DataFrame, kept: dict[str, str], histories: dict,
+                        base_tags: list) -> int:
+    """The study run's artifacts and every cell run not in ``kept``; returns how many cells were logged."""
+    from bench.results.tables import CELL_AXES
+
     logged = 0
     # Confusion PNGs and prediction CSVs are staged here for log_artifact, then removed.
     with tempfile.TemporaryDirectory(prefix="dualflow-mlflow-") as tmp_dir:
         tmp = Path(tmp_dir)
         if cfg.get("log_artifacts", True):
-            # run.json as the facts passed in: at the end of a study it is written after logging.
-            (tmp / "run.json").write_text(json.dumps(facts, indent=2, default=str))
-            for path in (run_dir / "config.yaml", run_dir / "results.csv", tmp / "run.json", run_dir / "manifest.json"):
-                if path.exists():
-                    client.log_artifact(pid, str(path))  # same name: replaced, never doubled
+            _log_study_artifacts(client, pid, run_dir, facts, tmp)
         # keyed like the results' "cell" column (dataset|flow|representation|model|seed)
         preds_by_cell = {"|".join(map(str, keys)): g for keys, g in predictions.groupby(list(CELL_AXES))} \
             if len(predictions) else {}
@@ -341,58 +399,85 @@ def log_run(run_dir: str | Path, cfg: dict, *, facts: dict | None = None, record
             _log_cell(client, cfg, exp_id, pid, cell, rows, preds_by_cell.get(cell, predictions.iloc[:0]),
                       classes, histories, base_tags, tmp)
             logged += 1
-    client.set_terminated(pid, end_time=s_end)
-    client.set_tag(pid, COMPLETE, "true")  # last: only now is the study run complete
-    out = {**info, "study_run_id": pid, "logged": True}
-    if partial:
-        out.update(completed=True, cells_kept=len(kept), cells_logged=logged, runs_deleted=deleted)
-    return out
+    return logged
+
+
+def _log_study_artifacts(client, pid: str, run_dir: Path, facts: dict, tmp: Path) -> None:
+    """config.yaml, results.csv, run.json and manifest.json on the study run (those that exist)."""
+    # run.json as the facts passed in: at the end of a study it is written after logging.
+    (tmp / "run.json").write_text(json.dumps(facts, indent=2, default=str))
+    for path in (run_dir / "config.yaml", run_dir / "results.csv", tmp / "run.json", run_dir / "manifest.json"):
+        if path.exists():
+            client.log_artifact(pid, str(path))  # same name: replaced, never doubled
 
 
 def _log_cell(client, cfg: dict, exp_id: str, pid: str, cell: str, rows: pd.DataFrame, preds: pd.DataFrame,
               classes: list[str], histories: dict, base_tags: list, tmp: Path) -> str:
     """One cell run and its fold runs; tagged complete after the last fold."""
-    from mlflow.entities import Metric, Param
-
-    from bench.evaluation.metrics import confusion_matrix, pooled_scores, scores_from_confusion
-    from bench.results.tables import CELL_AXES
-
     now = int(time.time() * 1000)
     start, end = _span(rows)  # from its first fold's start to its last fold's end
     start, end = start or now, end or now
-    r0 = rows.iloc[0]
     cid = client.create_run(exp_id, run_name=cell, start_time=start,
                             tags={"mlflow.parentRunId": pid, "dualflow.level": "cell", COMPLETE: "false"}).info.run_id
-    params = [Param(a, str(r0[a])) for a in (*CELL_AXES, "cell_hash")]
-    # The p_<axis>[_<param>] columns (option and each resolved parameter): group and sort by them.
-    params += [Param(c, str(r0[c])[:6000]) for c in rows.columns if c.startswith("p_") and pd.notna(r0[c])]
-    params += [Param("rep_params", str(r0["rep_params"])[:6000]), Param("model_params", str(r0["model_params"])[:6000])]
-    metrics = [Metric("n_failed_folds", float((rows["status"] != "ok").sum()), end, 0)]
-    if len(preds):
-        cm = confusion_matrix(preds["y_true"].to_numpy(), preds["y_pred"].to_numpy(), len(classes))
-        s = scores_from_confusion(cm)
-        metrics += [Metric(m, float(s[m]), end, 0) for m in ("uf1", "uar", "acc")]
-        sources = sorted(preds["source_dataset"].astype(str).unique()) if "source_dataset" in preds else []
-        if len(sources) > 1:  # a composite (MEGC2019): each source database's pooled scores too
-            for src in sources:
-                g = preds[preds["source_dataset"].astype(str) == src]
-                ss = pooled_scores(g["y_true"].to_numpy(), g["y_pred"].to_numpy(), len(classes))
-                key = "".join(ch if ch.isalnum() or ch in "_-." else "_" for ch in src)
-                metrics += [Metric(f"{m}_{key}", float(ss[m]), end, 0) for m in ("uf1", "uar")]
-        if cfg.get("log_artifacts", True):
-            safe = cell.replace("|", "__").replace("/", "_").replace("[", "(").replace("]", ")")
-            png = tmp / f"confusion_{safe}.png"
-            _confusion_png(cm, classes, cell, png)
-            csv = tmp / f"predictions_{safe}.csv"
-            preds.to_csv(csv, index=False)
-            client.log_artifact(cid, str(png))
-            client.log_artifact(cid, str(csv))
+    params = _cell_params(rows)
+    metrics = _cell_metrics(client, cfg, cid, cell, rows, preds, classes, end, tmp)
     client.log_batch(cid, metrics=metrics, params=params, tags=base_tags)
     for _, r in rows.iterrows():
         _log_fold(client, cfg, exp_id, cid, r, histories.get(r["unit_key"], []), now)
     client.set_terminated(cid, "FINISHED" if (rows["status"] == "ok").all() else "FAILED", end_time=end)
     client.set_tag(cid, COMPLETE, "true")
     return cid
+
+
+def _cell_params(rows: pd.DataFrame) -> list:
+    """A cell run's params: its axes, hash, ``p_*`` columns, and representation/model parameters."""
+    from mlflow.entities import Param
+
+    from bench.results.tables import CELL_AXES
+
+    r0 = rows.iloc[0]
+    params = [Param(a, str(r0[a])) for a in (*CELL_AXES, "cell_hash")]
+    # The p_<axis>[_<param>] columns (option and each resolved parameter): group and sort by them.
+    params += [Param(c, str(r0[c])[:6000]) for c in rows.columns if c.startswith("p_") and pd.notna(r0[c])]
+    params += [Param("rep_params", str(r0["rep_params"])[:6000]), Param("model_params", str(r0["model_params"])[:6000])]
+    return params
+
+
+def _cell_metrics(client, cfg: dict, cid: str, cell: str, rows: pd.DataFrame, preds: pd.DataFrame,
+                  classes: list[str], end: int, tmp: Path) -> list:
+    """A cell's pooled scores (per source database too) as metrics; logs its confusion PNG and predictions CSV."""
+    from mlflow.entities import Metric
+
+    from bench.evaluation.metrics import confusion_matrix, pooled_scores, scores_from_confusion
+
+    metrics = [Metric("n_failed_folds", float((rows["status"] != "ok").sum()), end, 0)]
+    if not len(preds):
+        return metrics
+    cm = confusion_matrix(preds["y_true"].to_numpy(), preds["y_pred"].to_numpy(), len(classes))
+    s = scores_from_confusion(cm)
+    metrics += [Metric(m, float(s[m]), end, 0) for m in ("uf1", "uar", "acc")]
+    sources = sorted(preds["source_dataset"].astype(str).unique()) if "source_dataset" in preds else []
+    if len(sources) > 1:  # a composite (MEGC2019): each source database's pooled scores too
+        for src in sources:
+            g = preds[preds["source_dataset"].astype(str) == src]
+            ss = pooled_scores(g["y_true"].to_numpy(), g["y_pred"].to_numpy(), len(classes))
+            key = "".join(ch if ch.isalnum() or ch in "_-." else "_" for ch in src)
+            metrics += [Metric(f"{m}_{key}", float(ss[m]), end, 0) for m in ("uf1", "uar")]
+    if cfg.get("log_artifacts", True):
+        _log_cell_artifacts(client, cid, cell, cm, classes, preds, tmp)
+    return metrics
+
+
+def _log_cell_artifacts(client, cid: str, cell: str, cm: np.ndarray, classes: list[str], preds: pd.DataFrame,
+                        tmp: Path) -> None:
+    """The cell's confusion matrix PNG and its predictions CSV, staged in ``tmp``."""
+    safe = cell.replace("|", "__").replace("/", "_").replace("[", "(").replace("]", ")")
+    png = tmp / f"confusion_{safe}.png"
+    _confusion_png(cm, classes, cell, png)
+    csv = tmp / f"predictions_{safe}.csv"
+    preds.to_csv(csv, index=False)
+    client.log_artifact(cid, str(png))
+    client.log_artifact(cid, str(csv))
 
 
 def _log_fold(client, cfg: dict, exp_id: str, cid: str, r: pd.Series, history: list, now: int) -> str:

@@ -193,6 +193,31 @@ def _logits_batched(model: nn.Module, x: torch.Tensor, batch_size: int, device: 
 
 # --------------------------------------------------------------------------------------- fit
 
+@dataclass
+class _FitRun:
+    """What one ``fit`` call trains with: device-side tensors, loss, optimiser, schedule, generators."""
+
+    device: torch.device
+    amp: bool
+    early: bool  # early stopping on val (val given and patience > 0)
+    fmt: torch.memory_format
+    xd: torch.Tensor
+    yd: torch.Tensor
+    vx: torch.Tensor | None
+    vy: torch.Tensor | None
+    num_classes: int
+    criterion: nn.Module
+    opt: torch.optim.Optimizer
+    bounds: list[tuple[int, int]]
+    sched: Any
+    per_batch: bool  # the schedule steps after every batch (onecycle), not every epoch
+    scaler: Any
+    perm_gen: torch.Generator
+    aug_gen: torch.Generator | None
+    best_score: tuple | None = None
+    best_state: dict | None = None
+
+
 def fit(
     model: nn.Module,
     x: torch.Tensor,
@@ -217,12 +242,29 @@ def fit(
         cfg = TrainConfig.from_mapping(cfg)
     cfg.validate()
     t0 = time.perf_counter()
+    _check_fit_inputs(x, y, val)
+    device, amp, early = _fit_options(cfg, val)
+    result = FitResult(device=str(device), amp=amp)
+    with deterministic_mode(cfg.deterministic):
+        seed_everything(cfg.seed)
+        run = _prepare_fit(model, x, y, cfg, val, augment, num_classes, device, amp, early)
+        _run_epochs(model, run, cfg, result, augment, on_epoch)
+    model.eval()
+    result.seconds = time.perf_counter() - t0
+    return result
+
+
+def _check_fit_inputs(x: torch.Tensor, y: torch.Tensor, val: tuple[torch.Tensor, torch.Tensor] | None) -> None:
+    """Validate the training tensors, the optional val pair, and that there are >= 2 samples."""
     _check_xy(x, y, "train")
     if val is not None:
         _check_xy(val[0], val[1], "val")
-    n = x.shape[0]
-    if n < 2:
+    if x.shape[0] < 2:
         raise ValueError("train: fit needs at least 2 samples (BatchNorm statistics)")
+
+
+def _fit_options(cfg: TrainConfig, val) -> tuple[torch.device, bool, bool]:
+    """(device, amp, early stopping) as they apply here; logs the options that are ignored."""
     device = resolve_device(cfg.device)
     amp = bool(cfg.amp) and device.type == "cuda"
     if cfg.amp and not amp:
@@ -231,106 +273,139 @@ def fit(
     if cfg.early_stopping_patience > 0 and val is None:
         log.info("early_stopping_patience=%d ignored: no validation split given (fixed budget of %d epochs)",
                  cfg.early_stopping_patience, cfg.epochs)
+    return device, amp, early
 
-    result = FitResult(device=str(device), amp=amp)
-    with deterministic_mode(cfg.deterministic):
-        seed_everything(cfg.seed)
-        fmt = memory_format_for(model, cfg.memory_format)
-        model.to(device, memory_format=fmt)
-        xd = x.to(device, torch.float32).contiguous(memory_format=fmt)  # moved once: batches are device-side slices
-        yd = y.to(device, torch.long)
-        if num_classes is None:
-            model.eval()
-            with torch.no_grad():
-                num_classes = int(_forward_logits(model, xd[:2]).shape[1])
-        too_big = [int(v) for v in torch.unique(y) if int(v) >= num_classes]
-        if too_big:
-            raise ValueError(f"train: labels {too_big} >= num_classes={num_classes}")
-        if val is not None:
-            vx, vy = val[0].to(device, torch.float32).contiguous(memory_format=fmt), val[1].to(device, torch.long)
-            if int(vy.max()) >= num_classes:
-                raise ValueError(f"val: label {int(vy.max())} >= num_classes={num_classes}")
-        weight = make_class_weights(y, num_classes, cfg.class_weights)
-        criterion = make_loss(cfg.loss, None if weight is None else weight.to(device),
-                              cfg.label_smoothing, cfg.focal_gamma).to(device)
-        opt = _make_optimizer(model, cfg)
-        bounds = batch_bounds(n, cfg.batch_size)
-        sched = _make_scheduler(opt, cfg, len(bounds))
-        per_batch = cfg.scheduler == "onecycle"
-        scaler = torch.amp.GradScaler("cuda") if amp else None
-        perm_gen = torch.Generator().manual_seed(cfg.seed)
-        aug_gen = torch.Generator(device=device).manual_seed(cfg.seed + 1) if augment is not None else None
 
-        best_score: tuple | None = None
-        best_state: dict | None = None
-        for epoch in range(cfg.epochs):
-            te = time.perf_counter()
-            model.train()
-            perm = torch.randperm(n, generator=perm_gen).to(device)
-            total = torch.zeros((), device=device)
-            for a, b in bounds:
-                idx = perm[a:b]
-                xb, yb = xd.index_select(0, idx), yd.index_select(0, idx)
-                if augment is not None:
-                    xb = augment(xb, aug_gen)
-                xb = xb.contiguous(memory_format=fmt)  # index_select returns NCHW; no-op when contiguous
-                opt.zero_grad(set_to_none=True)
-                if scaler is None:
-                    loss = criterion(_forward_logits(model, xb), yb)
-                    loss.backward()
-                    if cfg.grad_clip > 0:
-                        nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-                    opt.step()
-                else:
-                    with torch.autocast("cuda", dtype=torch.float16):
-                        loss = criterion(_forward_logits(model, xb).float(), yb)
-                    scaler.scale(loss).backward()
-                    if cfg.grad_clip > 0:
-                        scaler.unscale_(opt)
-                        nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-                    scaler.step(opt)
-                    scaler.update()
-                if per_batch:
-                    lr_used = opt.param_groups[0]["lr"]  # the history keeps the lr the epoch's last batch used
-                    sched.step()
-                total += loss.detach() * (b - a)  # one host sync per epoch, not per batch
-            train_loss = float(total) / n
-            if not math.isfinite(train_loss):
-                raise FloatingPointError(
-                    f"training loss became {train_loss} in epoch {epoch} (lr={cfg.lr}); lower lr or enable grad_clip"
-                )
-            rec: dict[str, Any] = {"epoch": epoch, "train_loss": train_loss,
-                                   "lr": lr_used if per_batch else opt.param_groups[0]["lr"]}
-            if sched is not None and not per_batch:
-                sched.step()
+def _prepare_fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: TrainConfig, val, augment,
+                 num_classes: int | None, device: torch.device, amp: bool, early: bool) -> _FitRun:
+    """Move model and data to the device once, check labels, build loss/optimiser/schedule/generators."""
+    fmt = memory_format_for(model, cfg.memory_format)
+    model.to(device, memory_format=fmt)
+    xd = x.to(device, torch.float32).contiguous(memory_format=fmt)  # moved once: batches are device-side slices
+    yd = y.to(device, torch.long)
+    if num_classes is None:
+        num_classes = _output_width(model, xd)
+    too_big = [int(v) for v in torch.unique(y) if int(v) >= num_classes]
+    if too_big:
+        raise ValueError(f"train: labels {too_big} >= num_classes={num_classes}")
+    vx, vy = _move_val(val, device, fmt, num_classes) if val is not None else (None, None)
+    weight = make_class_weights(y, num_classes, cfg.class_weights)
+    criterion = make_loss(cfg.loss, None if weight is None else weight.to(device),
+                          cfg.label_smoothing, cfg.focal_gamma).to(device)
+    opt = _make_optimizer(model, cfg)
+    bounds = batch_bounds(x.shape[0], cfg.batch_size)
+    sched = _make_scheduler(opt, cfg, len(bounds))
+    scaler = torch.amp.GradScaler("cuda") if amp else None
+    perm_gen = torch.Generator().manual_seed(cfg.seed)
+    aug_gen = torch.Generator(device=device).manual_seed(cfg.seed + 1) if augment is not None else None
+    return _FitRun(device=device, amp=amp, early=early, fmt=fmt, xd=xd, yd=yd, vx=vx, vy=vy,
+                   num_classes=num_classes, criterion=criterion, opt=opt, bounds=bounds, sched=sched,
+                   per_batch=cfg.scheduler == "onecycle", scaler=scaler, perm_gen=perm_gen, aug_gen=aug_gen)
 
-            stop = False
-            if val is not None and ((epoch + 1) % cfg.eval_every == 0 or epoch == cfg.epochs - 1):
-                model.eval()
-                vlogits = _logits_batched(model, vx, 256, device, amp)
-                vloss = float(criterion(vlogits, vy))
-                s = _scores(vy.cpu().numpy(), vlogits.argmax(1).cpu().numpy(), num_classes)
-                rec.update(val_loss=vloss, val_uf1=s["uf1"], val_uar=s["uar"], val_acc=s["acc"])
-                if early:
-                    score = (-vloss,) if cfg.monitor == "val_loss" else (s["uf1"], -vloss)
-                    if best_score is None or score > best_score:
-                        best_score, result.best_epoch = score, epoch
-                        best_state = copy.deepcopy(model.state_dict())
-                    elif epoch - result.best_epoch >= cfg.early_stopping_patience:
-                        stop = True
-            rec["seconds"] = time.perf_counter() - te
-            result.history.append(rec)
-            result.epochs_run = epoch + 1
-            if on_epoch is not None:
-                on_epoch(rec)
-            if stop:
-                result.stopped_early = True
-                break
-        if early and best_state is not None:
-            model.load_state_dict(best_state)
+
+def _output_width(model: nn.Module, xd: torch.Tensor) -> int:
+    """The model's number of output classes, from an eval-mode forward pass of two samples."""
     model.eval()
-    result.seconds = time.perf_counter() - t0
-    return result
+    with torch.no_grad():
+        return int(_forward_logits(model, xd[:2]).shape[1])
+
+
+def _move_val(val: tuple[torch.Tensor, torch.Tensor], device: torch.device, fmt: torch.memory_format,
+              num_classes: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The validation pair on the device, its labels checked against ``num_classes``."""
+    vx, vy = val[0].to(device, torch.float32).contiguous(memory_format=fmt), val[1].to(device, torch.long)
+    if int(vy.max()) >= num_classes:
+        raise ValueError(f"val: label {int(vy.max())} >= num_classes={num_classes}")
+    return vx, vy
+
+
+def _run_epochs(model: nn.Module, run: _FitRun, cfg: TrainConfig, result: FitResult, augment, on_epoch) -> None:
+    """The epoch loop: train, validate when due, record; stop early and restore the best weights."""
+    for epoch in range(cfg.epochs):
+        te = time.perf_counter()
+        rec = _train_epoch(model, run, cfg, epoch, augment)
+        stop = False
+        if run.vx is not None and ((epoch + 1) % cfg.eval_every == 0 or epoch == cfg.epochs - 1):
+            stop = _validate_epoch(model, run, cfg, epoch, rec, result)
+        rec["seconds"] = time.perf_counter() - te
+        result.history.append(rec)
+        result.epochs_run = epoch + 1
+        if on_epoch is not None:
+            on_epoch(rec)
+        if stop:
+            result.stopped_early = True
+            break
+    if run.early and run.best_state is not None:
+        model.load_state_dict(run.best_state)
+
+
+def _train_epoch(model: nn.Module, run: _FitRun, cfg: TrainConfig, epoch: int, augment) -> dict[str, Any]:
+    """One pass over a seeded permutation of the training set; returns the epoch's record."""
+    model.train()
+    n = run.xd.shape[0]
+    perm = torch.randperm(n, generator=run.perm_gen).to(run.device)
+    total = torch.zeros((), device=run.device)
+    for a, b in run.bounds:
+        idx = perm[a:b]
+        xb, yb = run.xd.index_select(0, idx), run.yd.index_select(0, idx)
+        if augment is not None:
+            xb = augment(xb, run.aug_gen)
+        xb = xb.contiguous(memory_format=run.fmt)  # index_select returns NCHW; no-op when contiguous
+        loss = _train_step(model, run, cfg, xb, yb)
+        if run.per_batch:
+            lr_used = run.opt.param_groups[0]["lr"]  # the history keeps the lr the epoch's last batch used
+            run.sched.step()
+        total += loss.detach() * (b - a)  # one host sync per epoch, not per batch
+    train_loss = float(total) / n
+    if not math.isfinite(train_loss):
+        raise FloatingPointError(
+            f"training loss became {train_loss} in epoch {epoch} (lr={cfg.lr}); lower lr or enable grad_clip"
+        )
+    rec: dict[str, Any] = {"epoch": epoch, "train_loss": train_loss,
+                           "lr": lr_used if run.per_batch else run.opt.param_groups[0]["lr"]}
+    if run.sched is not None and not run.per_batch:
+        run.sched.step()
+    return rec
+
+
+def _train_step(model: nn.Module, run: _FitRun, cfg: TrainConfig, xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
+    """Forward, backward, optional gradient clipping and the optimiser step (mixed precision with a scaler)."""
+    opt, scaler = run.opt, run.scaler
+    opt.zero_grad(set_to_none=True)
+    if scaler is None:
+        loss = run.criterion(_forward_logits(model, xb), yb)
+        loss.backward()
+        if cfg.grad_clip > 0:
+            nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        opt.step()
+    else:
+        with torch.autocast("cuda", dtype=torch.float16):
+            loss = run.criterion(_forward_logits(model, xb).float(), yb)
+        scaler.scale(loss).backward()
+        if cfg.grad_clip > 0:
+            scaler.unscale_(opt)
+            nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        scaler.step(opt)
+        scaler.update()
+    return loss
+
+
+def _validate_epoch(model: nn.Module, run: _FitRun, cfg: TrainConfig, epoch: int, rec: dict,
+                    result: FitResult) -> bool:
+    """Score the val split into ``rec``; with early stopping keep the best weights. True: stop now."""
+    model.eval()
+    vlogits = _logits_batched(model, run.vx, 256, run.device, run.amp)
+    vloss = float(run.criterion(vlogits, run.vy))
+    s = _scores(run.vy.cpu().numpy(), vlogits.argmax(1).cpu().numpy(), run.num_classes)
+    rec.update(val_loss=vloss, val_uf1=s["uf1"], val_uar=s["uar"], val_acc=s["acc"])
+    if not run.early:
+        return False
+    score = (-vloss,) if cfg.monitor == "val_loss" else (s["uf1"], -vloss)
+    if run.best_score is None or score > run.best_score:
+        run.best_score, result.best_epoch = score, epoch
+        run.best_state = copy.deepcopy(model.state_dict())
+        return False
+    return epoch - result.best_epoch >= cfg.early_stopping_patience
 
 
 # ---------------------------------------------------------------------------------- predict

@@ -61,6 +61,7 @@ def train_and_predict(task: Any, fit_idx, eval_idx, model_cfg: dict, trainer_cfg
     leakage audit, ``bench.evaluation.audit``), each epoch's weights are copied as ``fit`` reports the epoch
     and, after ``fit`` returns and the headline prediction is made, a separate copy of the model
     predicts ``eval_idx`` once per epoch (``"audit"``: epochs and their class predictions).
+    ``"model"`` is the trained model, for what a caller measures of it afterwards (its costs).
     """
     import torch
 
@@ -86,7 +87,8 @@ def train_and_predict(task: Any, fit_idx, eval_idx, model_cfg: dict, trainer_cfg
         probs, aux = predict_aux(model, xe)
     else:
         probs = predict_proba(model, xe)
-    out = {"fit": res, "probs": np.asarray(probs), "aux": aux, "predict_seconds": time.perf_counter() - t0}
+    out = {"fit": res, "probs": np.asarray(probs), "aux": aux, "predict_seconds": time.perf_counter() - t0,
+           "model": model}  # the trained model (bench.training.costs counts it once everything is predicted)
     if snapshots is not None:
         t0 = time.perf_counter()
         out["audit"] = snapshots.predict(model, xe, with_aux=want_aux and has_aux(model))

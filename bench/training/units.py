@@ -17,8 +17,10 @@ from typing import Any
 
 import numpy as np
 
-from bench.training.fold import train_and_predict
+from bench.core.config import ConfigError
 from bench.results.tables import CELL_AXES
+from bench.training.fold import train_and_predict
+from bench.training.settings import CellSettings
 
 
 @dataclass
@@ -47,11 +49,24 @@ class UnitTask:
     flows: np.ndarray | None = None  # (N, 2, 2, H, W), only when tuning recomputes the representation
     columns: dict = field(default_factory=dict)  # the cell's parameter columns (bench.results.tables.cell_columns)
     audit: bool = False  # the leakage audit (root key audit): also predict the test fold with every epoch's weights
+    settings: CellSettings | None = None  # the planner's typed settings; None: parsed from cell_cfg once
+
+    def __post_init__(self):
+        if self.settings is None:  # a library caller that built the task by hand
+            self.settings = CellSettings.from_cell_config(self.cell_cfg)
 
     @property
     def cell(self) -> str:
         """The cell label ``dataset|flow|representation|model|seed`` (as in the results table)."""
         return "|".join([*(self.labels[k] for k in CELL_AXES[:-1]), str(self.seed)])
+
+    def run(self) -> dict:
+        """Run this unit (what an executor calls): ``run_unit``."""
+        return run_unit(self)
+
+    def failed(self, error: str) -> dict:
+        """The record of this unit when it could not run (its worker died, its Ray task failed)."""
+        return failure_record(self, error)
 
 
 def _base_row(task: UnitTask) -> dict[str, Any]:
@@ -60,7 +75,7 @@ def _base_row(task: UnitTask) -> dict[str, Any]:
         "representation_name": task.names["representation"], "model_name": task.names["model"],
         "seed": task.seed, "fold": task.fold,
         "cell": task.cell,
-        "cell_hash": task.cell_hash, "unit_key": task.unit_key, "config_hash": task.cell_hash,
+        "cell_hash": task.cell_hash, "unit_key": task.unit_key,
         "git_commit": task.git_commit,
         "test_subjects": ";".join(sorted(set(task.subjects[task.test_idx].tolist()))),
         "n_train": int(len(task.train_idx)), "n_test": int(len(task.test_idx)), "n_val": 0,
@@ -104,23 +119,22 @@ def run_unit(task: UnitTask) -> dict:
 
 def _run(task: UnitTask, row: dict) -> dict:
     from bench.evaluation.metrics import pooled_scores
-    from bench.protocols.folds import Fold, ProtocolSpec, assert_disjoint
+    from bench.protocols.folds import Fold, assert_disjoint
 
     tr, te = np.asarray(task.train_idx), np.asarray(task.test_idx)
     assert_disjoint(set(task.subjects[tr]), set(task.subjects[te]), what=f"outer fold {task.fold}")
     model_cfg = dict(task.cell_cfg["model"])
     trainer_cfg = dict(task.cell_cfg["trainer"])
-    tuning = task.cell_cfg.get("tuning") or {}
     chosen: dict = {}
-    if int(tuning.get("n_trials") or 0) > 0:
+    if task.settings.tuning.enabled:
         from bench.training.tuning import tune_unit
 
         t0 = time.perf_counter()
-        chosen, model_cfg, trainer_cfg, x = tune_unit(task, tr, model_cfg, trainer_cfg, tuning)
+        chosen, model_cfg, trainer_cfg, x = tune_unit(task, tr, model_cfg, trainer_cfg, task.settings.tuning.node)
         task = dataclasses.replace(task, x=x)
         row["tune_seconds"] = time.perf_counter() - t0
 
-    spec = ProtocolSpec.from_mapping(task.cell_cfg["protocol"])
+    spec = task.settings.protocol
     fit_idx, val_idx = tr, None
     import pandas as pd
 
@@ -136,6 +150,9 @@ def _run(task: UnitTask, row: dict) -> dict:
     out = train_and_predict(task, fit_idx, te, model_cfg, trainer_cfg, val_idx=val_idx, want_aux=True,
                             audit=task.audit)
     res, probs = out["fit"], out["probs"]
+    from bench.training.costs import model_costs  # once trained and predicted: changes no weight, no RNG stream
+
+    row.update(model_costs(out["model"], task.x.shape[1:]))  # n_params, flops_per_sample
     y_pred = probs.argmax(1)
     y_true = task.y[te]
     s = pooled_scores(y_true, y_pred, task.n_classes)
@@ -159,3 +176,17 @@ def _run(task: UnitTask, row: dict) -> dict:
         rec["audit"] = {"epochs": out["audit"]["epochs"], "y_pred": out["audit"]["y_pred"].tolist(),
                         "seconds": float(out["audit_seconds"])}
     return rec
+
+
+def check_tasks(tasks: list[UnitTask]) -> None:
+    """Refuse before any unit starts what would fail every unit of a cell and is known only once
+    the data is loaded: a ``trainer.class_weights`` list whose length is not the class count."""
+    seen = set()
+    for t in tasks:
+        if t.cell_hash in seen:
+            continue
+        seen.add(t.cell_hash)
+        cw = t.settings.trainer.class_weights
+        if isinstance(cw, (list, tuple)) and len(cw) != t.n_classes:
+            raise ConfigError(f"cell {t.cell}: trainer.class_weights has {len(cw)} entries {list(cw)} but the "
+                              f"dataset has {t.n_classes} classes; give one weight per class (or 'balanced' / 'none')")

@@ -1,18 +1,15 @@
 """Cost: compute per cell (epochs, train, predict and tuning time), summed over folds and seeds, and the
 model's size: parameter count and FLOPs per sample.
 
-Size is computed here, not recorded per unit: the cell's model is rebuilt from its config (the
-results' ``model_params`` JSON) for the input its representation config (``rep_params``) gives
-(channels and ``size``), so run directories written before this section existed get it too. FLOPs
-are ``torch.utils.flop_counter.FlopCounterMode`` over one inference forward pass of one sample:
+Every figure is read from the results row: the size is what each unit recorded at training time
+(``n_params``, ``flops_per_sample``, counted by ``bench.training.costs`` on the trained model and one sample
+of the unit's input shape: ``torch.utils.flop_counter.FlopCounterMode`` over one inference forward pass,
 convolutions and matrix products, 2 FLOPs per multiply-add; element-wise ops, pooling and
-normalisation are not counted. A cell whose model cannot be rebuilt here says why.
+normalisation are not counted). A run directory written before units recorded them says "not
+recorded": no model is rebuilt here.
 """
 
 from __future__ import annotations
-
-import json
-import logging
 
 import pandas as pd
 
@@ -23,35 +20,7 @@ from ..words import duration
 
 COLUMNS = {"epochs_run": "Mean epochs", "train_seconds": "Train", "predict_seconds": "Predict",
            "tune_seconds": "Tuning"}
-
-
-log = logging.getLogger(__name__)
-
-
-def model_size(model_params: str, rep_params: str, n_classes: int) -> tuple[int | None, float | None, str]:
-    """(parameters, FLOPs per sample, why not) of the model a cell's configs describe."""
-    try:
-        import torch
-        from torch.utils.flop_counter import FlopCounterMode
-
-        from models import build_model
-        from representations import build_representation
-
-        rep_cfg = json.loads(rep_params)
-        rep = build_representation(rep_cfg)
-        channels = tuple(rep.channels)
-        size = int(rep_cfg.get("size") or 28)
-        torch.manual_seed(0)
-        model = build_model(json.loads(model_params), in_chans=len(channels), num_classes=n_classes,
-                            channels=channels).eval()
-        n_params = int(sum(p.numel() for p in model.parameters()))
-        counter = FlopCounterMode(display=False)
-        with torch.no_grad(), counter:
-            model(torch.zeros(1, len(channels), size, size))
-        return n_params, float(counter.get_total_flops()), ""
-    except Exception as e:  # noqa: BLE001 - a model this process cannot rebuild is named, not fatal
-        log.warning("cost: cannot rebuild the model %s for its size: %s", model_params, e)
-        return None, None, f"{type(e).__name__}: {str(e)[:80]}"
+SIZE = {"n_params": ("parameters", "Parameters"), "flops_per_sample": ("flops_per_sample", "FLOPs / sample")}
 
 
 def _count(v) -> str:
@@ -67,41 +36,47 @@ def _cell(col: str, v) -> str:
     return f"{v:.1f}" if col == "epochs_run" else duration(v)
 
 
+def _size(vals: pd.Series) -> str:
+    """A cell's recorded size: the value its folds share, a range when tuning gave folds different models."""
+    v = vals.dropna()
+    if not len(v):
+        return "not recorded"
+    lo, hi = v.min(), v.max()
+    return _count(lo) if lo == hi else f"{_count(lo)}–{_count(hi)}"
+
+
+def _frame(ok: pd.DataFrame, cols: list[str]) -> tuple[pd.DataFrame, list[list[str]]]:
+    """Per cell: the numeric frame (sums, mean epochs, mean size) and the size cells as shown."""
+    g = ok.groupby([SETTING, "representation", "model"], sort=False)
+    df = g.size().rename("folds").to_frame()
+    for c in cols:  # min_count=1: an all-missing column stays missing instead of summing to 0
+        df[c] = g[c].mean() if c == "epochs_run" else g[c].sum(min_count=1)
+    shown = [[_size(cell[c]) for c in SIZE] for _, cell in g]
+    for c, (name, _) in SIZE.items():
+        df[name] = g[c].mean()  # the value every fold recorded (its mean when tuning varied the model)
+    return df.reset_index().rename(columns={SETTING: "dataset"}), shown  # the setting's label, as in every table
+
+
 def build(ctx: ReportContext) -> list[Block]:
     res = ctx.run.results
     ok = res[res["status"] == "ok"] if len(res) else res
     cols = [c for c in COLUMNS if c in ok.columns]
     if not len(ok) or not cols:
         return []
-    ok = ok.assign(**{c: pd.to_numeric(ok[c], errors="coerce") for c in cols})
-    g = ok.groupby([SETTING, "representation", "model"], sort=False)
-    df = g.size().rename("folds").to_frame()
-    for c in cols:  # min_count=1: an all-missing column stays missing instead of summing to 0
-        df[c] = g[c].mean() if c == "epochs_run" else g[c].sum(min_count=1)
-    df = df.reset_index().rename(columns={SETTING: "dataset"})  # the setting's label, as in every table
-    sized = {"model_params", "rep_params"} <= set(ok.columns)
-    if sized:
-        first = g[["model_params", "rep_params"]].first().reset_index(drop=True)
-        cache: dict[tuple, tuple] = {}
-        sizes = [cache.setdefault(k, model_size(*k, ctx.run.n_classes))
-                 for k in zip(first["model_params"].astype(str), first["rep_params"].astype(str))]
-        df["parameters"] = [s[0] for s in sizes]
-        df["flops_per_sample"] = [s[1] for s in sizes]
+    ok = ok.assign(**{c: pd.to_numeric(ok[c], errors="coerce") if c in ok.columns else float("nan")
+                      for c in [*cols, *SIZE]})
+    df, sizes = _frame(ok, cols)
     rows = [([r["dataset"]] if ctx.multi else []) + [r["representation"], r["model"], str(r["folds"])]
-            + [_cell(c, r[c]) for c in cols]
-            + ([("not rebuilt" if pd.isna(r[c]) else _count(r[c])) for c in ("parameters", "flops_per_sample")]
-               if sized else []) for _, r in df.iterrows()]
+            + [_cell(c, r[c]) for c in cols] + size for (_, r), size in zip(df.iterrows(), sizes)]
     lead = (["Dataset"] if ctx.multi else []) + ["Representation", "Model", "Folds × seeds"]
-    head = lead + [COLUMNS[c] for c in cols] + (["Parameters", "FLOPs / sample"] if sized else [])
-    caption = "Compute per cell, summed over folds and seeds (epochs: mean per fold)."
-    if sized:
-        caption += (" Parameters and FLOPs per sample: the cell's model rebuilt from its config at the run's "
-                    "input size; FLOPs counted by torch.utils.flop_counter over one inference forward pass "
-                    "(convolutions and matrix products, 2 per multiply-add).")
+    head = lead + [COLUMNS[c] for c in cols] + [label for _, label in SIZE.values()]
+    caption = ("Compute per cell, summed over folds and seeds (epochs: mean per fold). Parameters and FLOPs "
+               "per sample: recorded by each unit for its trained model at the unit's input size; FLOPs "
+               "counted by torch.utils.flop_counter over one inference forward pass (convolutions and matrix "
+               "products, 2 per multiply-add).")
     t = Table(head, rows, caption, align=["l"] * (len(lead) - 1) + ["r"] * (len(head) - len(lead) + 1))
     out = [Heading("Cost"), *ctx.table(t, df, "cost")]
-    if sized:
-        why = sorted({s[2] for s in cache.values() if s[2]})
-        if why:
-            out.append(Para("Some models could not be rebuilt for their size here: " + "; ".join(why) + "."))
+    if ok[list(SIZE)].isna().all().all():
+        out.append(Para("Parameters and FLOPs were not recorded: this run directory was written before units "
+                        "recorded their model's size. Rerun the study to record them."))
     return out

@@ -1,0 +1,157 @@
+"""``run_study``: the walk of a study, step by step (``python -m bench.run`` calls it).
+
+Plan the grid (``bench.plan``) -> claim and lock the run directory -> load each dataset once ->
+flows once per (dataset, flow) from the content-hash cache -> each representation once per
+(dataset, flow, representation) -> folds with the leak guard -> units on an executor, each
+persisted as it finishes -> the results table -> MLflow (written from the table) -> the report ->
+a summary on stdout.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+import time
+from pathlib import Path
+
+from bench.core.config import ConfigError, to_container
+from bench.plan.planner import Plan, plan_study
+from bench.core.files import atomic_write_text
+from bench.results.tables import UnitStore, collect, write_tables
+from bench.runner.execute import run_units
+from bench.runner.facts import git_commit, now_utc, run_facts
+from bench.runner.outputs import gather_records, write_side_files
+from bench.runner.prepare import Prepared
+from bench.runner.summary import print_next_steps, print_summary
+from bench.runner.tasks import RunContext, plan_units, resume_notes
+from bench.runtime.rundir import check_output_dir, check_report_dir, check_run_dir, own_run_dir
+
+
+def run_study(overrides: list[str], *, out=None) -> Path:
+    """Run a study; returns its run directory.
+
+    The run directory must be the suite's own (or new, or empty) and is locked from before its
+    first write to the end (``bench.runtime.rundir``): a second study or backfill into it is refused."""
+    with contextlib.ExitStack() as held:  # the run directory's lock, released however the study ends
+        return _run_study(overrides, out=out or sys.stdout, held=held)
+
+
+def _run_study(overrides: list[str], *, out, held: contextlib.ExitStack) -> Path:
+    t_start, started = time.perf_counter(), now_utc()
+    plan = plan_study(overrides)
+    check_plan(plan)
+    ctx = _claim_run_dir(plan, overrides, held, out)
+    tracking_cfg = _check_tracking(plan, ctx.run_dir)
+    config_yaml = _config_yaml(plan)
+    _announce(plan, ctx.run_dir, out)
+
+    prep, store = Prepared(plan, bool(plan.base.progress)), UnitStore(ctx.run_dir)
+    units = plan_units(plan, prep, store, ctx)
+    resume_notes(units, store, ctx.run_dir, out)
+    failed, train_seconds = run_units(units, store, plan.base.executor, ctx.run_dir, bool(plan.base.progress), out)
+
+    records = gather_records(store, units.keys)
+    results, predictions = collect(records)
+    write_tables(ctx.run_dir, results, predictions)
+    atomic_write_text(ctx.run_dir / "config.yaml", config_yaml)
+    write_side_files(ctx.run_dir, records, predictions, plan, prep, ctx.audit)
+
+    facts = run_facts(plan, prep, units, ctx, failed=len(failed), started=started, train_seconds=train_seconds)
+    _track(facts, tracking_cfg, ctx.run_dir, records, out)
+    _write_facts(ctx.run_dir, facts, t_start)
+    print_summary(results, predictions, len(prep.first_table().classes), out=out)
+    if failed:
+        print(f"\n{len(failed)} unit(s) FAILED; tracebacks in {ctx.run_dir / 'results.csv'} (column 'error')", file=out)
+    report_path = _report(plan, ctx.run_dir, facts, t_start) if plan.base.report else None
+    print_next_steps(facts.get("mlflow"), report_path, out=out)
+    print(f"done in {facts['wall_seconds']:.1f} s; results: {ctx.run_dir / 'results.parquet'}", file=out)
+    return ctx.run_dir
+
+
+def check_plan(plan: Plan) -> None:
+    """Refuse, right after planning and before any data is loaded, what the planner does not check:
+    the executor node (``bench.runtime.executors.check_executor_cfg``) and the run's on/off switches."""
+    from bench.runtime.executors import check_executor_cfg
+
+    check_executor_cfg(to_container(plan.base.executor))
+    for key in ("resume", "report", "progress", "audit"):
+        value = plan.base.get(key)
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key} must be true or false, got {value!r}")
+
+
+def _claim_run_dir(plan: Plan, overrides: list[str], held: contextlib.ExitStack, out) -> RunContext:
+    """Check the run (and report) folders are the suite's own and writable, then lock and claim the run's."""
+    base, study = plan.base, plan.study["name"]
+    run_dir = Path(base.run_dir)
+    # Whose folder first (a listing, writes nothing), then whether it can be written (a probe file).
+    check_run_dir(run_dir)
+    check_output_dir(run_dir)
+    if base.report:  # the report is written after training: check its folder now, like the run dir
+        reports_dir = Path(base.paths.reports) / study
+        check_report_dir(reports_dir)  # the suite's own, new or empty, never a user's
+        check_output_dir(reports_dir, "reports folder", "paths.reports=... or run without a report (report=false)")
+    # Refuse a folder the suite does not own, lock it for the whole study (before the tracking check
+    # creates mlflow.db), claim it with its marker.
+    held.enter_context(own_run_dir(run_dir, out=out, command=" ".join(["python -m bench.run", *overrides])))
+    return RunContext(study=study, run_dir=run_dir, commit=git_commit(), resume=bool(base.resume),
+                      audit=bool(base.audit))  # audit: per-epoch test predictions, apart from the headline
+
+
+def _check_tracking(plan: Plan, run_dir: Path) -> dict:
+    """The tracking node with its store URI filled in; an unreachable store fails before any training."""
+    from bench.tracking.mlflow_store import check_tracking, default_uri
+
+    tracking_cfg = to_container(plan.base.tracking)
+    if tracking_cfg.get("enabled"):
+        tracking_cfg["uri"] = tracking_cfg.get("uri") or default_uri(run_dir)
+        check_tracking(tracking_cfg)
+    return tracking_cfg
+
+
+def _config_yaml(plan: Plan) -> str:
+    """The composed config, written with the tables it describes (a study stopped before them leaves
+    the previous config.yaml and tables, which agree; the lock file names the running one)."""
+    from omegaconf import OmegaConf
+
+    return OmegaConf.to_yaml(plan.base, resolve=True)
+
+
+def _announce(plan: Plan, run_dir: Path, out) -> None:
+    print(f"study {plan.study['name']}: {len(plan.cells)} cell(s)"
+          + (f", {len(plan.excluded)} excluded" if plan.excluded else "") + f" -> {run_dir}", file=out)
+
+
+def _track(facts: dict, tracking_cfg: dict, run_dir: Path, records: list[dict], out) -> None:
+    """Log the run to MLflow from its table; a failure warns (the results are safe) with the backfill command."""
+    if not tracking_cfg.get("enabled"):
+        return
+    from bench.tracking.mlflow_store import log_run
+
+    t0 = time.perf_counter()
+    try:
+        facts["mlflow"] = log_run(run_dir, tracking_cfg, facts=facts, records=records)
+    except Exception as e:  # noqa: BLE001 - the results table is safe; MLflow can be back-filled
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
+        facts["mlflow"] = {"tracking_uri": tracking_cfg["uri"], "error": first}
+        print(f"warning: MLflow logging failed ({first}); the results are complete in {run_dir}. "
+              f"Re-log them with: python -m bench.tracking backfill {run_dir} --uri {tracking_cfg['uri']}",
+              file=out)
+    facts["timings"]["tracking"] = round(time.perf_counter() - t0, 3)
+
+
+def _write_facts(run_dir: Path, facts: dict, t_start: float) -> None:
+    facts["wall_seconds"] = round(time.perf_counter() - t_start, 3)
+    atomic_write_text(run_dir / "run.json", json.dumps(facts, indent=2, default=str))
+
+
+def _report(plan: Plan, run_dir: Path, facts: dict, t_start: float) -> Path:
+    """Write the report and record its time in run.json."""
+    from bench.report import make_report
+
+    t0 = time.perf_counter()
+    path = make_report(run_dir, Path(plan.base.paths.reports) / plan.study["name"])
+    facts["timings"]["report"] = round(time.perf_counter() - t0, 3)
+    _write_facts(run_dir, facts, t_start)
+    return path
