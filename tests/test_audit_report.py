@@ -9,6 +9,7 @@ import pytest
 from bench.evaluation.audit import AUDIT_COLUMNS, shortcut_scores, summarize
 from bench.report import ReportInputError, ReportOptions, load_run, make_report
 from bench.report import sections as sections_pkg
+from bench.report.build import build_section
 from bench.report.context import ReportContext
 from bench.report.markdown import render
 from bench.report.sections import shortcuts
@@ -39,7 +40,7 @@ def audited(tmp_path_factory):
     run = fabricate_run(root, aux=False, examples=False)
     add_audit(run)
     out = root / "reports"
-    section = render(shortcuts.build(ReportContext(load_run(run), out, OPTS)))
+    section = render(build_section(shortcuts, ReportContext(load_run(run), out, OPTS)))
     return run, out, section
 
 
@@ -97,7 +98,7 @@ def test_section_numbers_are_the_audit_functions(audited):
 def test_no_audit_no_section(tmp_path):
     run = load_run(fabricate_run(tmp_path, aux=False, examples=False, seeds=(0,)))
     assert run.audit.empty
-    assert shortcuts.build(ReportContext(run, tmp_path / "r", OPTS)) == []
+    assert build_section(shortcuts, ReportContext(run, tmp_path / "r", OPTS)) == []
 
 
 def test_a_bad_audit_table_names_the_file_and_row(tmp_path):
@@ -111,7 +112,7 @@ def test_a_bad_audit_table_names_the_file_and_row(tmp_path):
     audit.iloc[3:].to_parquet(run / "audit.parquet")  # an audit that misses epoch 0 of a fold's clips
     ctx = ReportContext(load_run(run), tmp_path / "r", OPTS)
     with pytest.raises(ReportInputError, match=r"audit.parquet: fold s00: clip s00/s00_c0 has no audit prediction at ep"):
-        shortcuts.build(ctx)
+        build_section(shortcuts, ctx)
     audit.drop(columns="epoch").to_parquet(run / "audit.parquet")
     with pytest.raises(ReportInputError, match=r"audit.parquet: missing column\(s\) epoch"):
         load_run(run)

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from bench.report import ReportOptions, make_report
+from bench.report.build import build_section
 from bench.report.context import ReportContext
 from bench.report.load import load_run
 from bench.report.sections import costs, explanations, learning_curves
@@ -50,7 +51,7 @@ def test_learning_curves_average_folds_then_seeds(tmp_path):
 
 def test_learning_curves_without_validation_show_training_loss_only(tmp_path):
     run = load_run(_with_histories(fabricate_run(tmp_path, examples=False, aux=False, seeds=(0,)), val=False))
-    blocks = learning_curves.build(ReportContext(run, tmp_path / "r", OPTS))
+    blocks = build_section(learning_curves, ReportContext(run, tmp_path / "r", OPTS))
     text = " ".join(getattr(b, "text", "") for b in blocks)
     assert "only the training loss" in text
     frame = learning_curves.curves(ReportContext(run, tmp_path / "r2", OPTS))
@@ -60,31 +61,42 @@ def test_learning_curves_without_validation_show_training_loss_only(tmp_path):
 def test_no_histories_no_section(tmp_path):
     run = load_run(fabricate_run(tmp_path, examples=False, aux=False, seeds=(0,)))
     assert run.histories.empty
-    assert learning_curves.build(ReportContext(run, tmp_path / "r", OPTS)) == []
+    assert build_section(learning_curves, ReportContext(run, tmp_path / "r", OPTS)) == []
 
 
-def test_cost_table_gives_parameters_and_flops_by_hand(tmp_path):
+def test_cost_table_reads_the_recorded_size(tmp_path):
+    """Parameters and FLOPs come from the results row (n_params, flops_per_sample), never a rebuilt model."""
     run_dir = fabricate_run(tmp_path, examples=False, aux=False, seeds=(0,), reps=("single_phase",),
                             models=("ststnet", "fmanet"))
     res = pd.read_parquet(run_dir / "results.parquet")
-    res["model_params"] = res["model"].map({"ststnet": '{"name": "ststnet"}', "fmanet": '{"name": "fmanet"}'})
-    res["rep_params"] = '{"name": "single_phase", "size": 28}'
+    res["model_params"] = '{"name": "no_such_model"}'  # not read: nothing is rebuilt
+    res["n_params"] = res["model"].map({"ststnet": 1683, "fmanet": 16400})
+    res["flops_per_sample"] = res["model"].map({"ststnet": 679776.0, "fmanet": 2.5e6})
+    res.loc[(res["model"] == "fmanet") & (res["fold"] == "s01"), "n_params"] = 7600  # tuned: another model
     res.to_parquet(run_dir / "results.parquet")
     blocks = costs.build(ReportContext(load_run(run_dir), tmp_path / "r", OPTS))
     t = blocks[1]
     row = dict(zip(t.columns, next(r for r in t.rows if r[1] == "ststnet")))
-    # STSTNet on (u1, v1, m1): 3 convs 3->3/5/8 (3x3, bias) + BN + fc 400->3
-    n = (3 * 3 * 9 + 3 + 6) + (3 * 5 * 9 + 5 + 10) + (3 * 8 * 9 + 8 + 16) + (400 * 3 + 3)
-    flops = 2 * 28 * 28 * 9 * 3 * 16 + 2 * 400 * 3
-    assert n == 1683 and row["Parameters"] == "1.68 k"
-    assert row["FLOPs / sample"] == f"{flops / 1e3:.2f} k"
-    csv = pd.read_csv(tmp_path / "r" / "tables" / "cost.csv")
-    assert int(csv.loc[csv["model"] == "ststnet", "parameters"].iloc[0]) == n
-    assert int(csv.loc[csv["model"] == "ststnet", "flops_per_sample"].iloc[0]) == flops
-    # a model that cannot be rebuilt for its input (fmanet streams=both on 3 channels) is named, not fatal
+    assert row["Parameters"] == "1.68 k" and row["FLOPs / sample"] == "679.78 k"
     fm = dict(zip(t.columns, next(r for r in t.rows if r[1] == "fmanet")))
-    assert fm["Parameters"] == "not rebuilt"
-    assert "two-phase stack" in blocks[-1].text
+    assert fm["Parameters"] == "7.60 k–16.40 k" and fm["FLOPs / sample"] == "2.50 M"
+    assert "recorded by each unit" in t.caption and len(blocks) == 2
+    csv = pd.read_csv(tmp_path / "r" / "tables" / "cost.csv")
+    assert int(csv.loc[csv["model"] == "ststnet", "parameters"].iloc[0]) == 1683
+    assert int(csv.loc[csv["model"] == "ststnet", "flops_per_sample"].iloc[0]) == 679776
+
+
+def test_cost_table_of_an_old_run_says_not_recorded(tmp_path):
+    """A run directory from before the size columns (with config_hash) rebuilds nothing: "not recorded"."""
+    run_dir = fabricate_run(tmp_path, examples=False, aux=False, seeds=(0,), reps=("single_phase",))
+    res = pd.read_parquet(run_dir / "results.parquet")
+    assert "config_hash" in res.columns and "n_params" not in res.columns
+    res["model_params"] = res["model"].map({"ststnet": '{"name": "ststnet"}', "fmanet": '{"name": "fmanet"}'})
+    res.to_parquet(run_dir / "results.parquet")
+    blocks = costs.build(ReportContext(load_run(run_dir), tmp_path / "r", OPTS))
+    t = blocks[1]
+    assert all(r[-2:] == ["not recorded", "not recorded"] for r in t.rows)
+    assert "were not recorded" in blocks[-1].text and "Rerun the study" in blocks[-1].text
 
 
 def test_fusion_weights_seed_spread_by_hand(tmp_path):

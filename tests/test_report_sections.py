@@ -13,8 +13,11 @@ import pytest
 
 from bench.report import ReportOptions, load_run, make_report
 from bench.report import sections as sections_pkg
-from bench.report.context import ReportContext
+from bench.report.build import build_section
+from bench.report.context import PerSetting, ReportContext
 from bench.report.document import Heading, Para
+from bench.report.markdown import render
+from bench.report.words import slug
 from test_report_e2e import fabricate_run
 
 OPTS = ReportOptions(n_boot=20, pdf=False)
@@ -31,7 +34,9 @@ def test_registry_is_ordered_and_lists_every_section_module():
     assert registered == ORDER
     on_disk = {m.name for m in pkgutil.iter_modules(sections_pkg.__path__) if not m.name.startswith("_")}
     assert on_disk == set(registered)  # a section module that is not registered would never be rendered
-    assert all(callable(m.build) for m in sections_pkg.SECTIONS)
+    # every section builds whole (build) or per setting (PER_SETTING + build_setting; bench.report.build)
+    assert all(callable(m.build_setting) if getattr(m, "PER_SETTING", None) else callable(m.build)
+               for m in sections_pkg.SECTIONS)
 
 
 def test_a_section_added_to_the_registry_appears_in_the_report(tmp_path, monkeypatch):
@@ -50,11 +55,64 @@ def test_sections_do_not_depend_on_each_others_order(tmp_path):
     run = load_run(fabricate_run(tmp_path, examples=False, seeds=(0,)))
     forward = ReportContext(run, tmp_path / "a", OPTS)
     backward = ReportContext(run, tmp_path / "b", OPTS)
-    got_f = {_name(m): m.build(forward) for m in sections_pkg.SECTIONS}
-    got_b = {_name(m): m.build(backward) for m in reversed(sections_pkg.SECTIONS)}
+    got_f = {_name(m): build_section(m, forward) for m in sections_pkg.SECTIONS}
+    got_b = {_name(m): build_section(m, backward) for m in reversed(sections_pkg.SECTIONS)}
     for name in ORDER:
         if name != "reproduce":  # names its own output directory
             assert got_f[name] == got_b[name], name
+
+
+def _per_setting_section(headings: bool):
+    """A section the framework facets: a lead, one table per setting (its cells), a close that counts them."""
+    def build_setting(ctx, f):
+        if f.setting.endswith("tvl1") and not headings:
+            return []  # a setting with nothing to show gets no block (and no heading)
+        cells = f.predictions.groupby(["representation", "model"]).ngroups
+        return [Para(f"{f.setting}: {cells} cells, stem {f.stem('tiny')}{f.suffix}.")]
+
+    return types.SimpleNamespace(
+        PER_SETTING=PerSetting(headings=headings), lead=lambda ctx: [Heading("Tiny faceted")],
+        build_setting=build_setting, close=lambda ctx, faceted: [Para(f"{len(faceted)} faceted blocks.")])
+
+
+@pytest.mark.parametrize("flows", [("farneback", "tvl1"), ("farneback",)])
+def test_a_per_setting_section_appears_once_per_setting(tmp_path, flows):
+    ctx = ReportContext(load_run(fabricate_run(tmp_path, flows=flows, seeds=(0,), aux=False, examples=False)),
+                        tmp_path / "r", OPTS)
+    md = render(build_section(_per_setting_section(headings=True), ctx))
+    if len(flows) == 1:  # one setting: no heading, no suffix, the bare stem
+        assert md.count("4 cells") == 1 and "###" not in md and "stem tiny." in md
+        assert md.endswith("1 faceted blocks.\n")
+        return
+    for s in ("synthetic · farneback", "synthetic · tvl1"):
+        assert md.count(f"### {s}") == 1 and md.count(f"{s}: 4 cells") == 1
+        assert f"stem tiny_{slug(s)} — {s}." in md
+    assert md.index("## Tiny faceted") < md.index("### synthetic · farneback") < md.index("### synthetic · tvl1")
+    assert md.endswith("4 faceted blocks.\n")  # two headings, two paragraphs
+    quiet = render(build_section(_per_setting_section(headings=False), ctx))
+    assert "###" not in quiet and quiet.count("4 cells") == 1 and quiet.endswith("1 faceted blocks.\n")
+
+
+def test_a_per_setting_section_whose_lead_is_empty_is_left_out(tmp_path):
+    ctx = ReportContext(load_run(fabricate_run(tmp_path, seeds=(0,), aux=False, examples=False)), tmp_path / "r", OPTS)
+    section = _per_setting_section(headings=True)
+    section.lead = lambda ctx: []
+    assert build_section(section, ctx) == []
+
+
+def test_the_real_sections_facet_every_setting_once(tmp_path):
+    run = fabricate_run(tmp_path, flows=("farneback", "tvl1"), aux=False, examples=False)
+    out = make_report(run, tmp_path / "r", OPTS)
+    md = (out / "report.md").read_text()
+    for title in ("Headline results", "Noise floor", "Significance against the baseline"):
+        part = md.split(f"## {title}")[1].split("\n## ")[0]
+        assert [h for h in part.splitlines() if h.startswith("### ")] == \
+            ["### synthetic · farneback", "### synthetic · tvl1"], title
+    settings = [slug(s) for s in ("synthetic · farneback", "synthetic · tvl1")]
+    for stem in ("scores_bars", "noise_floor", "per_subject_acc", "confusion"):
+        assert all(md.count(f"figures/{stem}_{s}.png") == 1 for s in settings), stem
+    for stem in ("headline", "verdicts", "significance", "mcnemar"):
+        assert all((out / "tables" / f"{stem}_{s}.csv").exists() for s in settings), stem
 
 
 def test_sweeps_and_baseline_come_from_the_parameter_columns(tmp_path):

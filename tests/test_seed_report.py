@@ -13,6 +13,7 @@ from scipy import stats as sps
 
 from bench.evaluation import metrics
 from bench.report import ReportOptions, load_run
+from bench.report.build import build_section
 from bench.report.context import ReportContext
 from bench.report.markdown import render
 from bench.report.sections import headline, noise_floor, significance
@@ -29,7 +30,7 @@ def _section(md: str, title: str) -> str:
 def _seed_sections(run_dir: Path, out: Path) -> str:
     """Only the sections that show seed spread (a whole report repeats minutes of other figures)."""
     ctx = ReportContext(load_run(run_dir), out, OPTS)
-    return render([b for s in (headline, noise_floor, significance) for b in s.build(ctx)])
+    return render([b for s in (headline, noise_floor, significance) for b in build_section(s, ctx)])
 
 
 @pytest.fixture(scope="module")

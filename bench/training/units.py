@@ -151,7 +151,6 @@ def _run(task: UnitTask, row: dict) -> dict:
                             audit=task.audit)
     res, probs = out["fit"], out["probs"]
     from bench.training.costs import model_costs  # once trained and predicted: changes no weight, no RNG stream
-
     row.update(model_costs(out["model"], task.x.shape[1:]))  # n_params, flops_per_sample
     y_pred = probs.argmax(1)
     y_true = task.y[te]

@@ -1,7 +1,9 @@
 """The report's sections, in the order they appear.
 
 Each module holds one section: ``build(ctx: ReportContext) -> list[Block]`` (an empty list leaves
-the section out). Adding a section is one module here and one line in ``SECTIONS``; anything it
+the section out), or, for a section shown setting by setting, ``PER_SETTING`` and
+``build_setting(ctx, facet)`` (with optional ``lead`` and ``close``), faceted by
+``bench.report.build.build_section``. Adding a section is one module here and one line in ``SECTIONS``; anything it
 shares with other sections belongs on ``ReportContext`` (bench/report/context.py), never in an
 earlier section.
 """

@@ -20,7 +20,7 @@ import yaml
 from bench.evaluation.metrics import per_seed_scores
 from bench.protocols.folds import MEGC2019_DATASETS
 
-from ..context import ReportContext
+from ..context import Facet, PerSetting, ReportContext
 from ..document import Block, Heading, Para, Table
 
 ANCHORS = Path(__file__).resolve().parents[1] / "anchors" / "megc2019.yaml"
@@ -82,34 +82,40 @@ def _anchor_blocks() -> list[Block]:
               align=["l", "r", "r", "l", "l", "l"])]
 
 
-def build(ctx: ReportContext) -> list[Block]:
-    preds = ctx.run.predictions
-    comp = ctx.composite_settings
-    if not comp:
+PER_SETTING = PerSetting(over="composite_settings")
+
+
+def lead(ctx: ReportContext) -> list[Block]:
+    if not ctx.composite_settings:
         return []
-    out: list[Block] = [Heading("MEGC2019 composite: Full / SMIC / CASME II / SAMM"), Para(
+    return [Heading("MEGC2019 composite: Full / SMIC / CASME II / SAMM"), Para(
         "The field's table. Full: UF1 and UAR of all of a cell's predictions pooled over the "
         "leave-one-subject-out folds; each database: its own predictions pooled the same way "
         "(MEGC2019's definition, not a mean over folds or databases). The models were trained on the "
         "composite. Confidence intervals and tests are in the sections below.")]
-    for s in comp:
-        df = composite_scores(ctx.in_setting(preds, s), ctx.run.n_classes)
-        sources = [c[:-4] for c in df.columns if c.endswith("_uf1")]
-        seeds = int(df["n_seeds"].max()) if len(df) else 1
-        columns = ["Representation", "Model"] + [f"{DISPLAY.get(n, n)} {m}" for n in sources for m in ("UF1", "UAR")]
-        rows, bold = [], set()
-        for i, r in enumerate(df.to_dict("records")):
-            rows.append([str(r["representation"]), str(r["model"])]
-                        + [f"{r[f'{n}_{m}']:.4f}" if pd.notna(r.get(f"{n}_{m}")) else "—"
-                           for n in sources for m in ("uf1", "uar")])
-        for j, (n, m) in enumerate((n, m) for n in sources for m in ("uf1", "uar")):
-            col = df[f"{n}_{m}"].round(4)  # as shown: a tie for best is not marked
-            if col.notna().any() and (col == col.max()).sum() == 1:
-                bold.add((int(col.to_numpy().argmax()), 2 + j))
-        n_txt = ", ".join(f"{DISPLAY.get(n, n)} {int(df[f'{n}_n'].max())}" for n in sources if f"{n}_n" in df)
-        caption = (f"MEGC2019 composite{ctx.suffix(s)}: UF1 / UAR pooled over all folds, per source database "
-                   f"({n_txt} predictions per cell)" + (f"; mean over {seeds} seeds" if seeds > 1 else "")
-                   + ". Bold: best per column (unmarked when tied).")
-        t = Table(columns, rows, caption, bold=bold, align=["l", "l"] + ["r"] * (len(columns) - 2))
-        out += ctx.table(t, df, ctx.stem("composite", s))
-    return out + _anchor_blocks()
+
+
+def build_setting(ctx: ReportContext, f: Facet) -> list[Block]:
+    df = composite_scores(f.predictions, ctx.run.n_classes)
+    sources = [c[:-4] for c in df.columns if c.endswith("_uf1")]
+    seeds = int(df["n_seeds"].max()) if len(df) else 1
+    columns = ["Representation", "Model"] + [f"{DISPLAY.get(n, n)} {m}" for n in sources for m in ("UF1", "UAR")]
+    rows, bold = [], set()
+    for r in df.to_dict("records"):
+        rows.append([str(r["representation"]), str(r["model"])]
+                    + [f"{r[f'{n}_{m}']:.4f}" if pd.notna(r.get(f"{n}_{m}")) else "—"
+                       for n in sources for m in ("uf1", "uar")])
+    for j, (n, m) in enumerate((n, m) for n in sources for m in ("uf1", "uar")):
+        col = df[f"{n}_{m}"].round(4)  # as shown: a tie for best is not marked
+        if col.notna().any() and (col == col.max()).sum() == 1:
+            bold.add((int(col.to_numpy().argmax()), 2 + j))
+    n_txt = ", ".join(f"{DISPLAY.get(n, n)} {int(df[f'{n}_n'].max())}" for n in sources if f"{n}_n" in df)
+    caption = (f"MEGC2019 composite{f.suffix}: UF1 / UAR pooled over all folds, per source database "
+               f"({n_txt} predictions per cell)" + (f"; mean over {seeds} seeds" if seeds > 1 else "")
+               + ". Bold: best per column (unmarked when tied).")
+    t = Table(columns, rows, caption, bold=bold, align=["l", "l"] + ["r"] * (len(columns) - 2))
+    return ctx.table(t, df, f.stem("composite"))
+
+
+def close(ctx: ReportContext, faceted: list[Block]) -> list[Block]:
+    return _anchor_blocks()

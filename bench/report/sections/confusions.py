@@ -5,27 +5,31 @@ from __future__ import annotations
 from bench.evaluation import metrics
 
 from .. import figures as F
-from ..context import ReportContext
+from ..context import Facet, ReportContext
 from ..document import Block, Heading, Para
 
 ROWS_PER_FIGURE = 4  # representation rows per figure: keeps each figure within a page
 
 
-def build(ctx: ReportContext) -> list[Block]:
-    out: list[Block] = [Heading("Confusion matrices"), Para(
+PER_SETTING = True
+
+
+def lead(ctx: ReportContext) -> list[Block]:
+    return [Heading("Confusion matrices"), Para(
         "Pooled over folds and summed over seeds; each row normalised by its true-class count "
         "(the diagonal is the per-class recall). Classes: " + ", ".join(ctx.run.classes) + ".")]
-    for s in ctx.settings:
-        d = ctx.in_setting(ctx.run.predictions, s)
-        cms = {(rep, model): metrics.confusion_matrix(g["y_true"].to_numpy(), g["y_pred"].to_numpy(),
-                                                      ctx.run.n_classes)
-               for (rep, model), g in d.groupby(["representation", "model"], sort=False)}
-        reps = [r for r in ctx.reps if r in set(d["representation"])]
-        split = len(reps) > ROWS_PER_FIGURE
-        for part, i in enumerate(range(0, len(reps), ROWS_PER_FIGURE)):
-            chunk = reps[i:i + ROWS_PER_FIGURE]
-            out += ctx.figure(F.confusion_grid, ctx.stem("confusion", s) + (f"_{part + 1}" if split else ""),
-                              f"Row-normalised confusion matrices{ctx.suffix(s)}"
-                              + (f", part {part + 1}" if split else "") + ".",
-                              {k: v for k, v in cms.items() if k[0] in chunk}, chunk, ctx.models, ctx.run.classes)
+
+
+def build_setting(ctx: ReportContext, f: Facet) -> list[Block]:
+    d = f.predictions
+    cms = {(rep, model): metrics.confusion_matrix(g["y_true"].to_numpy(), g["y_pred"].to_numpy(), ctx.run.n_classes)
+           for (rep, model), g in d.groupby(["representation", "model"], sort=False)}
+    reps = f.reps_in(d)
+    split = len(reps) > ROWS_PER_FIGURE
+    out: list[Block] = []
+    for part, i in enumerate(range(0, len(reps), ROWS_PER_FIGURE)):
+        chunk = reps[i:i + ROWS_PER_FIGURE]
+        out += ctx.figure(F.confusion_grid, f.stem("confusion") + (f"_{part + 1}" if split else ""),
+                          f"Row-normalised confusion matrices{f.suffix}" + (f", part {part + 1}" if split else "")
+                          + ".", {k: v for k, v in cms.items() if k[0] in chunk}, chunk, ctx.models, ctx.run.classes)
     return out

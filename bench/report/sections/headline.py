@@ -6,7 +6,7 @@ from __future__ import annotations
 import pandas as pd
 
 from .. import figures as F
-from ..context import ReportContext
+from ..context import Facet, PerSetting, ReportContext
 from ..document import Block, Heading, Para
 from ..load import SETTING
 from ..tables import headline_table
@@ -56,25 +56,27 @@ def method(ctx: ReportContext, n_seeds_max: int, n_seeds_min: int) -> Para:
     return Para(text + "**Bold**: best value of the column.")
 
 
-def build(ctx: ReportContext) -> list[Block]:
-    o = ctx.opts
+PER_SETTING = PerSetting(headings=True)
+
+
+def lead(ctx: ReportContext) -> list[Block]:
     n_seeds = ctx.run.predictions.groupby([SETTING, "representation", "model"])["seed"].nunique()
-    out: list[Block] = [Heading("Headline results"), method(ctx, int(n_seeds.max()), int(n_seeds.min()))]
-    for s, df in ctx.heads.items():
-        if ctx.multi:
-            out.append(Heading(s, 3))
-        several = df["n_seeds"].max() > 1
-        spread = ("mean ± sd over seeds; [" + f"{o.ci_level:.0%} subject-and-seed bootstrap interval]" if several
-                  else f"one seed, seed variance not measured; [{o.ci_level:.0%} subject bootstrap interval]")
-        t = headline_table(df, caption=f"Pooled UF1, UAR and accuracy{ctx.suffix(s)} ({spread}); "
-                                        f"{int(df['n_subjects'].max())} subjects, {seeds_words(df)}.")
-        if df["failed_folds"].gt(0).any():
-            t.caption += " †: some folds of this cell failed (see Failures); its pool is incomplete."
-        out += ctx.table(t, df, ctx.stem("headline", s))
-        out += ctx.figure(F.bars_with_ci, ctx.stem("scores_bars", s),
-                          f"Pooled UF1 and UAR{ctx.suffix(s)}"
-                          + (f" (mean over seeds) with {o.ci_level:.0%} subject-and-seed bootstrap whiskers."
-                             if several else f" (one seed) with {o.ci_level:.0%} subject-bootstrap whiskers."),
-                          df, [r for r in ctx.reps if r in set(df["representation"])],
-                          [m for m in ctx.models if m in set(df["model"])])
+    return [Heading("Headline results"), method(ctx, int(n_seeds.max()), int(n_seeds.min()))]
+
+
+def build_setting(ctx: ReportContext, f: Facet) -> list[Block]:
+    o, df = ctx.opts, f.head
+    several = df["n_seeds"].max() > 1
+    spread = ("mean ± sd over seeds; [" + f"{o.ci_level:.0%} subject-and-seed bootstrap interval]" if several
+              else f"one seed, seed variance not measured; [{o.ci_level:.0%} subject bootstrap interval]")
+    t = headline_table(df, caption=f"Pooled UF1, UAR and accuracy{f.suffix} ({spread}); "
+                                    f"{int(df['n_subjects'].max())} subjects, {seeds_words(df)}.")
+    if df["failed_folds"].gt(0).any():
+        t.caption += " †: some folds of this cell failed (see Failures); its pool is incomplete."
+    out = ctx.table(t, df, f.stem("headline"))
+    out += ctx.figure(F.bars_with_ci, f.stem("scores_bars"),
+                      f"Pooled UF1 and UAR{f.suffix}"
+                      + (f" (mean over seeds) with {o.ci_level:.0%} subject-and-seed bootstrap whiskers."
+                         if several else f" (one seed) with {o.ci_level:.0%} subject-bootstrap whiskers."),
+                      df, f.reps_in(df), f.models_in(df))
     return out

@@ -16,7 +16,7 @@ import seaborn as sns
 from matplotlib.figure import Figure
 
 from .. import figures as F  # the report's figure style and saving (F._style, F._save), shared by all figures
-from ..context import ReportContext
+from ..context import Facet, ReportContext
 from ..document import Block, Heading, Para, Table
 from ..load import SETTING
 
@@ -115,37 +115,40 @@ def _summary(frame: pd.DataFrame, metrics: list[str]) -> tuple[list[list[str]], 
     return rows, pd.DataFrame(num)
 
 
-def build(ctx: ReportContext) -> list[Block]:
-    frame = curves(ctx)
+PER_SETTING = True
+
+
+def lead(ctx: ReportContext) -> list[Block]:
+    frame = ctx.derive(curves)
     if not len(frame):
         return []
-    out: list[Block] = [Heading("Learning curves")]
     has_val = "val_loss" in frame.columns and frame["val_loss"].notna().any()
-    out.append(Para(
+    ctx.csv(frame.rename(columns={SETTING: "dataset"}), "learning_curves")
+    return [Heading("Learning curves"), Para(
         "Per epoch, the mean over folds of each seed, then the mean over seeds (band: ± sd across seeds, "
         "when there are several). " + (
             "Validation figures are on the inner validation split of each fold's *training* subjects "
             "(`protocol.validation.mode=subjects`); no test subject is involved."
             if has_val else
             "This study drew no validation split, so only the training loss is shown; rerun with "
-            "`protocol.validation.mode=subjects` for validation curves on held-out training subjects.")))
-    ctx.csv(frame.rename(columns={SETTING: "dataset"}), "learning_curves")
-    for s in ctx.settings:
-        f = frame[frame[SETTING] == s]
-        if not len(f):
-            continue
-        metrics = [m for m in CURVES if m in f.columns and f[m].notna().any()]
-        out += ctx.figure(curves_plot, ctx.stem("learning_curves", s),
-                          "Learning curves: " + ", ".join(CURVES[m] for m in metrics) + ctx.suffix(s) + ".",
-                          f, metrics=metrics)
-        rows, num = _summary(f, metrics)
-        head = ["Representation", "Model", "Epochs", "Seeds", "Final train loss"]
-        if "val_loss" in metrics:
-            head += ["Min val loss", "Final val loss"]
-        if "val_uf1" in metrics:
-            head += ["Val UF1 (last 5 epochs)", "Max val UF1"]
-        t = Table(head, rows, "Learning-curve summary" + ctx.suffix(s)
-                  + (" (validation: held-out training subjects only)." if "val_loss" in metrics else "."),
-                  align=["l", "l"] + ["r"] * (len(head) - 2))
-        out += ctx.table(t, num, ctx.stem("learning_curves_summary", s))
-    return out
+            "`protocol.validation.mode=subjects` for validation curves on held-out training subjects."))]
+
+
+def build_setting(ctx: ReportContext, f: Facet) -> list[Block]:
+    frame = f.of(ctx.derive(curves))
+    if not len(frame):
+        return []
+    metrics = [m for m in CURVES if m in frame.columns and frame[m].notna().any()]
+    out = ctx.figure(curves_plot, f.stem("learning_curves"),
+                     "Learning curves: " + ", ".join(CURVES[m] for m in metrics) + f.suffix + ".",
+                     frame, metrics=metrics)
+    rows, num = _summary(frame, metrics)
+    head = ["Representation", "Model", "Epochs", "Seeds", "Final train loss"]
+    if "val_loss" in metrics:
+        head += ["Min val loss", "Final val loss"]
+    if "val_uf1" in metrics:
+        head += ["Val UF1 (last 5 epochs)", "Max val UF1"]
+    t = Table(head, rows, "Learning-curve summary" + f.suffix
+              + (" (validation: held-out training subjects only)." if "val_loss" in metrics else "."),
+              align=["l", "l"] + ["r"] * (len(head) - 2))
+    return out + ctx.table(t, num, f.stem("learning_curves_summary"))

@@ -11,7 +11,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 from .. import figures as F
-from ..context import ReportContext
+from ..context import Facet, PerSetting, ReportContext
 from ..document import Block, Heading, Para
 from ..load import SETTING
 from .headline import SINGLE_SEED_NOTE
@@ -69,9 +69,15 @@ def spread_words(scores: pd.DataFrame) -> str:
             "within what reseeding alone produces.")
 
 
-def build(ctx: ReportContext) -> list[Block]:
-    sc = ctx.seed_scores
-    n = sc.groupby([SETTING, "representation", "model"])["seed"].nunique()
+PER_SETTING = PerSetting(headings=True)
+
+
+def _n_seeds(ctx: ReportContext) -> pd.Series:
+    return ctx.seed_scores.groupby([SETTING, "representation", "model"])["seed"].nunique()
+
+
+def lead(ctx: ReportContext) -> list[Block]:
+    sc, n = ctx.seed_scores, ctx.derive(_n_seeds)
     out: list[Block] = [Heading("Noise floor")]
     if n.max() < 2:
         return out + [Para(
@@ -79,20 +85,19 @@ def build(ctx: ReportContext) -> list[Block]:
             f"difference between cells from seed noise ({SINGLE_SEED_NOTE}). Run several seeds "
             "(`study.seeds=[0,1,2]`) to see it.")]
     ctx.csv(sc.rename(columns={SETTING: "dataset"}), "seed_scores")
-    out.append(Para(
+    return out + [Para(
         "Each dot is one seed's pooled UF1 of a cell (all folds of that seed pooled); the black bar is the mean "
         "over seeds, the shaded band the baseline's seed range for the same model. Where two cells' dots "
         "overlap, reseeding alone can reorder them. Per-seed scores: `tables/seed_scores.csv`."
-        + (" Cells drawn with a single dot ran one seed: their seed variance was not measured." if n.min() < 2 else "")))
-    for s in ctx.settings:
-        d = sc[sc[SETTING] == s]
-        if ctx.multi:
-            out.append(Heading(s, 3))
-        words = spread_words(d)
-        if words:
-            out.append(Para(words))
-        out += ctx.figure(seed_dots, ctx.stem("noise_floor", s),
-                          f"Pooled UF1 of every seed per cell{ctx.suffix(s)}: dots are seeds, bars their mean.",
-                          d, [r for r in ctx.reps if r in set(d["representation"])],
-                          [m for m in ctx.models if m in set(d["model"])], base=ctx.base)
-    return out
+        + (" Cells drawn with a single dot ran one seed: their seed variance was not measured." if n.min() < 2 else ""))]
+
+
+def build_setting(ctx: ReportContext, f: Facet) -> list[Block]:
+    if ctx.derive(_n_seeds).max() < 2:
+        return []  # the lead said why there is no figure
+    d = f.of(ctx.seed_scores)
+    words = spread_words(d)
+    out: list[Block] = [Para(words)] if words else []
+    return out + ctx.figure(seed_dots, f.stem("noise_floor"),
+                            f"Pooled UF1 of every seed per cell{f.suffix}: dots are seeds, bars their mean.",
+                            d, f.reps_in(d), f.models_in(d), base=ctx.base)

@@ -6,12 +6,16 @@ import pandas as pd
 
 from .. import figures as F
 from .. import stats
-from ..context import ReportContext
+from ..context import Facet, ReportContext
 from ..document import Block, Heading
 from ..load import SETTING
 
 
-def build(ctx: ReportContext) -> list[Block]:
+PER_SETTING = True
+
+
+def per_subject(ctx: ReportContext) -> pd.DataFrame:
+    """Every cell's per-subject scores (``stats.per_subject_table``), the setting's label in ``dataset``."""
     rows = []
     for (s, rep, model), grp in ctx.run.predictions.groupby([SETTING, "representation", "model"], sort=False):
         t = stats.per_subject_table(grp, ctx.run.n_classes)
@@ -19,14 +23,17 @@ def build(ctx: ReportContext) -> list[Block]:
         t.insert(0, "representation", rep)
         t.insert(0, "dataset", s)  # the setting's label, as in every other table
         rows.append(t)
-    allp = pd.concat(rows, ignore_index=True)
-    ctx.csv(allp, "per_subject")
-    out: list[Block] = [Heading("Per-subject scores")]
-    for s in ctx.settings:
-        d = allp[allp["dataset"] == s]
-        out += ctx.figure(F.per_subject_plot, ctx.stem("per_subject_acc", s),
-                          f"Per-subject accuracy (mean over seeds){ctx.suffix(s)}: one dot per subject; "
-                          "these are the pairs the significance test compares.",
-                          d, [r for r in ctx.reps if r in set(d["representation"])],
-                          [m for m in ctx.models if m in set(d["model"])], "acc")
-    return out
+    return pd.concat(rows, ignore_index=True)
+
+
+def lead(ctx: ReportContext) -> list[Block]:
+    ctx.csv(ctx.derive(per_subject), "per_subject")
+    return [Heading("Per-subject scores")]
+
+
+def build_setting(ctx: ReportContext, f: Facet) -> list[Block]:
+    d = f.of(ctx.derive(per_subject), "dataset")
+    return ctx.figure(F.per_subject_plot, f.stem("per_subject_acc"),
+                      f"Per-subject accuracy (mean over seeds){f.suffix}: one dot per subject; "
+                      "these are the pairs the significance test compares.",
+                      d, f.reps_in(d), f.models_in(d), "acc")

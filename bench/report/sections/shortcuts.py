@@ -17,7 +17,7 @@ from matplotlib.figure import Figure
 from bench.evaluation.audit import SHORTCUTS, AuditError, shortcut_scores, summarize
 
 from .. import figures as F
-from ..context import ReportContext
+from ..context import Facet, ReportContext
 from ..document import Block, Bullets, Heading, Para, Table
 from ..load import SETTING, ReportInputError
 
@@ -112,16 +112,24 @@ def shortcut_bars(summary: pd.DataFrame, path, dpi: int) -> None:
         F._save(fig, path, dpi)
 
 
-def build(ctx: ReportContext) -> list[Block]:
-    audit = ctx.run.audit
-    if not len(audit):
-        return []
+PER_SETTING = True
+
+
+def scores(ctx: ReportContext) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(per cell and seed, summary per cell) of the audit's shortcuts (``bench.evaluation.audit``)."""
     try:
-        per_seed = shortcut_scores(audit, ctx.run.predictions, ctx.run.n_classes, CELL)
+        per_seed = shortcut_scores(ctx.run.audit, ctx.run.predictions, ctx.run.n_classes, CELL)
     except AuditError as e:  # an audit table of another run, or a damaged one: refuse, naming the file
         raise ReportInputError(f"{ctx.run.run_dir / 'audit.parquet'}: {e}") from None
-    summary = summarize(per_seed, CELL)
-    out: list[Block] = [Heading(TITLE), Para(
+    return per_seed, summarize(per_seed, CELL)
+
+
+def lead(ctx: ReportContext) -> list[Block]:
+    if not len(ctx.run.audit):
+        return []
+    per_seed, _ = ctx.derive(scores)
+    ctx.csv(per_seed.rename(columns={SETTING: "dataset"}), "shortcuts_per_seed")
+    return [Heading(TITLE), Para(
         "**Every number in this section is LEAKY** — what a common evaluation shortcut would have reported "
         "for the same trained models, measured here so that the inflation is visible. None of it is in "
         "the headline table, the significance tests or tuning. With `audit=true` every fold also predicted "
@@ -137,27 +145,31 @@ def build(ctx: ReportContext) -> list[Block]:
              "out of its UF1, a class predicted but absent from its truth out of its UAR) and averages the "
              "folds; UAR as mean precision averages TP/predicted over the classes with true samples "
              "(a class never predicted counts 0).")]
-    per_seed_out = per_seed.rename(columns={SETTING: "dataset"})
-    ctx.csv(per_seed_out, "shortcuts_per_seed")
-    for s in ctx.settings:
-        summ = summary[summary[SETTING] == s]
-        if not len(summ):
-            continue
-        order = {(r, m): (ctx.reps.index(r) if r in ctx.reps else len(ctx.reps),
-                          ctx.models.index(m) if m in ctx.models else len(ctx.models))
-                 for r, m in zip(summ["representation"], summ["model"])}
-        summ = summ.assign(_o=[order[k] for k in zip(summ["representation"], summ["model"])]) \
-            .sort_values("_o", kind="stable").drop(columns="_o").reset_index(drop=True)
-        ps = per_seed[per_seed[SETTING] == s]
-        t = _table(summ, ps, "LEAKY — what common shortcuts would have reported, beside the honest headline"
-                   + ctx.suffix(s) + " (mean ± sd over seeds; Δ = shortcut − honest).")
-        out += ctx.table(t, summ.rename(columns={SETTING: "dataset"}), ctx.stem("shortcuts", s))
-        out += ctx.figure(shortcut_bars, ctx.stem("shortcuts", s),
-                          "LEAKY shortcuts vs the honest score per cell" + ctx.suffix(s)
-                          + ": grey = honest (headline); hatched = what each shortcut would have reported "
-                          "(whiskers: ± sd over seeds).", summ)
+
+
+def build_setting(ctx: ReportContext, f: Facet) -> list[Block]:
+    per_seed, summary = ctx.derive(scores)
+    summ = f.of(summary)
+    if not len(summ):
+        return []
+    order = {(r, m): (ctx.reps.index(r) if r in ctx.reps else len(ctx.reps),
+                      ctx.models.index(m) if m in ctx.models else len(ctx.models))
+             for r, m in zip(summ["representation"], summ["model"])}
+    summ = summ.assign(_o=[order[k] for k in zip(summ["representation"], summ["model"])]) \
+        .sort_values("_o", kind="stable").drop(columns="_o").reset_index(drop=True)
+    t = _table(summ, f.of(per_seed), "LEAKY — what common shortcuts would have reported, beside the honest "
+               "headline" + f.suffix + " (mean ± sd over seeds; Δ = shortcut − honest).")
+    out = ctx.table(t, summ.rename(columns={SETTING: "dataset"}), f.stem("shortcuts"))
+    return out + ctx.figure(shortcut_bars, f.stem("shortcuts"),
+                            "LEAKY shortcuts vs the honest score per cell" + f.suffix
+                            + ": grey = honest (headline); hatched = what each shortcut would have reported "
+                            "(whiskers: ± sd over seeds).", summ)
+
+
+def close(ctx: ReportContext, faceted: list[Block]) -> list[Block]:
+    per_seed, _ = ctx.derive(scores)
     missing = per_seed[per_seed["n_epochs"] == 0]
-    if len(missing):
-        out.append(Para(f"{len(missing)} cell-seed(s) have no audit predictions (run before `audit=true`, or "
-                        "failed): their best-epoch shortcuts are shown as —."))
-    return out
+    if not len(missing):
+        return []
+    return [Para(f"{len(missing)} cell-seed(s) have no audit predictions (run before `audit=true`, or "
+                 "failed): their best-epoch shortcuts are shown as —.")]

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from .. import stats
-from ..context import ReportContext
+from ..context import Facet, PerSetting, ReportContext
 from ..document import Block, Bullets, Heading, Para, Table
 from ..load import SETTING
 from ..tables import fmt_p, significance_frame, significance_table
@@ -124,39 +124,44 @@ def mcnemar_table(mc: pd.DataFrame, caption: str) -> Table:
                  align=["l", "l", "r", "r", "r", "r", "r", "r", "r"])
 
 
-def build(ctx: ReportContext) -> list[Block]:
-    o = ctx.opts
-    out: list[Block] = [Heading("Significance against the baseline"), _wilcoxon_method(ctx), _seed_method(ctx)]
-    df, mc, notes = comparisons(ctx)
-    for s in ctx.settings:
-        sub = df[df["dataset"] == s] if len(df) else df
-        if not len(sub):
-            continue
-        if ctx.multi:
-            out.append(Heading(s, 3))
-        base = sub["baseline"].iloc[0]
-        if sub["n_seeds"].max() < 2:
-            out.append(Para("Each comparison ran with one seed: **seed variance was not measured**, so no "
-                            "comparison gets a verdict; a difference below may be seed noise."))
-        t = verdict_table(sub, o.alpha, f"Representation vs {base} (same model){ctx.suffix(s)}: pooled-UF1 "
-                                        "difference over seeds, sign agreement, the Wilcoxon test over subjects and "
-                                        "the per-seed McNemar tests, and the verdict.")
-        out += ctx.table(t, sub[["dataset", "model", "representation", "baseline", "n_seeds", "seeds", "duf1_mean",
-                                 "duf1_std", "seeds_higher", "seeds_lower", "seeds_equal", "p_holm", "mcnemar_n",
-                                 "mcnemar_n_sig", "verdict", "verdict_reason"]], ctx.stem("verdicts", s))
-        out.append(Bullets([f"{r['model']}: {r['representation']} vs {base} — **{r['verdict']}**: "
-                            f"{r['verdict_reason']}." for _, r in sub.iterrows()]))
-        t = significance_table(sub, f"Wilcoxon: representation vs {base} (same model), paired over subjects on "
-                                    f"per-subject accuracy (mean over seeds){ctx.suffix(s)}. Differ: subjects with a "
-                                    "non-zero difference. Result: this test alone.")
-        out += ctx.table(t, sub, ctx.stem("significance", s))
-        m = mc[mc["dataset"] == s]
-        if len(m):
-            t = mcnemar_table(m, f"Exact McNemar per seed{ctx.suffix(s)}: b = {base} right and the representation "
-                                 "wrong, c = the reverse, on the clips both predicted; Holm over this table.")
-            out += ctx.table(t, m, ctx.stem("mcnemar", s))
-    if notes:
-        out.append(Bullets(notes))
-    if not len(df) and not notes:
-        out.append(Para("No comparison: the study has a single representation."))
+PER_SETTING = PerSetting(headings=True)
+
+
+def lead(ctx: ReportContext) -> list[Block]:
+    return [Heading("Significance against the baseline"), _wilcoxon_method(ctx), _seed_method(ctx)]
+
+
+def build_setting(ctx: ReportContext, f: Facet) -> list[Block]:
+    df, mc, _ = ctx.derive(comparisons)
+    sub = f.of(df, "dataset") if len(df) else df
+    if not len(sub):
+        return []
+    base, out = sub["baseline"].iloc[0], []
+    if sub["n_seeds"].max() < 2:
+        out.append(Para("Each comparison ran with one seed: **seed variance was not measured**, so no "
+                        "comparison gets a verdict; a difference below may be seed noise."))
+    t = verdict_table(sub, ctx.opts.alpha, f"Representation vs {base} (same model){f.suffix}: pooled-UF1 "
+                                           "difference over seeds, sign agreement, the Wilcoxon test over subjects "
+                                           "and the per-seed McNemar tests, and the verdict.")
+    out += ctx.table(t, sub[["dataset", "model", "representation", "baseline", "n_seeds", "seeds", "duf1_mean",
+                             "duf1_std", "seeds_higher", "seeds_lower", "seeds_equal", "p_holm", "mcnemar_n",
+                             "mcnemar_n_sig", "verdict", "verdict_reason"]], f.stem("verdicts"))
+    out.append(Bullets([f"{r['model']}: {r['representation']} vs {base} — **{r['verdict']}**: "
+                        f"{r['verdict_reason']}." for _, r in sub.iterrows()]))
+    t = significance_table(sub, f"Wilcoxon: representation vs {base} (same model), paired over subjects on "
+                                f"per-subject accuracy (mean over seeds){f.suffix}. Differ: subjects with a "
+                                "non-zero difference. Result: this test alone.")
+    out += ctx.table(t, sub, f.stem("significance"))
+    m = f.of(mc, "dataset")
+    if len(m):
+        t = mcnemar_table(m, f"Exact McNemar per seed{f.suffix}: b = {base} right and the representation "
+                             "wrong, c = the reverse, on the clips both predicted; Holm over this table.")
+        out += ctx.table(t, m, f.stem("mcnemar"))
     return out
+
+
+def close(ctx: ReportContext, faceted: list[Block]) -> list[Block]:
+    df, _, notes = ctx.derive(comparisons)
+    if notes:
+        return [Bullets(notes)]
+    return [] if len(df) else [Para("No comparison: the study has a single representation.")]

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from .. import figures as F
-from ..context import ReportContext, drew
+from ..context import Facet, ReportContext, drew
 from ..document import Block, Heading, Para
 from ..load import axis_params, ordered
 from ..words import slug
@@ -61,8 +61,8 @@ def find_sweeps(params: dict[str, tuple[str, dict]], labels: list[str]) -> list[
     return out
 
 
-def _figure(ctx: ReportContext, s: str, head: pd.DataFrame, sw: Sweep) -> list[Block]:
-    rows = []
+def _figure(ctx: ReportContext, f: Facet, sw: Sweep) -> list[Block]:
+    rows, head = [], f.head
     for lab, x in sw.x.items():
         for _, r in head[head["representation"] == lab].iterrows():
             tag = sw.tags[lab]
@@ -73,24 +73,27 @@ def _figure(ctx: ReportContext, s: str, head: pd.DataFrame, sw: Sweep) -> list[B
     kind = "θ sweep" if "theta" in sw.key.lower() else "Parameter sweep"
     tied = f" ({', '.join(k.replace('theta', 'θ') for k in sw.tied)} set with it)" if sw.tied else ""
     return ctx.figure(
-        F.sweep_plot, ctx.stem(f"sweep_{slug(sw.name)}_{slug(sw.key)}", s),
-        f"{kind} of {sw.name} over {pretty}{tied}{ctx.suffix(s)}: pooled UF1 and UAR per model, "
+        F.sweep_plot, f.stem(f"sweep_{slug(sw.name)}_{slug(sw.key)}"),
+        f"{kind} of {sw.name} over {pretty}{tied}{f.suffix}: pooled UF1 and UAR per model, "
         f"band = {ctx.opts.ci_level:.0%} subject-bootstrap CI"
         + (f"; dashed: the baseline {ctx.base} with the same model" if base is not None and len(base) else "")
         + ".", sdf, sw.key, ordered(sdf["line"]), baseline=base)
 
 
-def build(ctx: ReportContext) -> list[Block]:
-    out: list[Block] = [Heading("Parameter sweeps")]
-    made = False
-    for s, head in ctx.heads.items():
-        params = axis_params(ctx.in_setting(ctx.run.results, s), "representation")
-        labels = [r for r in ctx.reps if r in set(head["representation"])]
-        for sw in find_sweeps(params, labels):
-            blocks = _figure(ctx, s, head, sw)
-            made |= drew(blocks)
-            out += blocks
-    if not made:
-        out.append(Para("No sweep figure: no two cells use the same representation with different values of "
-                        "a numeric parameter (e.g. `cof[theta1=0.3]` and `cof[theta1=0.5]`)."))
-    return out
+PER_SETTING = True
+
+
+def lead(ctx: ReportContext) -> list[Block]:
+    return [Heading("Parameter sweeps")]
+
+
+def build_setting(ctx: ReportContext, f: Facet) -> list[Block]:
+    params = axis_params(f.results, "representation")
+    return [b for sw in find_sweeps(params, f.reps_in(f.head)) for b in _figure(ctx, f, sw)]
+
+
+def close(ctx: ReportContext, faceted: list[Block]) -> list[Block]:
+    if drew(faceted):
+        return []
+    return [Para("No sweep figure: no two cells use the same representation with different values of "
+                 "a numeric parameter (e.g. `cof[theta1=0.3]` and `cof[theta1=0.5]`).")]
