@@ -10,6 +10,7 @@ from representations.registry import (
     REPRESENTATIONS,
     build_representation,
     create_representation,
+    annotate_exactness,
     exactness_notes,
     list_representations,
     register_representation,
@@ -20,6 +21,7 @@ import_plugins(__name__, __path__)
 
 __all__ = [
     "REPRESENTATIONS", "Representation", "RepresentationOutput", "build_representation", "create_representation",
+    "annotate_exactness",
     "exactness_notes",
     "list_representations", "register_representation", "vector_pairs",
 ]

@@ -71,8 +71,8 @@ def test_cli_composes_overrides(tmp_path, capsys):
     assert main(["summary", "dataset=casme2", f"dataset.root={tmp_path}", "dataset.classes=megc3"]) == 0
     out = capsys.readouterr().out
     assert "class set megc3" in out and "   0 negative      3" in out and "key frames missing" in out
-    # explicit strictness is honoured: missing frames become an error exit naming the file
+    # explicit strictness is honoured: missing frames become a refusal (exit 2) naming the file
     assert main(["summary", "dataset=casme2", f"dataset.root={tmp_path}", "dataset.check_frames=true",
-                 "dataset.errors=raise"]) == 1
+                 "dataset.errors=raise"]) == 2
     assert "frame file missing" in capsys.readouterr().err
     assert main(["list"]) == 0 and "megc2019" in capsys.readouterr().out

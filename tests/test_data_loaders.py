@@ -306,3 +306,16 @@ def test_meb_fixture_through_the_generic_loader():
     assert df.loc["f3", ["onset", "apex", "offset", "label", "au"]].tolist() == [101, 103, 105, 1, "AU4 + R12C"]
     img = cv2.imread(str(t.frame_path(1, 103)))
     assert img.shape == (106, 95, 3)
+
+
+def test_database_names_come_from_the_loaders():
+    """bench.data.databases: every loader's name is a known database; the spellings a loader declares
+    (and a composite's sources) normalise to its name; other names keep their case."""
+    from bench.data import DATASETS, list_datasets
+    from bench.data.databases import known_databases, normalise_database
+
+    assert set(list_datasets()) <= known_databases()
+    assert {a for n in list_datasets() for a in DATASETS.get(n).aliases} <= known_databases()
+    assert normalise_database(" CASME_II ") == "casme2" and normalise_database("SMIC-HS") == "smic"
+    assert normalise_database("SAMM") == "samm"  # a source of the megc2019 composite
+    assert normalise_database("MMEW") == "MMEW" and normalise_database("my_db ") == "my_db"

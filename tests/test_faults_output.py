@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import errno
 import os
-import pathlib
 import resource
 import signal
 import subprocess
@@ -70,16 +69,16 @@ def test_read_only_run_dir_is_a_clear_error(tmp_path, capsys):
 
 
 def test_full_disk_on_the_probe_is_a_clear_error(tmp_path, monkeypatch):
-    real = pathlib.Path.write_bytes
+    from bench.runtime import rundir
 
-    def full(self, data):
-        if self.name == ".write_probe":
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(self))
-        return real(self, data)
+    def full(probe):
+        probe.write_bytes(b"\0" * 100)  # a short write, then the disk is full
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(probe))
 
-    monkeypatch.setattr(pathlib.Path, "write_bytes", full)
+    monkeypatch.setattr(rundir, "_write_probe", full)
     with pytest.raises(ConfigError, match="cannot write to the run directory .*No space left on device"):
         check_output_dir(tmp_path / "runs" / "smoke")
+    assert not (tmp_path / "runs" / "smoke" / ".write_probe").exists()  # the short write is not left behind
 
 
 def _limit_file_size():  # runs in the child between fork and exec

@@ -114,7 +114,10 @@ def test_legacy_layout_with_a_foreign_file_is_refused(tmp_path):
     d = tmp_path / "old"
     (d / "units").mkdir(parents=True)
     (d / "results.parquet").write_bytes(b"")
-    assert rundir.check_run_dir(d) == "legacy"
+    with pytest.raises(ConfigError, match="refusing to write into"):  # names alone prove nothing (issue 24)
+        rundir.check_run_dir(d)
+    (d / "units" / "abc123.json").write_text(json.dumps({"row": {"unit_key": "abc123", "cell_hash": "c"}}))
+    assert rundir.check_run_dir(d) == "legacy"  # a unit record the suite wrote proves the layout
     (d / "thesis.tex").write_text("")
     with pytest.raises(ConfigError, match=r"refusing to write into .*old.*thesis.tex"):
         rundir.check_run_dir(d)

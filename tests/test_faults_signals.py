@@ -178,10 +178,10 @@ def test_errors_after_planning_are_one_line_with_exit_2(tmp_path, session_cache,
         monkeypatch.setattr(bench.protocols.folds.ProtocolSpec, "make_folds", _raiser(ProtocolError("the sample table is empty")))
         says = "the sample table is empty"
     elif where == "disk_full":
-        import bench.results.tables
+        import bench.runner.walk
 
         full = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(tmp_path / "runs" / "smoke" / "results.parquet"))
-        monkeypatch.setattr(bench.results.tables, "write_tables", _raiser(full))
+        monkeypatch.setattr(bench.runner.walk, "write_tables", _raiser(full))  # where the walk calls it
         says = r"OSError .*results.parquet: No space left on device \(errno 28\)"
     else:
         import bench.report

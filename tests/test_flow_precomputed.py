@@ -14,6 +14,7 @@ from bench.data.precomputed import load_precomputed
 from bench.data.table import DataError
 from bench.flow import compute_flows
 from bench.data.flowfiles import FlowFileSpec, read_flo, read_flow_file, write_flo
+from representations import annotate_exactness
 
 # subject and clip names cannot hold spaces (the MEGC2019 log could not hold them: bench.data.table.
 # name_problem); the file names still do, through the templates' " .npy" (see load below)
@@ -44,8 +45,11 @@ def write_files(root: Path, ext: str, writer):
 
 
 def load(root, ext, **kw):
-    return load_precomputed(root, phase1_template="{subject}_{clip} " + ext,
-                            phase2_template="{subject}_{clip}_1 " + ext, **kw)
+    """Load as the runner does: the table, then each representation's exactness on its files."""
+    t = load_precomputed(root, phase1_template="{subject}_{clip} " + ext,
+                         phase2_template="{subject}_{clip}_1 " + ext, **kw)
+    annotate_exactness(t)
+    return t
 
 
 @pytest.mark.parametrize("fmt", ["npy", "npy_hwc", "npz", "npz_uv", "flo"])
@@ -170,6 +174,7 @@ def test_integer_labels_and_frame_numbers_and_single_phase(tmp_path):
         f"{s},{c},{i % 2},{10 * i},{10 * i + 3},{10 * i + 7}" for i, (s, c) in enumerate(zip(SUBJECTS, CLIPS))]
     (tmp_path / "ann.csv").write_text("\n".join(lines) + "\n")
     t = load_precomputed(tmp_path, annotation="ann.csv", phase1_template="{subject}-{clip}.npy", classes=["neg", "pos"])
+    annotate_exactness(t)
     assert t.classes == ["neg", "pos"] and t.df["apex"].tolist() == [3, 13, 23, 33]
     assert t.meta["exactness"]["two_phase_stack"].startswith("unavailable")
     fs = compute_flows(t, size=None, progress=False)

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import pytest
 import torch
-from omegaconf import OmegaConf
 from torch.nn import functional as F
 
 from bench.core.registry import UnknownNameError
 from models import MODELS, build_model, create_model, list_models, model_skip
 
-from _registry_specs import CONF, model_specs  # noqa: E402  (model × input specs from the registries)
+from _registry_specs import CONF, model_config, model_specs  # noqa: E402  (model × input specs from the registries)
 
 SPECS = model_specs()
 
@@ -61,13 +60,13 @@ def test_gradient_reaches_every_parameter(spec):
     _assert_all_grads(model, torch.randn(6, c, 28, 28), torch.tensor([0, 1, 2, 0, 1, 2]))
 
 
-@pytest.mark.parametrize("path", sorted(CONF.glob("*.yaml")), ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", sorted(CONF.glob("[!_]*.yaml")), ids=lambda p: p.stem)
 def test_every_model_config_builds(path):
     from representations import create_representation, list_representations
 
-    cfg = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
-    name = cfg.pop("name", path.stem)  # a family's own config is named for its registry key
-    node = {"name": name, **cfg}
+    node = model_config(path.stem)  # composed: a preset has its parent's keys; named for its registry key
+    cfg = dict(node)
+    name = cfg.pop("name")
     taken = [r for r in map(create_representation, list_representations()) if not model_skip(node, r)[0]]
     assert taken, f"{path.stem} takes no registered representation"
     c = len(taken[0].channels)
@@ -77,7 +76,7 @@ def test_every_model_config_builds(path):
 
 
 def test_model_configs_cover_every_family():
-    names = {OmegaConf.load(p).get("name", p.stem) for p in CONF.glob("*.yaml")}
+    names = {model_config(p.stem)["name"] for p in CONF.glob("[!_]*.yaml")}
     assert {"ststnet", "off_apexnet", "fmanet", "timm:resnet18", "timm:resnet10t"} <= names
     assert {n.split(":")[0] for n in names} >= set(MODELS.names())  # every registered family has a config
 

@@ -18,19 +18,58 @@ CONF = Path(__file__).resolve().parents[1] / "bench" / "conf"
 
 # ------------------------------------------------------------------------------ names, once
 
-@pytest.mark.parametrize("group,registry", [("representation", REPRESENTATIONS), ("model", MODELS)])
+def _registries() -> list[tuple[str, Registry]]:
+    from bench.data import DATASETS, list_datasets
+    from bench.flow.backends import FLOW_BACKENDS
+    from bench.protocols.folds import PROTOCOLS
+
+    list_datasets()  # imports every loader module
+    return [("representation", REPRESENTATIONS), ("model", MODELS), ("dataset", DATASETS),
+            ("protocol", PROTOCOLS), ("flow", FLOW_BACKENDS)]
+
+
+# flow=precomputed reads a precomputed dataset's flow files (bench.flow.pipeline): an option, no backend
+NOT_REGISTERED = {("flow", "precomputed")}
+
+
+@pytest.mark.parametrize("group,registry", _registries(), ids=lambda x: x if isinstance(x, str) else "")
 def test_config_files_are_named_for_their_registry_key(group, registry):
-    """A plugin's own YAML is <key>.yaml without a ``name:``; a preset of another entry names it."""
+    """A plugin's own YAML is <key>.yaml and does not write its key (``name:``; flows: ``backend:``); a
+    preset of another entry names it, or starts from its file (``defaults: [timm_resnet10t, _self_]``)."""
+    from bench.core.config import SELECTED_BY, option_node
+
+    key = SELECTED_BY.get(group, "name")
+    names = set()
     for path in sorted((CONF / group).glob("[!_]*.yaml")):
-        node = OmegaConf.load(path)
-        if "name" in node:
-            assert node.name != path.stem, f"{path}: name: repeats the file name"
-            assert str(node.name).split(":")[0] in registry, f"{path}: names an unknown entry {node.name}"
-        else:
-            assert path.stem in registry, f"{path}: no registry entry {path.stem!r}"
-    stems = {p.stem for p in (CONF / group).glob("*.yaml")}
-    names = {str(OmegaConf.load(p).get("name", p.stem)).split(":")[0] for p in (CONF / group).glob("*.yaml")}
-    assert set(registry.names()) <= stems | names  # every entry has a config
+        raw = OmegaConf.load(path)
+        assert raw.get(key) != path.stem, f"{path}: {key}: repeats the file name"
+        name = str(option_node(group, path.stem).get(key, path.stem))  # composed: a parent's name counts
+        names.add(name.split(":")[0])
+        if (group, path.stem) not in NOT_REGISTERED:
+            assert name.split(":")[0] in registry, f"{path}: names an unknown entry {name}"
+    assert set(registry.names()) <= names  # every entry has a config
+
+
+def test_a_registry_prefix_is_dropped_from_function_names():
+    reg = Registry("thing", prefix="load_")
+
+    @reg.register
+    def load_widget():
+        return 1
+
+    @reg.register
+    def gadget():
+        return 2
+
+    assert reg.names() == ["gadget", "widget"] and reg.get("widget") is load_widget
+    assert list(reg) == ["widget", "gadget"]  # iteration: registration order
+
+
+def test_dataset_loaders_are_named_by_their_function():
+    from bench.data import DATASETS, list_datasets
+
+    for name in list_datasets():
+        assert DATASETS.get(name).__name__ == f"load_{name}"
 
 
 def test_representation_classes_are_registered_under_their_own_name():

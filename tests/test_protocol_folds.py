@@ -126,7 +126,7 @@ def test_group_kfold_grouped_balanced_and_seeded():
 @pytest.mark.parametrize("kw, match", [
     ({"protocol": "group_kfold", "k": 7}, "needs at least 7 subjects"),
     ({"protocol": "group_kfold", "k": 1}, "k >= 2"),
-    ({"protocol": "lopo"}, "unknown protocol 'lopo'"),
+    ({"protocol": "lopo"}, r"^unknown protocol 'lopo'; available: loso, megc2019, group_kfold$"),
 ])
 def test_bad_protocol_parameters(kw, match):
     with pytest.raises(ProtocolError, match=match):
@@ -291,9 +291,19 @@ def test_inner_folds_own_check_fires(monkeypatch):
 # ---------------------------------------------------------------------------------------- configs
 
 
-@pytest.mark.parametrize("name", ["loso", "megc2019", "group_kfold"])
+def test_every_protocol_is_a_registered_function_with_a_config_file():
+    assert list(protocol.PROTOCOLS) == ["loso", "megc2019", "group_kfold"]  # the order messages list them in
+    assert {p.stem for p in CONF.glob("[!_]*.yaml")} == set(protocol.PROTOCOLS.names())
+    for name in protocol.PROTOCOLS:
+        assert protocol.PROTOCOLS.get(name).__name__ == name  # registered under its own name
+        assert "name" not in yaml.safe_load((CONF / f"{name}.yaml").read_text())  # the file's name is its name
+
+
+@pytest.mark.parametrize("name", list(protocol.PROTOCOLS))
 def test_protocol_yaml_parses(name):
-    cfg = yaml.safe_load((CONF / f"{name}.yaml").read_text())
+    from bench.core.config import compose, to_container
+
+    cfg = to_container(compose([f"protocol={name}"]).protocol)
     spec = ProtocolSpec.from_mapping(cfg)
     assert spec.name == name
     assert spec.validation.mode == "none" and spec.validation.selection == "fixed_budget"

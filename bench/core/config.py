@@ -2,27 +2,45 @@
 
 Studies live in ``studies/<name>.yaml`` (the design card's layout), not in a Hydra group folder, so
 they are registered into Hydra's ConfigStore under the group ``study``; ``study=NAME`` then works
-like any other group and an unknown name lists the ones that exist. The trainer and protocol groups
-are typed by dataclass schemas (``bench.core.schemas``, stored as ``<group>/_schema*``), so a wrong type or
-an unknown key fails here, at compose time. Files and stored nodes whose names start with ``_`` are
-building blocks of a group (schemas, shared blocks such as ``dataset/_validation``), never options.
-The compose API is used instead
-of ``@hydra.main`` so that nothing changes the working directory, hijacks logging or creates
-``outputs/`` folders: the run directory is ours (``run_dir``), which is what resume relies on.
+like any other group and an unknown name lists the ones that exist. The trainer, protocol, executor,
+tuning, tracking and report_options groups are typed by dataclass schemas (``bench.core.schemas``, stored
+as ``<group>/_schema*``), so a wrong type or an unknown key fails here, at compose time. Files and stored
+nodes whose names start with ``_`` are building blocks of a group (schemas, shared blocks such as
+``dataset/_validation``), never options.
+
+An option's selection key is its file's name, written once: a dataset, flow, protocol or executor file
+has no ``name:`` (flow: ``backend:``) and ``compose`` sets it from the chosen option (``SELECTED_BY``),
+where the file's own first key would have put it; only a preset of another entry writes it
+(``dataset/megc2019_htnet.yaml``: ``name: precomputed``). Representations and models get theirs from
+the planner (``bench.plan.planner``), after composing. A file may start from another option of its
+group (``defaults: [timm_resnet10t, _self_]``, a preset that changes a few keys of its parent).
+
+The compose API is used instead of ``@hydra.main`` so that nothing changes the working directory,
+hijacks logging or creates ``outputs/`` folders: the run directory is ours (``run_dir``), which is
+what resume relies on.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
+import functools
 import re
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable, Mapping
 
-from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 
 CONF_DIR = Path(__file__).parents[1] / "conf"
 GROUPS = ("dataset", "flow", "representation", "model", "trainer", "protocol", "tuning", "tracking",
-          "executor", "study")
+          "executor", "report_options", "study")
+# Groups with files and a schema that the root config does not select (composed only with +group=option).
+# report_options is selected: its node is the report's settings (the group cannot be named ``report``,
+# since ``report=false``, the documented switch, would then be read as a choice of that group).
+PENDING_GROUPS: tuple[str, ...] = ()
+# The key of a group's node that names its entry, filled from the chosen option's file name when the
+# file does not write it (or its schema leaves it MISSING).
+SELECTED_BY = {"dataset": "name", "flow": "backend", "protocol": "name", "executor": "name"}
 
 
 class ConfigError(ValueError):
@@ -34,17 +52,19 @@ _schemas_registered = False
 
 
 def schemas() -> dict[tuple[str, str], type]:
-    """(group, name) -> dataclass; a group's YAML lists the name first in its ``defaults``.
-
-    Kept here, above ``bench.core.schemas`` and ``bench.protocols.folds``, so neither imports the other.
-    """
-    from bench.protocols.folds import ProtocolBase, ProtocolSpec
-    from bench.core.schemas import TrainerNode
+    """(group, name) -> dataclass; a group's YAML lists the name first in its ``defaults``."""
+    from bench.core import schemas as sc
 
     return {
-        ("trainer", "_schema"): TrainerNode,
-        ("protocol", "_schema"): ProtocolBase,  # loso, megc2019: no `k`
-        ("protocol", "_schema_kfold"): ProtocolSpec,  # group_kfold: + k
+        ("trainer", "_schema"): sc.TrainerNode,
+        ("protocol", "_schema"): sc.ProtocolNode,  # loso, megc2019: no `k`
+        ("protocol", "_schema_kfold"): sc.KFoldProtocolNode,  # group_kfold: + k
+        ("executor", "_schema_local"): sc.LocalExecutorNode,
+        ("executor", "_schema_ray"): sc.RayExecutorNode,
+        ("tuning", "_schema_none"): sc.NoTuningNode,
+        ("tuning", "_schema_optuna"): sc.OptunaTuningNode,
+        ("tracking", "_schema"): sc.TrackingNode,
+        ("report_options", "_schema"): sc.ReportNode,
     }
 
 
@@ -92,6 +112,75 @@ def _check_study_readable(overrides: list[str]) -> None:
     name = chosen[-1] if chosen else "smoke"  # the root config's default study
     if name in _broken_studies:
         raise ConfigError(_broken_studies[name])
+
+
+def _defaults_entries(group: str, option: str) -> list[str]:
+    """The entries of an option file's ``defaults`` that name files (or stored schemas) of its group."""
+    raw = OmegaConf.load(CONF_DIR / group / f"{option}.yaml")
+    return [e for e in raw.get("defaults") or [] if isinstance(e, str) and e != "_self_"]
+
+
+def _file_keys(group: str, option: str) -> set[str]:
+    return {str(k) for k in OmegaConf.load(CONF_DIR / group / f"{option}.yaml") if k != "defaults"}
+
+
+def entry_name(group: str, option: str) -> str:
+    """The registry entry an option's file configures when it writes no ``name``: its own file name,
+    or, for a preset that starts from another option (``defaults: [timm_resnet10t, _self_]``), that
+    option's."""
+    return _origin(group, option)[0]
+
+
+@functools.lru_cache(maxsize=None)
+def _origin(group: str, option: str) -> tuple[str, frozenset[str], frozenset[str]]:
+    """What an option's file builds on: the entry it names (itself, or the option its ``defaults``
+    starts from, recursively: a preset's parent), the keys its building blocks give (``_`` files and
+    schemas) and the keys some file of the chain writes."""
+    origin, blocks, written = option, set(), _file_keys(group, option)
+    for entry in _defaults_entries(group, option):
+        if not (CONF_DIR / group / f"{entry}.yaml").exists():  # a schema stored as a building block
+            cls = schemas().get((group, entry))
+            blocks |= {f.name for f in dataclasses.fields(cls)} if cls else set()
+            continue
+        name, sub_blocks, sub_written = _origin(group, entry)
+        written |= sub_written
+        if entry.startswith("_"):
+            blocks |= sub_blocks | sub_written
+        else:
+            origin, blocks = name, blocks | sub_blocks
+    return origin, frozenset(blocks), frozenset(written)
+
+
+def _selection_override(ov: str) -> str:
+    """``dataset.name=precomputed`` sets a selection key that the option's file may not write (it is
+    filled in after composing): Hydra's ``++`` sets it whether or not the file has it."""
+    key = ov.split("=", 1)[0]
+    group, _, leaf = key.partition(".")
+    return f"++{ov}" if "=" in ov and SELECTED_BY.get(group) == leaf else ov
+
+
+def _fill_selection_keys(cfg: DictConfig, choices: Mapping[str, Any]) -> None:
+    """Give each ``SELECTED_BY`` key that no file writes the chosen option's name (a preset's parent's,
+    when it builds on another option), or the value an override gave it: in place where a schema
+    has the key (MISSING until now), else right after the keys of the file's building blocks, where
+    a first line ``name: <option>`` of the file would have put it."""
+    for group, key in SELECTED_BY.items():
+        node, option = cfg.get(group), choices.get(group)
+        if not isinstance(node, DictConfig) or not isinstance(option, str):
+            continue
+        name, blocks, written = _origin(group, option)
+        if key in written:
+            continue
+        if key in blocks:  # a schema's field
+            if OmegaConf.is_missing(node, key):
+                node[key] = name
+            continue
+        written_node = OmegaConf.to_container(node, resolve=False)  # interpolations kept as written
+        value = written_node.pop(key, name)
+        items = list(written_node.items())
+        at = next((i for i, (k, _) in enumerate(items) if k not in blocks), len(items))
+        with open_dict(cfg):
+            cfg[group] = dict(items[:at] + [(key, value)] + items[at:])
 
 
 def group_options(group: str) -> list[str]:
@@ -153,27 +242,44 @@ def compose(overrides: Iterable[str] = (), *, with_choices: bool = False) -> Dic
     """Compose the root config with Hydra override strings (``key=value``, ``group=option``).
 
     ``with_choices`` keeps Hydra's node so ``cfg.hydra.runtime.choices`` names the chosen options.
+    Groups of ``PENDING_GROUPS`` are added with ``+group=option``.
     """
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
-    overrides = list(overrides)
+    overrides = [_selection_override(ov) for ov in overrides]
     for ov in overrides:
         group, _, choice = ov.lstrip("+").partition("=")
-        if group in GROUPS and choice.startswith("_"):  # Hydra would load a shared block as an option
+        if group in GROUPS + PENDING_GROUPS and choice.startswith("_"):  # Hydra would load a shared block as an option
             raise ConfigError(f"{group}={choice}: '{choice}' is a building block of the {group} group, not an "
                               f"option. Available: {', '.join(group_options(group))}")
+        if group in PENDING_GROUPS and not ov.startswith("+"):
+            raise ConfigError(f"{ov}: the {group} group is not in the root config yet; add it with +{ov}")
     _register_schemas()
     _register_studies()
     _check_study_readable(overrides)
     try:
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3", job_name="dualflow"):
-            cfg = hydra_compose(config_name="config", overrides=overrides, return_hydra_config=with_choices)
+            cfg = hydra_compose(config_name="config", overrides=overrides, return_hydra_config=True)
+        _fill_selection_keys(cfg, cfg.hydra.runtime.choices)
     except (HydraException, OmegaConfBaseException) as e:
         raise ConfigError(_friendly(e, overrides)) from None
+    if not with_choices:
+        with open_dict(cfg):
+            del cfg["hydra"]  # what Hydra's compose does without return_hydra_config
     return cfg
+
+
+def option_node(group: str, option: str, overrides: Iterable[str] = ()) -> dict:
+    """One option's composed node as plain values (its defaults list applied: shared blocks, schema, a
+    preset's parent; its selection key filled in; interpolations resolved, ``???`` kept), for readers of
+    a single option such as the tests. A representation's or model's ``name`` is here only where a file
+    writes it (a preset's parent, e.g. timm_resnet10t): the planner names the others after their file."""
+    plus = "+" if group in PENDING_GROUPS else ""
+    cfg = compose([f"{plus}{group}={option}", *overrides])
+    return OmegaConf.to_container(cfg[group], resolve=True)  # type: ignore[return-value]
 
 
 def to_container(cfg: DictConfig) -> dict:

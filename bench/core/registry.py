@@ -1,8 +1,9 @@
 """A small name -> factory registry, the way timm registers models.
 
 An entry's name is written once: ``@REG.register`` takes it from the entry itself (a class's
-``name`` attribute, else the function's or class's ``__name__``); ``@REG.register("timm")`` names it
-explicitly only where the entry's own name cannot be the key. Config nodes name their entry in
+``name`` attribute, else the function's or class's ``__name__``; a function loses the registry's
+``prefix``: ``Registry("dataset", prefix="load_")`` keys ``def load_casme2`` as ``casme2``);
+``@REG.register("timm")`` names it explicitly only where the entry's own name cannot be the key. Config nodes name their entry in
 ``name`` and carry its parameters beside it; ``REG.build(node, **fixed)`` is the one place that
 splits such a node ("pop ``name``, pass the rest").
 """
@@ -45,17 +46,25 @@ def _own_name(obj: Any) -> str:
 
 
 class Registry:
-    def __init__(self, kind: str):
+    def __init__(self, kind: str, prefix: str = ""):
         self.kind = kind
+        self.prefix = prefix  # dropped from a function's __name__ to make its key (load_casme2 -> casme2)
         self._entries: dict[str, Callable[..., Any]] = {}
+
+    def key_of(self, obj: Any) -> str:
+        """The key an entry registers under when its decorator names none."""
+        name = _own_name(obj)
+        if self.prefix and not isinstance(obj, type) and name.startswith(self.prefix) and name != self.prefix:
+            return name[len(self.prefix):]
+        return name
 
     def register(self, name: str | Callable[..., Any] | None = None):
         """Decorator: ``@register`` (the entry's own name) or ``@register("key")``."""
         if callable(name):  # used bare: @register
-            return self._add(_own_name(name), name)
+            return self._add(self.key_of(name), name)
 
         def deco(fn):
-            return self._add(name or _own_name(fn), fn)
+            return self._add(name or self.key_of(fn), fn)
 
         return deco
 
@@ -87,3 +96,7 @@ class Registry:
 
     def __contains__(self, name: str) -> bool:
         return name in self._entries
+
+    def __iter__(self):
+        """The keys in registration order (``names()`` sorts them)."""
+        return iter(list(self._entries))

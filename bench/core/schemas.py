@@ -8,16 +8,24 @@ compose time. ``typed`` applies the same dataclass to plain mappings, so library
 ``from_mapping`` get the same conversions and refusals.
 
 ``TrainConfig`` lives here rather than in ``bench.training.engine`` (which re-exports it) so that composing a
-config does not import torch. The protocol schemas are ``bench.protocols.folds``'s own dataclasses.
+config does not import torch; the protocol schemas live here too (``bench.protocols.folds.ProtocolSpec``
+adds the parsing and the splits to ``KFoldProtocolNode``), so composing imports nothing above the core.
+
+Every config group has a schema. Where the group's files hold the values (executor, tuning, tracking,
+report_options) the schema's fields have no defaults (``MISSING``): it says which keys and types the
+files may have, the files say the values, and a file that lacks a key fails to compose. A field typed
+``Any`` takes an int or a float (seconds, CPUs): typed ``float`` it would turn a file's ``0`` into
+``0.0`` and so change the composed config; its consumer checks it. A selection key (``name``) left
+``MISSING`` is the file's name (``bench.core.config`` fills it in).
 """
 
 from __future__ import annotations
 
 import functools
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any, Mapping, Sequence
+from typing import Any, Dict, Mapping, Optional, Sequence
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
@@ -30,7 +38,7 @@ def _writable(node: DictConfig) -> DictConfig:
     # A frozen dataclass gives read-only nodes; as a schema it must still take the YAML and overrides.
     OmegaConf.set_readonly(node, False)
     for key in node:
-        child = node[key]
+        child = node._get_node(key)  # not node[key]: that raises on a MISSING value
         if isinstance(child, DictConfig):
             _writable(child)
     return node
@@ -167,5 +175,123 @@ class TrainerNode(TrainConfig):
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
 
+# ----------------------------------------------------------------------------------- protocol
+
+@dataclass(frozen=True)
+class ValidationSpec:
+    """``protocol.validation``: an inner split of each outer fold's TRAINING subjects (never the test
+    subject). Keys, defaults and types of every protocol file come from here (the Hydra schema)."""
+
+    mode: str = "none"                 # none: no inner split | subjects: hold out whole training subjects
+    val_fraction: float = 0.2          # fraction of the fold's training SUBJECTS held out (mode=subjects)
+    n_val_subjects: Optional[int] = None  # a fixed number of held-out subjects instead of val_fraction
+    stratify: bool = True              # choose the subject draw whose class mix best matches the training set
+    # fixed_budget: train the configured epochs | best_epoch: keep the epoch with the best validation UF1
+    # (needs mode=subjects)
+    selection: str = "fixed_budget"
+    seed: Optional[int] = None         # null -> the unit's training seed
+
+
+@dataclass(frozen=True)
+class ProtocolNode:
+    """The keys every protocol file has: the Hydra schema ``protocol/_schema`` (loso, megc2019)."""
+
+    name: str = MISSING                # the protocol (bench.protocols.folds.PROTOCOLS): the file's name
+    seed: int = 0                      # outer split seed (only group_kfold uses it; LOSO is seed-free)
+    validation: ValidationSpec = field(default_factory=ValidationSpec)
+
+
+@dataclass(frozen=True)
+class KFoldProtocolNode(ProtocolNode):
+    """``protocol/_schema_kfold``: group_kfold, the one protocol whose file carries ``k`` (giving the other
+    files a ``k`` would change their resolved configs, hence their unit keys)."""
+
+    k: int = 5                         # group_kfold: number of folds
+
+
+# ----------------------------------------------------------------------------------- executor
+
+@dataclass
+class LocalExecutorNode:
+    """``executor/_schema_local`` (bench/conf/executor/local.yaml holds the values and says what they do;
+    ``bench.runtime.executors.check_executor_cfg`` checks their ranges)."""
+
+    name: str = MISSING
+    workers: int = MISSING
+    threads_per_worker: Optional[int] = MISSING
+    on_error: str = MISSING
+    unit_timeout_s: Any = MISSING      # seconds, int or float
+
+
+@dataclass
+class RayExecutorNode:
+    """``executor/_schema_ray`` (bench/conf/executor/ray.yaml)."""
+
+    name: str = MISSING
+    address: Optional[str] = MISSING
+    num_cpus: Optional[int] = MISSING
+    cpus_per_task: Any = MISSING       # CPUs per task, int or float
+    threads_per_worker: Optional[int] = MISSING
+    workers: int = MISSING
+    on_error: str = MISSING
+    unit_timeout_s: Any = MISSING      # seconds, int or float
+
+
+# ------------------------------------------------------------------------------------- tuning
+
+@dataclass
+class NoTuningNode:
+    """``tuning/_schema_none`` (bench/conf/tuning/none.yaml: ``n_trials: 0``, nothing else)."""
+
+    n_trials: int = MISSING
+
+
+@dataclass
+class OptunaTuningNode:
+    """``tuning/_schema_optuna`` (bench/conf/tuning/optuna.yaml holds the values and the search space)."""
+
+    n_trials: int = MISSING
+    inner_folds: int = MISSING
+    sampler_seed: int = MISSING
+    pruner: str = MISSING
+    metric: str = MISSING
+    storage: str = MISSING
+    timeout_s: Optional[float] = MISSING
+    space: Dict[str, Any] = MISSING    # group -> parameter -> spec (bench.training.tuning reads the specs)
+
+
+# ----------------------------------------------------------------------------------- tracking
+
+@dataclass
+class TrackingNode:
+    """``tracking/_schema`` (bench/conf/tracking/mlflow.yaml and none.yaml)."""
+
+    enabled: bool = MISSING
+    uri: Optional[str] = MISSING
+    experiment: str = MISSING
+    log_epochs: bool = MISSING
+    log_artifacts: bool = MISSING
+    check_timeout_s: Any = MISSING     # seconds, int or float
+
+
+# ------------------------------------------------------------------------------------- report
+
+@dataclass
+class ReportNode:
+    """``report_options/_schema``: the reporter's settings (``bench.report.tables.ReportOptions``, the
+    same fields; bench/conf/report_options/default.yaml holds its defaults)."""
+
+    baseline: str = MISSING
+    n_boot: int = MISSING
+    ci_level: float = MISSING
+    seed: int = MISSING
+    min_pairs: int = MISSING
+    alpha: float = MISSING
+    pdf: bool = MISSING
+    dpi: int = MISSING
+
+
 __all__ = ["OPTIMIZERS", "SCHEDULERS", "MONITORS", "MEMORY_FORMATS", "TrainConfig", "AugmentConfig",
-           "TrainerNode", "schema_node", "typed"]
+           "TrainerNode", "ValidationSpec", "ProtocolNode", "KFoldProtocolNode", "LocalExecutorNode",
+           "RayExecutorNode", "NoTuningNode", "OptunaTuningNode", "TrackingNode", "ReportNode",
+           "schema_node", "typed"]

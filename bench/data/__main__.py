@@ -14,7 +14,12 @@ from bench.data.table import DataError
 
 USAGE = (
     "usage: python -m bench.data summary dataset=NAME [dataset.root=DIR] [dataset.KEY=VALUE ...]\n"
-    "       python -m bench.data list"
+    "       python -m bench.data list\n"
+    "\n"
+    "exit status:\n"
+    "  0    the summary lists no errors (fallbacks and notes may be listed: a study runs with them)\n"
+    "  1    the summary was printed and lists errors (rows a study would refuse: its 'error:' problems)\n"
+    "  2    nothing to summarise: a bad command line, config or dataset (one 'error: ...' line)"
 )
 
 
@@ -49,16 +54,19 @@ def main(argv: list[str] | None = None) -> int:
     from omegaconf import OmegaConf
 
     from bench.core.config import compose  # the project's Hydra composition (dataset group + root config)
-    from bench.data.summary import run_summary
+    from bench.data import load_dataset
+    from bench.data.summary import summarize, summary_config
 
     try:
         cfg = compose(overrides)
         ds = OmegaConf.to_container(cfg.dataset, resolve=True)
-        print(run_summary(ds, _explicit_keys(overrides)))
-    except (DataError, KeyError, TypeError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    return 0
+        table = load_dataset(summary_config(ds, _explicit_keys(overrides)))
+    except (DataError, KeyError, TypeError, ValueError, OSError) as e:
+        print(f"error: {' '.join(str(e).split()) or type(e).__name__}", file=sys.stderr)
+        return 2
+    print(summarize(table))
+    # collected errors (errors=collect, the summary's default) are problems prefixed "error: "
+    return 1 if any(str(p).startswith("error: ") for p in table.problems) else 0
 
 
 if __name__ == "__main__":

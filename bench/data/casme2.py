@@ -71,7 +71,7 @@ def read_casme2(root, annotation=None, sheet="Sheet1", frames="raw", frames_dir=
     return df, ann
 
 
-@register_dataset("casme2")
+@register_dataset(aliases=("casmeii", "casme_ii", "casme-ii", "casme_2"))  # published spellings
 def load_casme2(root: str | Path, annotation: str | None = None, sheet: str = "Sheet1", frames: str = "raw",
                 frames_dir: str | None = None, classes: Any = "casme2", **options: Any) -> SampleTable:
     """CASME II (see the module docstring)."""

@@ -60,7 +60,7 @@ def read_casme3(root, annotation=None, sheet=None, frames_dir=None):
     return df, ann
 
 
-@register_dataset("casme3")
+@register_dataset
 def load_casme3(root: str | Path, annotation: str | None = None, sheet: str | None = None,
                 frames_dir: str | None = None, classes: Any = "casme3", **options: Any) -> SampleTable:
     """CAS(ME)^3 part A (see the module docstring)."""

@@ -109,7 +109,7 @@ def index_class_names(raw, int_labels: bool, classes: Any, ann) -> list[str] | N
     raise DataError(f"{ann}: labels are class indices, so classes must be a list of class names")
 
 
-@register_dataset("generic")
+@register_dataset
 def load_generic(
     root: str | Path,
     annotation: str = "annotations.csv",

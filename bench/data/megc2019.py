@@ -98,7 +98,7 @@ def _params(p: Any, db: str) -> dict[str, Any]:
     return d
 
 
-@register_dataset("megc2019")
+@register_dataset(sources=SOURCES)
 def load_megc2019(casme2: Mapping[str, Any] | None = None, samm: Mapping[str, Any] | None = None,
                   smic: Mapping[str, Any] | None = None, include: Sequence[str] = SOURCES,
                   gt_csv: str | Path | None = None, classes: Any = "megc3", **options: Any) -> SampleTable:

@@ -66,7 +66,7 @@ def read_mmew(root, annotation=None, sheet=None, frames_dir=None):
     return df, ann
 
 
-@register_dataset("mmew")
+@register_dataset
 def load_mmew(root: str | Path, annotation: str | None = None, sheet: str | None = None,
               frames_dir: str | None = None, classes: Any = "mmew7", **options: Any) -> SampleTable:
     """MMEW micro-expressions (see the module docstring)."""

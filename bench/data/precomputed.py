@@ -26,7 +26,8 @@ images; ``flow_file`` declares how to read them (``bench.data.flowfiles.FlowFile
 (e.g. ``[u, v, strain]``; images: RGB order), ``layout`` (chw | hwc | auto), ``npz_key``, and for
 images ``normalisation`` (``fixed`` with ``scale``/``offset``: value = pixel * scale + offset;
 ``minmax``: per-image stretch, sign and scale of u, v lost). The loader logs, and records in
-``table.meta["exactness"]``, which representations are exact and which only approximate; the
+``table.meta["exactness_base"]``, how exact the files are as flow (the runner adds, per representation,
+which are exact and which only approximate: ``representations.annotate_exactness``); the
 ``stored`` representation feeds the declared channels as stored (e.g. the releases' strain).
 The MEGC2019 flow releases have presets: ``dataset=megc2019_htnet`` / ``megc2019_causalnet``.
 
@@ -65,23 +66,20 @@ _ACCEPTED = ("root", "annotation", "phase1_template", "phase2_template", "phase1
 _FLOW_COLUMNS = ("flow1_path", "flow1_index", "flow2_path", "flow2_index")
 
 
-def exactness(exts: set[str], spec: FlowFileSpec, has_phase2: bool) -> dict[str, str]:
-    """Representation name -> 'exact' | 'exact up to ...' | 'approximate: why' | 'unavailable: why'.
+def exactness(exts: set[str], spec: FlowFileSpec) -> str:
+    """How exact these files are as flow: 'exact' | 'exact up to ...' | 'approximate: why'.
 
-    The format decides the base note; each representation adds what it knows of itself (the
-    phases it reads, the stored channels it recomputes), so no representation is named here.
+    The format decides this base note; each representation adds what it knows of itself (the
+    phases it reads, the stored channels it recomputes) in ``representations.annotate_exactness``,
+    which the runner calls, so no representation is named (or imported) here.
     """
-    from representations import exactness_notes
-
     images = bool(exts & IMAGE_EXTS)
     if not images:
-        base = "exact"
-    elif spec.normalisation == "fixed":
-        base = f"exact up to the images' quantisation (step = scale = {spec.scale} px)"
-    else:
-        base = ("approximate: per-image min-max normalised images lost the sign and scale of u, v "
-                "(u, v, magnitudes, strain and Mc are computed from rescaled values in [-1, 1])")
-    return exactness_notes(base, has_phase2, list(spec.channels))
+        return "exact"
+    if spec.normalisation == "fixed":
+        return f"exact up to the images' quantisation (step = scale = {spec.scale} px)"
+    return ("approximate: per-image min-max normalised images lost the sign and scale of u, v "
+            "(u, v, magnitudes, strain and Mc are computed from rescaled values in [-1, 1])")
 
 
 def _template_path(root: Path, template: str, values: Mapping[str, Any], at: str) -> Path:
@@ -93,7 +91,16 @@ def _template_path(root: Path, template: str, values: Mapping[str, Any], at: str
     return p if p.is_absolute() else root / p
 
 
-@register_dataset("precomputed")
+def _skip_phase2(node: Mapping[str, Any], representation, label: str) -> tuple[bool, str]:
+    """A single-phase release (no apex->offset files) cannot feed a representation that reads phase 2."""
+    if node.get("phase2_template") or node.get("phase2_array") or 2 not in representation.phases:
+        return False, ""
+    return True, (f"unavailable: dataset {label} has no apex->offset flow files (a single-phase release: "
+                  f"phase2_template is null), and {representation.name} reads phase 2 "
+                  f"(channels {', '.join(representation.channels)})")
+
+
+@register_dataset(reads_flows=True, skip=_skip_phase2)
 def load_precomputed(
     root: str | Path,
     annotation: str = "annotations.csv",
@@ -132,9 +139,9 @@ def load_precomputed(
         raw[c] = [e[j] for e in flow_cols]
     given = index_class_names(raw, int_labels, classes, ann)
     has_phase2 = phase2_template is not None or phase2_array is not None
-    exact = exactness(exts, spec, has_phase2)
     table = finalize(raw, name=dataset, source=str(ann), classes=classes, options=opts, given_classes=given,
-                     meta={"flow_file": _spec_dict(spec), "flow_formats": sorted(exts), "exactness": exact,
+                     meta={"flow_file": _spec_dict(spec), "flow_formats": sorted(exts),
+                           "exactness_base": exactness(exts, spec),
                            "flow_source": "precomputed", "release": release or "",
                            "source_column": source_column or "", "has_phase2": has_phase2,
                            "apex_rule": apex_rule or ("annotated (onset, apex, offset given)" if sh.frame_cols
@@ -142,7 +149,6 @@ def load_precomputed(
                      classes_inferred=classes is None, carry=_FLOW_COLUMNS)
     table.df = table.df.astype({"flow1_path": str, "flow1_index": np.int64, "flow2_path": str,
                                 "flow2_index": np.int64})
-    _log_exactness(ann, exts, exact)
     return table
 
 
@@ -239,7 +245,7 @@ def _raw_rows(sh: _Sheet, ann: Path, dataset: str, source_column: str | None) ->
 
 def _source_databases(df: pd.DataFrame, src_col: str, ann: Path, source_column: str | None) -> list[str]:
     """Each row's normalised source database; every row must name one."""
-    from bench.evaluation.prediction_files import normalise_database  # CASME_II / SMIC-HS -> casme2 / smic
+    from bench.data.databases import normalise_database  # CASME_II / SMIC-HS -> casme2 / smic
 
     blank = [f"{ann}, row {r['_row']} ({_name(r)}): {source_column} (source database) is empty"
              for _, r in df.iterrows() if _is_blank(r[src_col])]
@@ -295,19 +301,6 @@ def _spec_dict(spec: FlowFileSpec) -> dict[str, Any]:
             "normalisation": spec.normalisation,
             "scale": list(spec.scale) if isinstance(spec.scale, tuple) else spec.scale,
             "offset": list(spec.offset) if isinstance(spec.offset, tuple) else spec.offset}
-
-
-def _log_exactness(ann: Path, exts: set[str], exact: Mapping[str, str]) -> None:
-    """Log which representations are exact on these files (a warning when some only approximate)."""
-    # "exact: why" (the stored channels) is exact; "unavailable: why" cannot run on these files at all
-    approx = sorted(k for k, v in exact.items() if not v.startswith(("exact", "unavailable")))
-    unavailable = sorted(k for k, v in exact.items() if v.startswith("unavailable"))
-    if approx:
-        log.warning("precomputed flows %s (%s): %s", ann, ", ".join(sorted(exts)),
-                    "; ".join(f"{k}: {exact[k]}" for k in sorted(exact)))
-    else:
-        log.info("precomputed flows %s (%s): every representation is exact%s", ann, ", ".join(sorted(exts)),
-                 "".join(f"; {k}: {exact[k]}" for k in unavailable))
 
 
 def _is_blank(v: Any) -> bool:

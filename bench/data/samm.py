@@ -62,7 +62,7 @@ def read_samm(root, annotation=None, sheet="MICRO_ONLY", frames_dir=None):
     return df, ann
 
 
-@register_dataset("samm")
+@register_dataset
 def load_samm(root: str | Path, annotation: str | None = None, sheet: str = "MICRO_ONLY",
               frames_dir: str | None = None, classes: Any = "samm", **options: Any) -> SampleTable:
     """SAMM (see the module docstring)."""

@@ -197,7 +197,7 @@ def _apply_sheet(raw: pd.DataFrame, root: Path, annotation: str, problems: list[
     return raw
 
 
-@register_dataset("smic")
+@register_dataset(aliases=("smic-hs", "smic_hs"))  # published spellings (the HS camera)
 def load_smic(root: str | Path, camera: str = "HS", apex: str = "middle", apex_selector: Any = None,
               peak_flow_size: int = 64, annotation: str | None = None, classes: Any = "megc3",
               **options: Any) -> SampleTable:

@@ -485,14 +485,14 @@ def _load(name: str, cache_dir: str | Path, params: dict[str, Any]) -> SampleTab
     return table
 
 
-@register_dataset("synthetic")
+@register_dataset(synthetic=True)
 def load_synthetic(cache_dir: str | Path = "~/.cache/dualflow-bench/synthetic", **params: Any) -> SampleTable:
     """The synthetic dataset (``variant: standard`` by default); params are ``SyntheticConfig`` fields."""
     name = "synthetic_release" if params.get("variant") == "release" else "synthetic"
     return _load(name, cache_dir, params)
 
 
-@register_dataset("synthetic_release")
+@register_dataset(synthetic=True)
 def load_synthetic_release(cache_dir: str | Path = "~/.cache/dualflow-bench/synthetic", **params: Any) -> SampleTable:
     """The release variant: classes differ only in the apex->offset phase."""
     if params.setdefault("variant", "release") != "release":

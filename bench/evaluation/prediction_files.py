@@ -38,20 +38,26 @@ from typing import Iterator, Sequence
 import numpy as np
 import pandas as pd
 
+from bench.core.files import atomic_write_text
+from bench.data.databases import known_databases, normalise_database  # noqa: F401 (normalise_database re-exported)
 from bench.data.table import name_problem
 from bench.results.tables import CELL_AXES
 
 MEGC2019_CLASSES = ("negative", "positive", "surprise")
-# Spellings of the composite's databases seen in published logs -> the suite's dataset names.
-DATABASE_ALIASES = {
-    "smic": "smic", "smic-hs": "smic", "smic_hs": "smic",
-    "casme2": "casme2", "casmeii": "casme2", "casme_ii": "casme2", "casme-ii": "casme2", "casme_2": "casme2",
-    "samm": "samm",
-}
-# Databases a fold header may name after the first header without having been seen before (any other
-# 2-field line there is a broken sample line): the composite's aliases and this suite's datasets.
-KNOWN_DATABASES = frozenset(DATABASE_ALIASES) | {
-    "casme3", "mmew", "synthetic", "synthetic_release", "generic", "precomputed", "megc2019", "unknown"}
+UNKNOWN_DATABASE = "unknown"  # what the writer names rows that carry no source database
+
+
+def _known_databases() -> frozenset[str]:
+    """Databases a fold header may name after the first header without having been seen before (any
+    other 2-field line there is a broken sample line): the dataset side's names and spellings
+    (``bench.data.databases``) and the writer's ``unknown``."""
+    return known_databases() | {UNKNOWN_DATABASE}
+
+
+def __getattr__(name: str):
+    if name == "KNOWN_DATABASES":  # a constant to importers, computed on first use (it imports every loader)
+        return _known_databases()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _cell_columns(columns) -> list[str]:
@@ -81,10 +87,6 @@ class PredictionFileError(ValueError):
 def companion_path(path) -> Path:
     p = Path(path)
     return p.with_name(p.name + ".classes.json")
-
-
-def normalise_database(name: str) -> str:
-    return DATABASE_ALIASES.get(str(name).strip().lower(), str(name).strip())
 
 
 # -------------------------------------------------------------------------------------- writer
@@ -139,7 +141,7 @@ def write_megc_log(pred_df: pd.DataFrame, path, *, classes: Sequence[str] | None
         return iv
 
     keys = [df["fold"].astype(str)] if "fold" in df.columns else []
-    dbs = df[db_col].astype(str) if db_col else pd.Series(["unknown"] * len(df))
+    dbs = df[db_col].astype(str) if db_col else pd.Series([UNKNOWN_DATABASE] * len(df))
     group_keys = keys + [dbs, df["subject"].astype(str)]
     for _, g in df.groupby(group_keys, sort=False):
         i0 = int(g.index[0])
@@ -156,13 +158,14 @@ def write_megc_log(pred_df: pd.DataFrame, path, *, classes: Sequence[str] | None
                 raise ValueError(f"write_megc_log: row {i}: clip {clip!r} of {db} {subj} appears twice")
             seen.add(key)
             lines.append(f"{clip} {label(yt, 'y_true', int(i))} {label(yp, 'y_pred', int(i))}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    # Atomic writes replace a name, never write through it: a symlink planted at the log's name is
+    # replaced, its target untouched.
+    atomic_write_text(path, "\n".join(lines) + "\n")
     if classes is not None:
-        companion_path(path).write_text(json.dumps(
+        atomic_write_text(companion_path(path), json.dumps(
             {"classes": [str(c) for c in classes],
              "note": "class names of the integer labels in the MEGC2019-format log beside this file"},
-            indent=1) + "\n", encoding="utf-8")
+            indent=1) + "\n")
     return path
 
 
@@ -185,6 +188,7 @@ def _megc_lines(path: Path, n_classes: int | None) -> Iterator[tuple[str, str, i
     line)``; a malformed line raises ``PredictionFileError`` when reached. One line in memory at a
     time; repeated clips are ``_megc_samples``' business."""
     seen_db: set[str] = set()
+    known = _known_databases()
     cur: tuple[str, str] | None = None
     subject = ""
     block = -1
@@ -209,7 +213,7 @@ def _megc_lines(path: Path, n_classes: int | None) -> Iterator[tuple[str, str, i
             if not tok or tok[0].startswith("#"):
                 continue
             if len(tok) == 2:
-                if not (cur is None or tok[0].lower() in KNOWN_DATABASES or tok[0] in seen_db):
+                if not (cur is None or tok[0].lower() in known or tok[0] in seen_db):
                     # "EP02 x" or "EP02 1" after a header: a broken sample line, never a new fold
                     line = raw.strip()
                     raise PredictionFileError(

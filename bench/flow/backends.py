@@ -4,9 +4,12 @@ Every backend takes two 8-bit grayscale frames of the same shape and returns the
 float32 array ``(2, H, W)`` = (u, v) in pixels, u along x (right positive), v along y (down
 positive), in OpenCV's convention ``prev(y, x) ≈ next(y + v, x + u)``.
 
-``create_backend(name, **params)`` validates the parameters (unknown names are an error listing the
-valid ones) and ``backend.params`` is the complete resolved parameter set, which the cache key and
-the run log use.
+A backend is a ``FlowBackend`` subclass registered under its ``name`` (``@register_backend``); its
+config file is ``bench/conf/flow/<name>.yaml``, whose file name is the ``backend`` key.
+``create_backend(name, **params)``, the one way a backend is built, validates the parameters
+(unknown names are an error listing the valid ones) and ``backend.params`` is the complete resolved
+parameter set, which the cache key and the run log use. (``flow=precomputed`` is no backend: flows
+read from a precomputed dataset's files, ``bench.flow.pipeline.load_precomputed_flows``.)
 """
 
 from __future__ import annotations
@@ -62,7 +65,7 @@ class FlowBackend:
         raise NotImplementedError
 
 
-@register_backend("tvl1")
+@register_backend
 class TVL1Backend(FlowBackend):
     """Dual TV-L1 (Zach et al. 2007; Sánchez et al. 2013 IPOL), the MER field's standard.
 
@@ -114,7 +117,7 @@ class TVL1Backend(FlowBackend):
         return self._impl.calc(prev, nxt, init)
 
 
-@register_backend("farneback")
+@register_backend
 class FarnebackBackend(FlowBackend):
     """Farnebäck polynomial expansion (``cv2.calcOpticalFlowFarneback``).
 
@@ -170,7 +173,7 @@ _DIS_SETTERS = {
 }
 
 
-@register_backend("dis")
+@register_backend
 class DISBackend(FlowBackend):
     """Dense Inverse Search (Kroeger et al. 2016), ``cv2.DISOpticalFlow_create(preset)``.
 

@@ -209,13 +209,15 @@ def _has_key(cfg: DictConfig, key: str) -> bool:
     return isinstance(node, DictConfig) and last in node.keys()  # `in node` is False for ???
 
 
-def _is_precomputed(node: Any, item: AxisItem) -> bool:
-    """Whether a dataset item reads flow files (the ``precomputed`` loader), its params applied."""
+def _reads_flows(node: Any, item: AxisItem) -> bool:
+    """Whether a dataset item's loader reads flow files (its own declaration), its params applied."""
+    from bench.data import dataset_reads_flows
+
     name = OmegaConf.select(node, "name", default="")
     for k, v in item.params:
         if k == "name":
             name = v
-    return str(name) == "precomputed"
+    return dataset_reads_flows(str(name))
 
 
 def _cell_representation(cfg: dict, label: str, reps: dict):
@@ -231,16 +233,12 @@ def _cell_representation(cfg: dict, label: str, reps: dict):
     return reps[key]
 
 
-def _phase2_reason(cfg: dict, label: str, dataset: AxisItem, reps: dict) -> str:
-    """Why a representation cannot run on a precomputed dataset without apex->offset files ('' if it can)."""
-    ds = cfg["dataset"]
-    if ds.get("name") != "precomputed" or ds.get("phase2_template") or ds.get("phase2_array"):
-        return ""
-    rep = _cell_representation(cfg, label, reps)
-    if 2 not in rep.phases:
-        return ""
-    return (f"unavailable: dataset {dataset.name} has no apex->offset flow files (a single-phase release: "
-            f"phase2_template is null), and {rep.name} reads phase 2 (channels {', '.join(rep.channels)})")
+def _dataset_reason(cfg: dict, label: str, dataset: AxisItem, reps: dict) -> str:
+    """Why the cell's data cannot feed its representation ('' if it can), by the dataset's own ``skip``."""
+    from bench.data import dataset_skip
+
+    skip, reason = dataset_skip(cfg["dataset"], _cell_representation(cfg, label, reps), dataset.name)
+    return (reason or "the dataset skips this input") if skip else ""
 
 
 def _skip_reason(cfg: dict, label: str, reps: dict) -> str:
@@ -351,7 +349,7 @@ def _combos(axes: dict[str, list[AxisItem]], ovs: _Overrides):
     """Every (dataset, flow, representation, model) combination of the axes."""
     # A precomputed dataset's flows come from its files: its flow axis is the one item `precomputed`
     # (bench/conf/flow/precomputed.yaml), never a backend that did not run.
-    pre = {ds: _is_precomputed(compose(ovs.study + [f"dataset={ds.option}", *ds.overrides] + ovs.rest).dataset, ds)
+    pre = {ds: _reads_flows(compose(ovs.study + [f"dataset={ds.option}", *ds.overrides] + ovs.rest).dataset, ds)
            for ds in axes["dataset"]}
     precomputed_flow = [AxisItem("flow", "precomputed")]
     for ds in axes["dataset"]:
@@ -376,7 +374,7 @@ def _cross(study: dict, axes: dict, seeds: list, ovs: _Overrides) -> tuple[list[
         combo = tuple(items.values())
         label = "|".join(i.name for i in combo)
         resolved = _resolve(cell_cfg, label)
-        reason = _phase2_reason(resolved, label, items["dataset"], reps) or _skip_reason(resolved, label, reps)
+        reason = _dataset_reason(resolved, label, items["dataset"], reps) or _skip_reason(resolved, label, reps)
         if reason:
             excluded.append(f"{label}: {reason}")
             continue

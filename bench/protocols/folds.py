@@ -9,7 +9,9 @@ Indices are POSITIONAL row indices into the sample table's DataFrame (``df.iloc`
 index. Everything is deterministic: LOSO folds follow the sorted subject ids; group k-fold and the
 inner splits are functions of an explicit seed only (never of row order or global random state).
 
-Protocols (``make_folds(df, protocol, **params)``):
+Protocols (``make_folds(df, protocol, **params)``), each one function registered in ``PROTOCOLS`` under
+its own name (``@register_protocol``; its config file is ``bench/conf/protocol/<name>.yaml``), which
+turns the table's subjects into ``(fold name, test subjects)`` groups:
 
 * ``loso``: one fold per subject, named by the subject id.
 * ``megc2019``: LOSO over the MEGC2019 composite (SMIC + CASME II + SAMM, 68 subjects); checks that
@@ -22,15 +24,22 @@ from __future__ import annotations
 
 import logging
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
+from bench.core.registry import Registry
+from bench.core.schemas import KFoldProtocolNode, ProtocolNode, ValidationSpec
+from bench.data.databases import normalise_database
+
 log = logging.getLogger(__name__)
 
-PROTOCOLS = ("loso", "megc2019", "group_kfold")
+# name -> fn(df, subjects, uniq, *, k, seed, dataset_col) -> [(fold name, test subjects)]; iterated in
+# registration order (loso, megc2019, group_kfold), which the messages list
+PROTOCOLS = Registry("protocol")
+register_protocol = PROTOCOLS.register
 MEGC2019_DATASETS = ("smic", "casme2", "samm")
 MEGC2019_SUBJECTS = {"smic": 16, "casme2": 24, "samm": 28}  # 68 in all (the challenge's composite)
 
@@ -172,8 +181,6 @@ def _check_megc2019(df: pd.DataFrame, subjects: np.ndarray, dataset_col: str) ->
     if dataset_col not in df.columns:
         raise ProtocolError(f"protocol megc2019 needs a {dataset_col!r} column naming each row's source "
                             f"dataset ({'/'.join(MEGC2019_DATASETS)}); columns: {list(df.columns)}")
-    from bench.evaluation.prediction_files import normalise_database  # spellings such as CASME_II / SMIC-HS
-
     ds = np.array([normalise_database(d) for d in df[dataset_col].astype(str)], dtype=object)
     bad = ~np.isin(ds, np.asarray(MEGC2019_DATASETS, dtype=object))
     if bad.any():
@@ -200,9 +207,42 @@ def _check_megc2019(df: pd.DataFrame, subjects: np.ndarray, dataset_col: str) ->
                      d, n, MEGC2019_SUBJECTS[d])
 
 
+@register_protocol
+def loso(df: pd.DataFrame, subjects: np.ndarray, uniq: list[str], **_: Any) -> list[tuple[str, list[str]]]:
+    """Leave one subject out: one fold per subject, named by the subject id (sorted ids)."""
+    return [(s, [s]) for s in uniq]
+
+
+@register_protocol
+def megc2019(df: pd.DataFrame, subjects: np.ndarray, uniq: list[str], *, dataset_col: str = "dataset",
+             **_: Any) -> list[tuple[str, list[str]]]:
+    """LOSO over the MEGC2019 composite, after checking the table is one (``_check_megc2019``)."""
+    _check_megc2019(df, subjects, dataset_col)
+    return loso(df, subjects, uniq)
+
+
+@register_protocol
+def group_kfold(df: pd.DataFrame, subjects: np.ndarray, uniq: list[str], *, k: Any = 5, seed: int = 0,
+                **_: Any) -> list[tuple[str, list[str]]]:
+    """``k`` folds grouped by subject, balanced in sample count, named ``fold0`` ... (seeded)."""
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 2:
+        raise ProtocolError(f"group_kfold needs an integer k >= 2, got {k!r}")
+    if k > len(uniq):
+        raise ProtocolError(f"group_kfold with k={k} needs at least {k} subjects, the table has {len(uniq)}")
+    sizes = pd.Series(subjects).value_counts().to_dict()
+    width = len(str(k - 1))
+    return [(f"fold{i:0{width}d}", g) for i, g in enumerate(_balanced_groups(sizes, int(k), int(seed)))]
+
+
+def _check_protocol_name(name: Any) -> None:
+    if not (isinstance(name, str) and name in PROTOCOLS):
+        raise ProtocolError(f"unknown protocol {name!r}; available: {', '.join(PROTOCOLS)}")
+
+
 def make_folds(table, protocol: str, *, k: int = 5, seed: int = 0, subject_col: str = "subject",
                dataset_col: str = "dataset", validation: Any = None, description: Any = None) -> list[Fold]:
-    """Outer folds of ``protocol`` (``loso`` | ``megc2019`` | ``group_kfold``) over a sample table.
+    """Outer folds of ``protocol`` (a name in ``PROTOCOLS``: ``loso`` | ``megc2019`` | ``group_kfold``) over a
+    sample table.
 
     ``k`` and ``seed`` are used by ``group_kfold`` only (the outer split is deliberately independent of
     the training seeds of a study, so every cell and seed is tested on identical folds).
@@ -214,20 +254,8 @@ def make_folds(table, protocol: str, *, k: int = 5, seed: int = 0, subject_col: 
     uniq = sorted(set(subjects.tolist()))
     if len(uniq) < 2:
         raise ProtocolError(f"protocol {protocol!r} needs at least 2 subjects, the table has {len(uniq)}")
-    if protocol in ("loso", "megc2019"):
-        if protocol == "megc2019":
-            _check_megc2019(df, subjects, dataset_col)
-        groups = [(s, [s]) for s in uniq]
-    elif protocol == "group_kfold":
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 2:
-            raise ProtocolError(f"group_kfold needs an integer k >= 2, got {k!r}")
-        if k > len(uniq):
-            raise ProtocolError(f"group_kfold with k={k} needs at least {k} subjects, the table has {len(uniq)}")
-        sizes = pd.Series(subjects).value_counts().to_dict()
-        width = len(str(k - 1))
-        groups = [(f"fold{i:0{width}d}", g) for i, g in enumerate(_balanced_groups(sizes, int(k), int(seed)))]
-    else:
-        raise ProtocolError(f"unknown protocol {protocol!r}; available: {', '.join(PROTOCOLS)}")
+    _check_protocol_name(protocol)
+    groups = PROTOCOLS.get(protocol)(df, subjects, uniq, k=k, seed=seed, dataset_col=dataset_col)
     return _build_folds(subjects, groups, protocol)
 
 
@@ -371,46 +399,22 @@ def inner_folds(table, train_idx, k: int, seed: int = 0, *, label_col: str | Non
 
 VALIDATION_MODES = ("none", "subjects")
 SELECTION_MODES = ("fixed_budget", "best_epoch")
+ProtocolBase = ProtocolNode  # the keys every protocol file has (the schema, in bench.core.schemas)
 
 
 @dataclass(frozen=True)
-class ValidationSpec:
-    """``protocol.validation``: an inner split of each outer fold's TRAINING subjects (never the test
-    subject). Keys, defaults and types of every protocol file come from here (the Hydra schema)."""
-
-    mode: str = "none"                 # none: no inner split | subjects: hold out whole training subjects
-    val_fraction: float = 0.2          # fraction of the fold's training SUBJECTS held out (mode=subjects)
-    n_val_subjects: int | None = None  # a fixed number of held-out subjects instead of val_fraction
-    stratify: bool = True              # choose the subject draw whose class mix best matches the training set
-    # fixed_budget: train the configured epochs | best_epoch: keep the epoch with the best validation UF1
-    # (needs mode=subjects)
-    selection: str = "fixed_budget"
-    seed: int | None = None            # null -> the unit's training seed
-
-
-@dataclass(frozen=True)
-class ProtocolBase:
-    """The keys every protocol file has: the Hydra schema ``protocol/_schema`` (loso, megc2019)."""
-
-    name: str = "loso"
-    seed: int = 0                      # outer split seed (only group_kfold uses it; LOSO is seed-free)
-    validation: ValidationSpec = field(default_factory=ValidationSpec)
-
-
-@dataclass(frozen=True)
-class ProtocolSpec(ProtocolBase):
+class ProtocolSpec(KFoldProtocolNode):
     """A protocol config node as plain values; build it with ``ProtocolSpec.from_mapping(cfg)``.
 
-    Also the schema ``protocol/_schema_kfold`` of group_kfold, the one protocol whose file carries ``k``
-    (giving the other files a ``k`` would change their resolved configs, hence their unit keys).
+    Its fields are the schema ``protocol/_schema_kfold`` (``bench.core.schemas.KFoldProtocolNode``: the
+    keys of every protocol file, plus group_kfold's ``k``); this class adds the parsing and the splits.
     """
-
-    k: int = 5                         # group_kfold: number of folds
 
     @classmethod
     def from_mapping(cls, cfg: Mapping[str, Any]) -> "ProtocolSpec":
-        """Build from a composed ``protocol`` node or a raw protocol file; types are checked by the
-        dataclass's annotations, as at compose time."""
+        """Build from a composed ``protocol`` node (a raw protocol file has no ``name``: its name is its
+        file's, filled in by composing); a mapping without ``name`` means ``loso``. Types are checked by
+        the dataclass's annotations, as at compose time."""
         from bench.core.schemas import typed
 
         cfg = dict(cfg)
@@ -420,9 +424,9 @@ class ProtocolSpec(ProtocolBase):
         if extra:
             raise ProtocolError(f"unknown protocol key(s) {', '.join(extra)}; known: {', '.join(sorted(known))}")
         cfg.pop("description", None)
-        name = str(cfg.get("name", "loso"))
-        if name not in PROTOCOLS:
-            raise ProtocolError(f"unknown protocol {name!r}; available: {', '.join(PROTOCOLS)}")
+        cfg.setdefault("name", "loso")  # a bare mapping means LOSO (the schema's name is the file's)
+        name = str(cfg["name"])
+        _check_protocol_name(name)
         v = dict(cfg.pop("validation", None) or {})
         vknown = set(ValidationSpec.__dataclass_fields__)
         vextra = sorted(set(v) - vknown)
@@ -460,7 +464,8 @@ class ProtocolSpec(ProtocolBase):
 
 
 __all__ = [
-    "PROTOCOLS", "MEGC2019_DATASETS", "LeakageError", "ProtocolError", "Fold", "assert_disjoint",
+    "PROTOCOLS", "register_protocol", "loso", "megc2019", "group_kfold", "MEGC2019_DATASETS", "LeakageError",
+    "ProtocolError", "Fold", "assert_disjoint",
     "check_split", "check_partition", "make_folds", "inner_split", "inner_folds", "ValidationSpec",
     "ProtocolBase", "ProtocolSpec",
 ]

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
+import traceback
 from pathlib import Path
 
 from bench.runtime.rundir import check_not_locked
@@ -23,7 +25,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="report directory (default: reports/<study>): new, empty, or one the suite wrote a report "
                         "into (a non-empty folder of other files is refused)")
     p.add_argument("--runs-dir", type=Path, default=Path("runs"), help="where study names resolve (default: runs)")
-    p.add_argument("--baseline", default=d.baseline, help=f"baseline representation (default: {d.baseline})")
+    p.add_argument("--baseline", default=None,
+                   help=f"baseline representation, a label or an option (default: {d.baseline}, when the study has "
+                        "it; one given here that the study does not have is refused, listing those it has)")
     p.add_argument("--n-boot", type=int, default=d.n_boot, help=f"bootstrap replicates (default: {d.n_boot})")
     p.add_argument("--seed", type=int, default=d.seed, help=f"bootstrap seed (default: {d.seed})")
     p.add_argument("--ci", type=float, default=d.ci_level, help=f"confidence level (default: {d.ci_level})")
@@ -46,16 +50,24 @@ def main(argv: list[str] | None = None) -> int:
         # own report when it ends.
         check_not_locked(run_dir, purpose="wait for it to finish (a study with report=true writes its "
                                           "report at the end), then run python -m bench.report again")
-        opts = ReportOptions(baseline=a.baseline, n_boot=a.n_boot, seed=a.seed, ci_level=a.ci,
-                             min_pairs=a.min_pairs, alpha=a.alpha, pdf=not a.no_pdf)
-        out = make_report(run_dir, a.out, opts)
-    except (ReportInputError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
+        opts = ReportOptions(baseline=a.baseline or ReportOptions().baseline, n_boot=a.n_boot, seed=a.seed,
+                             ci_level=a.ci, min_pairs=a.min_pairs, alpha=a.alpha, pdf=not a.no_pdf)
+        out = make_report(run_dir, a.out, opts, strict_baseline=a.baseline is not None)
+    except (ReportInputError, ValueError, OSError) as e:  # ReportOutputError: a full disk, the old report kept
+        if os.environ.get("DUALFLOW_LOGLEVEL", "").strip().upper() == "DEBUG":
+            traceback.print_exc()
+        print(f"error: {_one_line(e)}", file=sys.stderr)
         return 2
     print(out / "report.md")
     if not a.no_pdf:
         print(out / "report.pdf")
     return 0
+
+
+def _one_line(e: BaseException) -> str:
+    if isinstance(e, OSError) and e.strerror:  # one the reporter did not word itself (reading the run)
+        return f"{type(e).__name__}{f' {e.filename}' if e.filename else ''}: {e.strerror} (errno {e.errno})"
+    return " ".join(str(e).split()) or type(e).__name__
 
 
 if __name__ == "__main__":

@@ -22,9 +22,12 @@ from .words import slug
 class ReportContext:
     """The run, the options, the output directories and the files written so far."""
 
-    def __init__(self, run: RunData, out: Path, opts: ReportOptions):
+    def __init__(self, run: RunData, out: Path, opts: ReportOptions, root: Path | None = None):
+        # out: the report folder, as the report names it; root: where its files are written now (the
+        # staging folder that ``bench.report.build`` swaps in when the whole report is written)
         self.run, self.out, self.opts = run, Path(out), opts
-        self.fig_dir, self.tab_dir = self.out / "figures", self.out / "tables"
+        self.root = Path(root) if root is not None else self.out
+        self.fig_dir, self.tab_dir = self.root / "figures", self.root / "tables"
         self.written: list[Path] = []  # every figure and table this report wrote (the rest is stale)
         self._derived: dict = {}  # derive(): what a section computes once and reads in several places
 
@@ -111,7 +114,7 @@ class ReportContext:
         except F.Skipped as e:
             return [Para(f"*No {stem.replace('_', ' ')} figure: {e}.*")]
         self.written.append(path)
-        return [Figure(path.relative_to(self.out), caption)]
+        return [Figure(path.relative_to(self.root), caption)]
 
     def table(self, t: Table, numeric: pd.DataFrame, stem: str) -> list[Block]:
         """``t`` as a block, written as ``tables/<stem>.csv`` (``numeric``) and ``.tex``."""

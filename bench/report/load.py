@@ -207,8 +207,8 @@ def load_run(run_dir: str | Path) -> RunData:
     if not study:
         study = results["study"].iloc[0] if "study" in results.columns and len(results) else run_dir.name
     study = str(study)
-    aux = _read_npz(run_dir / "aux.npz")
-    examples = _read_npz(run_dir / "examples.npz")
+    aux = _read_npz(run_dir / "aux.npz", notes)
+    examples = _read_npz(run_dir / "examples.npz", notes)
     histories = load_histories(run_dir, results)
     audit = load_audit(run_dir, k)
     return RunData(run_dir, study, facts, results, preds, classes, aux, examples, notes, flows, histories, audit)
@@ -282,8 +282,22 @@ def _setting_column(df: pd.DataFrame, multi_flow: bool) -> pd.Series:
     return ds
 
 
-def _read_npz(path: Path) -> dict[str, np.ndarray]:
+# The most the reporter decompresses from one aux.npz or examples.npz: 256 MiB, the sum of its members'
+# uncompressed sizes from the zip headers (a real study's aux and examples take a few MB). Over it the
+# file is left out unread, with a note: deflate packs ~1000:1, so a 2 MB file can claim 2 GB.
+MAX_NPZ_BYTES = 256 << 20
+
+
+def _read_npz(path: Path, notes: list[str]) -> dict[str, np.ndarray]:
     if not path.exists():
+        return {}
+    size = _npz_uncompressed_size(path)
+    if size > MAX_NPZ_BYTES:
+        msg = (f"{path.name} is left out unread: it expands to {size / 2**20:,.0f} MiB, over the reporter's bound "
+               f"of {MAX_NPZ_BYTES >> 20} MiB (bench.report.load.MAX_NPZ_BYTES), so the sections drawn from it "
+               "are missing")
+        log.warning("%s: %s", path.parent, msg)
+        notes.append(msg)
         return {}
     try:
         # allow_pickle=False: a report must never execute code from a run directory.
@@ -291,6 +305,44 @@ def _read_npz(path: Path) -> dict[str, np.ndarray]:
             return {k: z[k] for k in z.files}
     except Exception as e:
         raise ReportInputError(f"{path}: cannot be read as .npz ({e})") from e
+
+
+def _npz_uncompressed_size(path: Path) -> int:
+    """What loading ``path`` would decompress, from the zip's headers and each ``.npy`` header (read
+    from the member's first bytes only); a member whose array header claims more bytes than the member
+    holds is a damaged file (``ReportInputError``). Nothing is decompressed beyond the headers."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as z:
+            infos = z.infolist()
+            total = sum(i.file_size for i in infos)
+            if total > MAX_NPZ_BYTES:
+                return total
+            for info in infos:
+                if info.filename.endswith(".npy"):
+                    with z.open(info) as f:
+                        claimed = _npy_nbytes(f)
+                    if claimed > info.file_size:
+                        raise ReportInputError(f"{path}: member {info.filename} claims an array of {claimed} bytes "
+                                               f"but holds {info.file_size}; the file is damaged")
+            return total
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as e:
+        if isinstance(e, ReportInputError):
+            raise
+        raise ReportInputError(f"{path}: cannot be read as .npz ({e})") from e
+
+
+def _npy_nbytes(f) -> int:
+    fmt = np.lib.format
+    version = fmt.read_magic(f)
+    if version == (1, 0):
+        shape, _, dtype = fmt.read_array_header_1_0(f)
+    elif version == (2, 0):
+        shape, _, dtype = fmt.read_array_header_2_0(f)
+    else:
+        shape, _, dtype = fmt._read_array_header(f, version)  # 3.0: no public reader
+    return int(np.prod(shape, dtype=object)) * dtype.itemsize
 
 
 # Pre-``p_*`` run directories: the option and parameters of an axis from its JSON column.

@@ -20,7 +20,7 @@ METRIC_NAMES = {"uf1": "UF1", "uar": "UAR", "acc": "Accuracy"}
 
 @dataclass
 class ReportOptions:
-    """Reporter settings (config group ``report``; every field is a key of the same name)."""
+    """Reporter settings (config group ``report_options``; every field is a key of the same name)."""
 
     baseline: str = "single_phase"  # representation every other one is compared against
     n_boot: int = 2000  # bootstrap replicates (over subjects and seeds)

@@ -19,6 +19,8 @@ import logging
 from collections import Counter
 from pathlib import Path
 
+from bench.data import dataset_is_synthetic
+
 log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
@@ -46,7 +48,7 @@ def _apex_rule(table) -> str:
 def _label_source(table) -> str:
     src = Path(str(table.source)).name if table.source else table.name
     cs = table.meta.get("class_set", "")
-    if str(table.name).startswith("synthetic"):
+    if dataset_is_synthetic(table.name):
         return "generated: each clip's motion class (synthetic data)"
     if cs == "given":
         return f"{src}: class indices 0..{len(table.classes) - 1} named {', '.join(table.classes)}"

@@ -17,6 +17,7 @@ parameter: the table holds no NaN, so an empty cell always means an error, never
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 import logging
 import os
 import tempfile
@@ -117,7 +118,7 @@ def record_problem(rec, key: str | None = None) -> str | None:
     if row["status"] != "ok":
         return f"unknown status {row['status']!r}"
     n = row["n_test"]
-    if not isinstance(n, int) or n <= 0 or len(preds) != n:
+    if not isinstance(n, int) or isinstance(n, bool) or n <= 0 or len(preds) != n:
         return f"n_test={n!r} but {len(preds)} prediction(s)"
     for k in ("fold_uf1", "fold_uar", "fold_acc"):
         v = row.get(k)
@@ -159,6 +160,39 @@ def audit_problem(audit, n_test: int, n_classes: int) -> str | None:
     return None
 
 
+@dataclass(frozen=True)
+class FoldExpectation:
+    """What a unit's record must hold, from the run's own sample table: its test clips, exactly,
+    each with the table's label, and one probability per class."""
+
+    subjects: tuple[str, ...]
+    clips: tuple[str, ...]
+    y_true: tuple[int, ...]
+    n_classes: int
+
+
+def fold_problem(rec: dict, expect: FoldExpectation) -> str | None:
+    """Why a (well-formed) record does not belong to the fold the run's sample table gives it, or None."""
+    row, preds = rec["row"], rec["predictions"]
+    if row["status"] != "ok":
+        return None
+    if row["n_test"] != len(expect.clips):
+        return f"n_test={row['n_test']} but the fold tests {len(expect.clips)} clip(s)"
+    want = {(s, c): y for s, c, y in zip(expect.subjects, expect.clips, expect.y_true)}
+    got = [(str(pr.get("subject")), str(pr.get("clip"))) for pr in preds]
+    if set(got) != set(want) or len(set(got)) != len(got):
+        extra = sorted(set(got) - set(want)) or sorted(k for k in got if got.count(k) > 1)
+        missing = sorted(set(want) - set(got))
+        what = f"clip {'/'.join(extra[0])} is not in this fold" if extra else f"clip {'/'.join(missing[0])} is missing"
+        return f"its predictions are not the fold's test clips ({what})"
+    for pr, key in zip(preds, got):
+        if pr["y_true"] != want[key]:
+            return f"clip {'/'.join(key)}: y_true={pr['y_true']} but the sample table's label is {want[key]}"
+        if sum(1 for c in pr if c.startswith("prob_")) != expect.n_classes:
+            return f"clip {'/'.join(key)}: not one probability per class ({expect.n_classes})"
+    return None
+
+
 class UnitStore:
     """Finished units on disk, keyed by unit key (a digest of the cell config, seed, fold and data).
 
@@ -170,6 +204,11 @@ class UnitStore:
     def __init__(self, run_dir: str | Path):
         self.dir = Path(run_dir) / "units"
         self.problems: dict[str, str] = {}  # unit file -> why it was not trusted
+        self.expected: dict[str, FoldExpectation] = {}  # unit key -> what its record must hold
+
+    def expect(self, key: str, expectation: FoldExpectation) -> None:
+        """Check the record of ``key`` against the run's own sample table whenever it is loaded."""
+        self.expected[key] = expectation
 
     def path(self, key: str) -> Path:
         return self.dir / f"{key}.json"
@@ -184,6 +223,8 @@ class UnitStore:
             problem = f"unreadable ({type(e).__name__}: {str(e)[:120]})"
         else:
             problem = record_problem(rec, key)
+            if problem is None and key in self.expected:
+                problem = fold_problem(rec, self.expected[key])
         if problem:
             if str(p) not in self.problems:
                 log.warning("unit file %s: %s; the unit is redone", p, problem)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 from pathlib import Path
 
 import numpy as np
 
+from bench.core.files import atomic_path
+from bench.data import dataset_is_synthetic
 from bench.results.tables import CELL_AXES, UnitRecordError
 
 log = logging.getLogger("bench.run")
@@ -34,6 +37,21 @@ def write_side_files(run_dir: Path, records: list[dict], predictions, plan, prep
     write_manifest(run_dir, plan, prep)  # the data/preprocessing choices; the report shows it first
 
 
+MAX_LOG_NAME = 200  # bytes of a log's file name before it is shortened (file systems allow 255)
+
+
+def log_name(keys) -> str:
+    """A cell's MEGC2019 log file name: its axes joined, unsafe characters replaced. A name past
+    ``MAX_LOG_NAME`` bytes (long labels) keeps its first 120 characters and a digest of the whole,
+    so it still names the cell, stays unique, and its ``.classes.json`` companion fits too."""
+    full = "__".join(str(k) for k in keys)
+    safe = "".join(ch if ch.isalnum() or ch in "._-=," else "_" for ch in full)
+    if len(safe.encode()) + len(".txt") > MAX_LOG_NAME:
+        head = safe.encode()[:120].decode(errors="ignore")  # whole characters only
+        safe = f"{head}__{hashlib.sha256(full.encode()).hexdigest()[:16]}"
+    return f"{safe}.txt"
+
+
 def write_megc_logs(run_dir: Path, predictions, classes: list[str]) -> None:
     """Each cell's predictions also in the MEGC2019 per-fold log format (``python -m bench.score`` reads it)."""
     from bench.evaluation.prediction_files import companion_path, write_megc_log
@@ -42,9 +60,7 @@ def write_megc_logs(run_dir: Path, predictions, classes: list[str]) -> None:
     out = run_dir / "predictions"
     logs = {}
     for keys, g in (predictions.groupby(list(CELL_AXES), sort=True) if len(predictions) else ()):
-        safe = "__".join(str(k) for k in keys)
-        safe = "".join(ch if ch.isalnum() or ch in "._-=," else "_" for ch in safe)
-        logs[f"{safe}.txt"] = g
+        logs[log_name(keys)] = g
     # A log per cell of *this* table only: the suite's logs of other cells go, nothing else does.
     # The run marker lists the logs the suite wrote, recorded before writing so none is orphaned.
     ours = run_files(run_dir, "predictions")
@@ -79,7 +95,8 @@ def write_aux(run_dir: Path, records: list[dict]) -> None:
         if kept:
             arrays.setdefault(f"{cell}/y_true", []).extend(p["y_true"] for p in rec["predictions"])
     if arrays:
-        np.savez_compressed(run_dir / "aux.npz", **{k: np.asarray(v) for k, v in arrays.items()})
+        with atomic_path(run_dir / "aux.npz") as tmp, open(tmp, "wb") as f:
+            np.savez_compressed(f, **{k: np.asarray(v) for k, v in arrays.items()})
     else:  # a previous run's explanations must not outlive the table they belonged to
         (run_dir / "aux.npz").unlink(missing_ok=True)
 
@@ -110,12 +127,13 @@ def write_examples(run_dir: Path, plan, prep) -> None:
     """One synthetic sample through every representation, for the report (never real data)."""
     ex = {}
     for cell in plan.cells:
-        if not str(cell.cfg["dataset"].get("name", "")).startswith("synthetic"):
+        if not dataset_is_synthetic(cell.cfg["dataset"].get("name", "")):
             continue
         x, channels, _ = prep.representation(cell)
         ex[cell.representation.name] = x[0]
         ex[f"{cell.representation.name}__channels"] = np.asarray(channels)
     if ex:
-        np.savez_compressed(run_dir / "examples.npz", **ex)
+        with atomic_path(run_dir / "examples.npz") as tmp, open(tmp, "wb") as f:
+            np.savez_compressed(f, **ex)
     else:
         (run_dir / "examples.npz").unlink(missing_ok=True)

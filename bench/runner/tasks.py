@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.core.hashing import stable_hash
-from bench.results.tables import UnitStore, cell_columns
+from bench.results.tables import FoldExpectation, UnitStore, cell_columns
 from bench.training.units import UnitTask
 
 
@@ -43,6 +43,7 @@ def plan_units(plan, prep, store: UnitStore, ctx: RunContext) -> UnitPlan:
             key = stable_hash([cell.cfg_hash, fold.name, sorted(map(str, fold.test_subjects)),
                                prep.fold_digest(cell, fold)])
             units.keys.append(key)
+            store.expect(key, _expectation(arrays, fold))
             if ctx.resume and store.is_done(key, audit=ctx.audit):
                 units.skipped += 1
                 continue
@@ -66,6 +67,13 @@ def _cell_arrays(cell, prep) -> dict:
         source_datasets=df["dataset"].astype(str).to_numpy(), n_classes=len(table.classes),
         columns=cell_columns({a: getattr(cell, a).option for a in ("dataset", "flow", "representation", "model")},
                              cell.cfg))
+
+
+def _expectation(arrays: dict, fold) -> FoldExpectation:
+    """What the unit's record must hold, from this run's sample table (checked on resume and at the end)."""
+    te = np.asarray(fold.test_idx)
+    return FoldExpectation(subjects=tuple(arrays["subjects"][te].tolist()), clips=tuple(arrays["clips"][te].tolist()),
+                           y_true=tuple(int(v) for v in arrays["y"][te]), n_classes=int(arrays["n_classes"]))
 
 
 def _task(cell, fold, key: str, arrays: dict, ctx: RunContext) -> UnitTask:

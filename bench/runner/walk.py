@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -25,7 +26,8 @@ from bench.runner.outputs import gather_records, write_side_files
 from bench.runner.prepare import Prepared
 from bench.runner.summary import print_next_steps, print_summary
 from bench.runner.tasks import RunContext, plan_units, resume_notes
-from bench.runtime.rundir import check_output_dir, check_report_dir, check_run_dir, own_run_dir
+from bench.training.tuning import check_tuning_storage
+from bench.runtime.rundir import check_output_dir, check_report_dir, check_run_dir, locked, own_run_dir
 
 
 def run_study(overrides: list[str], *, out=None) -> Path:
@@ -43,6 +45,7 @@ def _run_study(overrides: list[str], *, out, held: contextlib.ExitStack) -> Path
     check_plan(plan)
     ctx = _claim_run_dir(plan, overrides, held, out)
     tracking_cfg = _check_tracking(plan, ctx.run_dir)
+    check_tuning_storage(ctx.run_dir, plan.cells, out)  # a damaged optuna.journal: refused (or a torn line cut) now
     config_yaml = _config_yaml(plan)
     _announce(plan, ctx.run_dir, out)
 
@@ -82,21 +85,38 @@ def check_plan(plan: Plan) -> None:
 
 
 def _claim_run_dir(plan: Plan, overrides: list[str], held: contextlib.ExitStack, out) -> RunContext:
-    """Check the run (and report) folders are the suite's own and writable, then lock and claim the run's."""
+    """Check the run (and report) folders are the suite's own and writable, then lock them for the
+    whole study and claim the run's: a clash is refused now, not after every unit has trained."""
     base, study = plan.base, plan.study["name"]
     run_dir = Path(base.run_dir)
     # Whose folder first (a listing, writes nothing), then whether it can be written (a probe file).
     check_run_dir(run_dir)
-    check_output_dir(run_dir)
-    if base.report:  # the report is written after training: check its folder now, like the run dir
-        reports_dir = Path(base.paths.reports) / study
+    reports_dir = Path(base.paths.reports) / study if base.report else None
+    if reports_dir is not None:  # the report is written after training: check its folder now, like the run dir
+        _refuse_nested(run_dir, reports_dir)
         check_report_dir(reports_dir)  # the suite's own, new or empty, never a user's
+    check_output_dir(run_dir)
+    if reports_dir is not None:
         check_output_dir(reports_dir, "reports folder", "paths.reports=... or run without a report (report=false)")
     # Refuse a folder the suite does not own, lock it for the whole study (before the tracking check
     # creates mlflow.db), claim it with its marker.
     held.enter_context(own_run_dir(run_dir, out=out, command=" ".join(["python -m bench.run", *overrides])))
+    if reports_dir is not None:  # a second study writing the same report is refused now
+        held.enter_context(locked(reports_dir, purpose="write a report into", command=f"study {study}"))
     return RunContext(study=study, run_dir=run_dir, commit=git_commit(), resume=bool(base.resume),
                       audit=bool(base.audit))  # audit: per-epoch test predictions, apart from the headline
+
+
+def _refuse_nested(run_dir: Path, reports_dir: Path) -> None:
+    """The run directory and the report folder each own their folder: neither may hold the other."""
+    run, rep = Path(os.path.realpath(run_dir)), Path(os.path.realpath(reports_dir))
+    if run == rep or rep in run.parents or run in rep.parents:
+        inner, outer = ("run directory", "reports folder") if rep in run.parents else ("reports folder", "run directory")
+        if run == rep:
+            raise ConfigError(f"the run directory and the reports folder are the same folder ({run_dir}); "
+                              "give them different places (run_dir=... or paths.reports=...)")
+        raise ConfigError(f"the {inner} would be inside the {outer} ({run_dir} and {reports_dir}); each owns its "
+                          "folder, so give them separate places (run_dir=... or paths.reports=...)")
 
 
 def _check_tracking(plan: Plan, run_dir: Path) -> dict:
@@ -148,10 +168,11 @@ def _write_facts(run_dir: Path, facts: dict, t_start: float) -> None:
 
 def _report(plan: Plan, run_dir: Path, facts: dict, t_start: float) -> Path:
     """Write the report and record its time in run.json."""
-    from bench.report import make_report
+    from bench.report import ReportOptions, make_report
 
     t0 = time.perf_counter()
-    path = make_report(run_dir, Path(plan.base.paths.reports) / plan.study["name"])
+    options = ReportOptions.from_mapping(to_container(plan.base.report_options))
+    path = make_report(run_dir, Path(plan.base.paths.reports) / plan.study["name"], options)
     facts["timings"]["report"] = round(time.perf_counter() - t0, 3)
     _write_facts(run_dir, facts, t_start)
     return path

@@ -30,6 +30,7 @@ from typing import Any, Callable, Protocol
 
 from bench.runtime.allocator import keep_freed_memory
 from bench.core.config import ConfigError
+from bench.core.registry import Registry
 from bench.runtime.lifeline import die_with, sigint_blocked
 
 log = logging.getLogger(__name__)
@@ -52,7 +53,7 @@ class UnitTask(Protocol):
 
     def failed(self, error: str) -> dict: ...
 
-EXECUTORS = ("local", "ray")
+EXECUTORS = Registry("executor")  # name -> executor class (its constructor takes the executor node)
 ON_ERROR = ("continue", "stop")
 STOP_GRACE_S = 5.0  # how long stopped workers get to end on SIGTERM before they are SIGKILLed
 
@@ -93,7 +94,7 @@ def check_executor_cfg(cfg: dict) -> None:
     """Refuse a bad ``executor`` node before any work (``ConfigError`` naming the key)."""
     name = cfg.get("name", "local")
     if name not in EXECUTORS:
-        raise ConfigError(f"unknown executor {name!r}. Available: {', '.join(EXECUTORS)}")
+        raise ConfigError(f"unknown executor {name!r}. Available: {', '.join(EXECUTORS.names())}")
     w = cfg.get("workers", 1)
     if not _is_int(w) or w < 1:
         raise ConfigError(f"executor.workers must be a whole number >= 1 (1 = in this process), got {w!r}")
@@ -206,6 +207,7 @@ def _death_note(task: UnitTask) -> str:
             "or ended through os._exit; see the worker's stderr and the system log")
 
 
+@EXECUTORS.register("local")
 class LocalExecutor:
     """Parallel worker processes (spawned: forking a process that already runs torch threads can
     deadlock). ``workers: 1`` runs in-process (unless a unit timeout is set: that needs a process to
@@ -367,6 +369,7 @@ def _stop_pool(pool: ProcessPoolExecutor, inflight: dict, on_result) -> list[int
     return held
 
 
+@EXECUTORS.register("ray")
 class RayExecutor:
     """The same units as Ray tasks. Each distinct data array is put in the object store once and
     shared by reference, not copied into every task."""
@@ -428,8 +431,6 @@ def _ray_unit(task: UnitTask, x) -> dict:
 
 
 def make_executor(cfg: dict):
+    """The executor the (checked) node names."""
     check_executor_cfg(cfg)
-    name = cfg.get("name", "local")
-    if name == "local":
-        return LocalExecutor(cfg)
-    return RayExecutor(cfg)
+    return EXECUTORS.get(cfg.get("name", "local"))(cfg)

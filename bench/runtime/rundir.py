@@ -108,14 +108,47 @@ def _foreign_error(folder: Path, what: str, marker: str, how: str, names: list[s
 
 
 def _is_legacy_run_dir(folder: Path, names: list[str]) -> bool:
+    """An older suite's run directory: only the suite's names, and a unit record it can prove it
+    wrote (``units/<key>.json`` whose row names that key). Names alone prove nothing: a user's
+    folder of ``results.parquet`` and ``predictions/final.txt`` is not adopted."""
     known = all(n in RUN_LAYOUT or _TEMP.match(n) for n in names)
-    return known and ((folder / "units").is_dir() or (folder / "results.parquet").is_file())
+    return known and _has_own_unit_record(folder / "units")
+
+
+def _has_own_unit_record(units: Path, look_at: int = 20) -> bool:
+    """Whether ``units/`` holds a record the suite wrote (checks at most ``look_at`` files)."""
+    if units.is_symlink() or not units.is_dir():
+        return False
+    for i, p in enumerate(sorted(units.glob("*.json"))):
+        if i >= look_at:
+            break
+        try:
+            if p.is_symlink() or p.stat().st_size > 64 << 20:
+                continue
+            row = json.loads(p.read_bytes()).get("row")
+        except (OSError, ValueError, AttributeError):
+            continue
+        if isinstance(row, dict) and row.get("unit_key") == p.stem and "cell_hash" in row:
+            return True
+    return False
+
+
+def _refuse_links(folder: Path, names: list[str], layout: frozenset) -> None:
+    """A name the suite writes that is a symbolic link would send its writes (or deletes) out of the
+    folder: refuse it before anything is written."""
+    links = [n for n in names if (n in layout or _TEMP.match(n)) and (folder / n).is_symlink()]
+    if links:
+        raise ConfigError(f"refusing to write into {folder}: {', '.join(links)} "
+                          f"{'is a symbolic link' if len(links) == 1 else 'are symbolic links'}; the suite never "
+                          f"follows a link in a folder it writes. Remove {'it' if len(links) == 1 else 'them'} "
+                          f"(e.g. rm {folder / links[0]}) or choose another folder.")
 
 
 def _check_dir(folder: Path, marker: str, is_legacy, what: str, hint: str) -> str:
     """``"new"`` (missing or empty), ``"owned"`` (marker), ``"legacy"`` (an older suite's layout);
     a ConfigError for a non-empty folder the suite does not own. Writes nothing."""
     names = _listing(folder)
+    _refuse_links(folder, names or [], RUN_LAYOUT if marker == RUN_MARKER else REPORT_LAYOUT)
     if names is None or not [n for n in names if n != LOCK_FILE]:
         return "new"
     if marker in names:
@@ -139,10 +172,12 @@ def claim_run_dir(run_dir: str | Path, state: str) -> str | None:
     now = datetime.now(timezone.utc).isoformat(timespec="seconds")
     data: dict = {"created": now}
     if state == "legacy":
-        # The older suite replaced predictions/ whole at every run: the MEGC logs in it are its own.
+        # The older suite replaced predictions/ whole at every run and wrote every log with its
+        # ``.classes.json`` companion: a log with its companion is its own, any other file is kept.
         logs = run_dir / "predictions"
-        old = sorted(p.name for p in logs.iterdir() if p.name.endswith((".txt", ".txt.classes.json"))) \
-            if logs.is_dir() else []
+        names = {p.name for p in logs.iterdir()} if logs.is_dir() else set()
+        old = sorted(n for n in names if n.endswith(".txt") and f"{n}.classes.json" in names)
+        old += [f"{n}.classes.json" for n in old]
         data.update(adopted=now, files={"predictions": old})
     write_marker(run_dir, RUN_MARKER, data)
     if state == "legacy":
@@ -208,7 +243,21 @@ def record_run_files(run_dir: str | Path, group: str, files: set[str]) -> None:
 
 
 def run_files(run_dir: str | Path, group: str) -> set[str]:
-    return set(((read_marker(run_dir, RUN_MARKER) or {}).get("files") or {}).get(group) or [])
+    """The files of ``group`` the marker says the suite wrote: plain names inside the group's folder
+    only. A recorded name that would reach out of it (``../x``, ``/abs``, ``a/b``) is dropped with a
+    warning, never followed: the marker is a file anyone can edit."""
+    recorded = ((read_marker(run_dir, RUN_MARKER) or {}).get("files") or {}).get(group) or []
+    names = {n for n in recorded if isinstance(n, str) and confined_name(n)}
+    bad = [n for n in recorded if n not in names]
+    if bad:
+        log.warning("%s: ignoring %d recorded file name(s) that are not plain names in %s/ (e.g. %r)",
+                    Path(run_dir) / RUN_MARKER, len(bad), group, bad[0])
+    return names
+
+
+def confined_name(name: str) -> bool:
+    """Whether ``name`` names a file directly inside a folder (no separator, not ``.``/``..``)."""
+    return bool(name) and name not in (".", "..") and "/" not in name and "\\" not in name and "\0" not in name
 
 
 # -- the lock ----------------------------------------------------------------------------------
@@ -234,18 +283,31 @@ def describe_holder(h: dict) -> str:
     return "process " + ", ".join(bits)
 
 
+_HELD: dict[str, int] = {}  # lock files this process holds -> how many nested holds
+
+
 @contextmanager
 def locked(folder: str | Path, *, command: str | None = None, purpose: str = "write to",
            optional: bool = False) -> Iterator[Path | None]:
     """Hold the folder's exclusive lock for the ``with`` block; refuse (``DirInUseError``) if held.
 
+    Re-entrant within a process (a study holds its reports folder from the start and its report
+    takes the same lock at the end). The lock file is never opened through a symbolic link.
     ``optional``: when the lock file cannot be created because the folder is read-only, go on
     without it (yields None): no writer of this suite can be working in a folder it cannot write.
     """
     folder = Path(folder)
     path = folder / LOCK_FILE
+    key = os.path.realpath(folder)
+    if _HELD.get(key):
+        _HELD[key] += 1
+        try:
+            yield path
+        finally:
+            _HELD[key] -= 1
+        return
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = _open_lock(path, os.O_RDWR | os.O_CREAT)
     except OSError as e:
         if optional and e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
             log.info("%s is read-only: not locked (%s)", folder, e.strerror)
@@ -261,12 +323,25 @@ def locked(folder: str | Path, *, command: str | None = None, purpose: str = "wr
                          "command": command or " ".join([os.path.basename(sys.executable), *sys.argv])}).encode()
         os.pwrite(fd, me, 0)
         os.ftruncate(fd, len(me))
+        _HELD[key] = 1
         try:
             yield path
         finally:
+            _HELD.pop(key, None)
             os.ftruncate(fd, 0)  # while still held: a released lock names no holder
     finally:
         os.close(fd)  # releases the flock
+
+
+def _open_lock(path: Path, flags: int) -> int:
+    """Open the lock file itself, never what a symbolic link at its name points to."""
+    try:
+        return os.open(path, flags | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0), 0o644)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise ConfigError(f"{path} is a symbolic link; the suite never opens its lock file through a link. "
+                              f"Remove it (rm {path}) and run again.") from None
+        raise
 
 
 def _flock_or_refuse(fd: int, mode: int, path: Path, message) -> None:
@@ -282,8 +357,10 @@ def _flock_or_refuse(fd: int, mode: int, path: Path, message) -> None:
 def check_not_locked(folder: str | Path, *, purpose: str) -> None:
     """Refuse (``DirInUseError``) when a live process holds the folder's lock; take nothing."""
     path = Path(folder) / LOCK_FILE
+    if _HELD.get(os.path.realpath(folder)):
+        return  # this process holds it
     try:
-        fd = os.open(path, os.O_RDONLY)
+        fd = _open_lock(path, os.O_RDONLY)
     except OSError:
         return  # no lock file: no writer of this suite has ever held it
     try:
@@ -310,9 +387,17 @@ def check_output_dir(folder: Path, what: str = "run directory",
     probe = folder / ".write_probe"
     try:
         folder.mkdir(parents=True, exist_ok=True)
+        probe.unlink(missing_ok=True)  # a stale probe, or a link planted at its name (removed, not followed)
         try:
-            probe.write_bytes(b"\0" * 65536)
+            _write_probe(probe)
         finally:
             probe.unlink(missing_ok=True)  # a short write (disk full) must not leave the probe behind
     except OSError as e:
         raise ConfigError(f"cannot write to the {what} {folder}: {e.strerror or e}. Choose another with {hint}") from None
+
+
+def _write_probe(probe: Path) -> None:
+    """64 KiB into a new file (never through a link: O_EXCL | O_NOFOLLOW)."""
+    fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+    with os.fdopen(fd, "wb") as f:
+        f.write(b"\0" * 65536)

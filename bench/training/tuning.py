@@ -19,14 +19,20 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import json
 import logging
+import os
+import sys
 from pathlib import Path
 
 import numpy as np
 
+from bench.core.config import ConfigError
+
 log = logging.getLogger(__name__)
 
 SPACE_ROOTS = ("trainer", "model", "representation")
+JOURNAL = "optuna.journal"
 
 
 def make_storage(run_dir: str | Path, kind: str):
@@ -39,8 +45,78 @@ def make_storage(run_dir: str | Path, kind: str):
     if kind == "journal":
         from optuna.storages.journal import JournalFileBackend
 
-        return optuna.storages.JournalStorage(JournalFileBackend(str(run_dir / "optuna.journal")))
+        path = run_dir / JOURNAL
+        try:  # opening replays the journal: a damaged one is named here, not as optuna's bare error
+            return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
+        except (ValueError, KeyError, AssertionError, TypeError) as e:
+            raise ConfigError(_damaged(path, f"its records do not replay ({type(e).__name__}: {e})")) from None
     raise ValueError(f"unknown tuning.storage {kind!r}: use journal or sqlite")
+
+
+def check_tuning_storage(run_dir: str | Path, cells, out=None) -> None:
+    """Before any training: the journal of a study whose cells tune (``tuning.storage=journal``) is
+    checked (``check_journal``); a repair is printed as a ``warning:`` line on ``out``."""
+    tuned = [c.settings.tuning for c in cells if c.settings is not None and c.settings.tuning.enabled]
+    if any(t.node.get("storage", "journal") == "journal" for t in tuned):
+        note = check_journal(Path(run_dir) / JOURNAL)
+        if note:
+            print(f"warning: {note}", file=out or sys.stdout)
+
+
+def check_journal(path: str | Path) -> str | None:
+    """Refuse a damaged Optuna journal, or cut off a torn last line; returns the warning of a repair.
+
+    Called by the runner before any unit starts, with the run directory locked, so no other writer
+    can be appending. The judgement: a last line without its newline is an append that was
+    interrupted (a kill, a full disk): optuna writes each record with its newline in one write, and
+    its reader already skips such a line, but its next append is glued onto the torn bytes and lost
+    (``AssertionError: Should not reach.`` in every tuned unit). Cutting it keeps exactly what optuna
+    reads, so it is repaired with a warning naming the file. Anything else (a complete line that is
+    not a JSON record, damage before the last line, records that do not replay) is not an interrupted
+    write: it is refused (``ConfigError``) naming the file and line, and the fix is the user's choice:
+    move the journal away to tune afresh (finished units are kept; unfinished ones tune again).
+    """
+    path = Path(path)
+    if not path.is_file():
+        return None
+    good, note = 0, None  # good: bytes up to the end of the last complete line
+    with open(path, "rb") as f:
+        for n, line in enumerate(f, 1):
+            if not line.endswith(b"\n"):
+                note = (f"{path}: its last line was torn (an interrupted write, {len(line)} bytes without a "
+                        f"newline); cut it off, the {n - 1} complete record(s) before it are kept")
+                break
+            why = _journal_line_problem(line)
+            if why:
+                raise ConfigError(_damaged(path, f"line {n} {why}"))
+            good += len(line)
+    if note:
+        with open(path, "r+b") as f:
+            f.truncate(good)
+            os.fsync(f.fileno())
+        log.warning(note)
+    make_storage(path.parent, "journal")  # replay every record: one that does not apply is refused, named
+    return note
+
+
+def _journal_line_problem(line: bytes) -> str | None:
+    try:
+        rec = json.loads(line)
+    except ValueError:
+        return "is not JSON"
+    if not isinstance(rec, dict) or not isinstance(rec.get("op_code"), int):
+        return "is not an Optuna journal record (no op_code)"
+    try:
+        from optuna.storages.journal._storage import JournalOperation  # private: checked when present
+    except ImportError:
+        return None
+    return None if rec["op_code"] in {int(o) for o in JournalOperation} else f"has an unknown op_code {rec['op_code']}"
+
+
+def _damaged(path: Path, why: str) -> str:
+    return (f"{path}: the Optuna journal is damaged ({why}), so every tuned unit would fail. Move it away "
+            f"to start tuning afresh (mv {path} {path}.damaged); finished units are kept, unfinished ones "
+            f"tune again")
 
 
 def flatten_space(space: dict, prefix: str = "") -> dict:
