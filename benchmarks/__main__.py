@@ -15,7 +15,7 @@ in the same run, with the machine and its load printed alongside.
 
 ``--quick`` shrinks every piece to seconds (to check that the suite runs; its numbers mean little).
 A full run takes many minutes on 2 cores. Nothing asserts a timing (a shared machine is noisy); the
-figures go into the README's performance section.
+figures go into docs/performance.md.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ cheap run (one model, one seed, one epoch) has filled, so neither pays for the f
 ``--repeats N`` the off/on pair is run N times, alternating which goes first, and the medians are
 compared. Reported: the wall-time ratio on/off (target <= 1.25), the CPU-time ratio (steadier on a
 shared machine), and, from the audited run's unit records, the seconds spent predicting the test
-folds once per epoch. Nothing asserts a timing; the figures go into the README.
+folds once per epoch. Nothing asserts a timing; the figures go into docs/audit.md.
 """
 
 from __future__ import annotations

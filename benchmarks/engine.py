@@ -237,7 +237,7 @@ def changes(n: int = 132, size: int = 28, epochs: int = 5, repeats: int = 3, thr
       network: its recipe check is ``benchmarks.recipe``).
 
     The allocator settings (``bench/runtime/allocator.py``) act per process, so they are not among these:
-    compare whole runs with and without ``DUALFLOW_MALLOC=default`` instead (README "Performance").
+    compare whole runs with and without ``DUALFLOW_MALLOC=default`` instead (docs/performance.md).
     """
     from bench.core.config import compose, to_container
     from models import build_model, create_model

@@ -24,7 +24,7 @@
     start-up cost makes small sizes look dearer per sample).
 
 Nothing here asserts a timing: a shared machine's noise would make that flaky; the numbers are printed
-and returned for the README.
+and returned for docs/performance.md.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ SCALING_CELLS = ["study.representations=[cof]", "study.models=[ststnet]"]
 
 
 def machine() -> dict:
-    """What the numbers were measured on (for the README's performance section)."""
+    """What the numbers were measured on (for docs/performance.md)."""
     info = {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()}
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():

@@ -49,7 +49,7 @@ Pipeline (N samples, S = number of active streams):
    pooling to ``head_grid`` x ``head_grid`` cells, flattened (STSTNet's head keeps a 5x5 grid too);
    dropout (``dropout``) and a linear classifier.
 
-Diagnosis behind the defaults (README "FMANet: diagnosis and defaults"; curves and choice on
+Diagnosis behind the defaults (docs/fmanet.md; curves and choice on
 validation subjects drawn from the training subjects only, studies/fmanet_search*.yaml). The
 first reconstruction (``head=gap``, ``input_norm=none``, ``modulation=spatial``, widths 16-32-64)
 *under*-fitted: training loss 0.29 after 60 epochs where STSTNet reached 0.10, validation UF1 0.65

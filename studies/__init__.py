@@ -1,4 +1,4 @@
-"""Study definitions: one YAML per study (see README, "Studies")."""
+"""Study definitions: one YAML per study (see docs/studies.md)."""
 
 from pathlib import Path
 

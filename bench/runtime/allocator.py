@@ -4,10 +4,10 @@ By default glibc serves blocks above a threshold (128 KiB at start, raised as su
 with their own ``mmap`` and ``munmap``s them on free, and trims the heap's top once twice that much is
 free there. A worker that builds a model, trains it for a few hundred steps and drops it, hundreds
 of times, keeps handing pages back and faulting fresh zeroed ones in (a ResNet-10-T unit of 10 steps:
-~17 000 minor faults, ~250 with the settings below; tests/test_allocator.py). Measured on the main
+~17 000 minor faults, ~250 with the settings below; tests/runtime/test_allocator.py). Measured on the main
 study with one seed (2 workers, cached flows): 7.6 M minor page faults and 17 s of kernel time
 against 0.29 M and 1.9 s; wall time x0.95 (median of 3 interleaved pairs on a two-representation
-subset, README "Performance"). Numerics are untouched (only where blocks live changes); the cost is
+subset, docs/performance.md). Numerics are untouched (only where blocks live changes); the cost is
 that a process keeps up to ``TRIM_THRESHOLD`` bytes of freed memory for reuse.
 
 Set with ``mallopt`` at run time (the ``MALLOC_*_`` environment variables work only from process

@@ -11,7 +11,7 @@ from ..document import Block, Heading, Para
 from ..load import SETTING
 from ..tables import headline_table
 
-# What one seed can move, measured on this suite's main study (README, "Reproducibility").
+# What one seed can move, measured on this suite's main study (docs/reproducibility.md).
 SINGLE_SEED_NOTE = ("a single seed's pooled UF1 moved by up to 0.05 between two machines on the main study's "
                     "144 clips (README, \"Reproducibility\")")
 

@@ -23,7 +23,7 @@ from ..load import SETTING, ReportInputError
 
 CELL = (SETTING, "representation", "model")
 TITLE = "What common shortcuts would have reported"
-# The published cases each shortcut stands for (README "Leakage audit").
+# The published cases each shortcut stands for (docs/audit.md).
 WHERE = {
     "subject_best_epoch": "Public code that does it: HTNet, CausalNet, CapsuleNet, MMNet; MEB measured it raising "
                           "STSTNet's composite UF1 from 0.713 to 0.774 and OFF-ApexNet's from 0.703 to 0.839",
