@@ -38,6 +38,9 @@ exit status:
   2    a bad command line, config, data, flow, protocol or report input, an OS error (e.g. a full
        disk), or executor.on_error=stop after a failed unit: one 'error: ...' line on stderr
        (DUALFLOW_LOGLEVEL=DEBUG prints its traceback too)
+  3    every unit finished ok but the MLflow logging failed and tracking.required=true (the results
+       are complete; python -m bench.tracking backfill RUN_DIR re-logs them). With the default
+       tracking.required=false that failure is a warning and the status stays 0
   130  interrupted by SIGINT (Ctrl-C), 143 by SIGTERM: finished units are kept; rerun to resume
 """
 
@@ -52,13 +55,20 @@ def main(argv: list[str] | None = None) -> int:
         return parsed
     show_cfg, plan_only = parsed
     _configure_logging()
-    old_term = _on_sigterm_stop()
+    from bench.runtime.executors import sigterm_interrupts
+
+    with sigterm_interrupts():  # SIGTERM stops a study as Ctrl-C does: finished units kept, exit 143
+        return _run(argv, show_cfg, plan_only)
+
+
+def _run(argv: list[str], show_cfg: bool, plan_only: bool) -> int:
+    """The plan or the study, and its exit status: what went wrong as one ``error:`` line."""
     try:
         if show_cfg or plan_only:
             _show_plan(argv, show_cfg)
             return 0
         run_dir = run_study(argv)
-    except KeyboardInterrupt as e:  # SIGINT, or SIGTERM (see _on_sigterm_stop); run_study says what it kept
+    except KeyboardInterrupt as e:  # SIGINT, or SIGTERM (sigterm_interrupts); run_study says what it kept
         signum = int(getattr(e, "signum", signal.SIGINT))
         _debug_traceback()
         print(getattr(e, "note", "") or f"interrupted ({signal.Signals(signum).name}); every finished unit is "
@@ -70,10 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         _debug_traceback()
         print(f"error: {_error_line(e)}", file=sys.stderr)
         return 2
-    finally:
-        if old_term is not None:
-            signal.signal(signal.SIGTERM, old_term)
-    return 1 if _failed_units(run_dir) else 0
+    return _exit_status(run_dir)
 
 
 def _parse_flags(argv: list[str]) -> tuple[bool, bool] | int:
@@ -118,22 +125,6 @@ def _show_plan(argv: list[str], show_cfg: bool) -> None:
         print(f"#   excluded: {e}")
 
 
-def _on_sigterm_stop():
-    """SIGTERM stops a study as Ctrl-C does (``StudyInterrupted``, a KeyboardInterrupt): the pool is
-    stopped, finished units are kept, exit status 143. Returns the previous handler (None when this
-    is not the main thread, where handlers cannot be set)."""
-    from bench.runtime.executors import StudyInterrupted
-
-    def stop(signum, frame):  # noqa: ARG001
-        raise StudyInterrupted(signum)
-
-    try:
-        old = signal.signal(signal.SIGTERM, stop)
-    except ValueError:
-        return None
-    return old if old is not None else signal.SIG_DFL
-
-
 def _user_errors() -> tuple[type[BaseException], ...]:
     """Errors after planning that mean bad input or a bad machine state, not a bug: one line, exit 2.
     Only modules already imported can have raised theirs, so nothing is imported here."""
@@ -162,10 +153,30 @@ def _debug_traceback() -> None:
         traceback.print_exc()
 
 
+EXIT_TRACKING_FAILED = 3  # every unit ok, the MLflow logging failed, and tracking.required=true
+
+
+def _exit_status(run_dir: Path) -> int:
+    """1 when some unit failed; 3 when the logging failed and tracking was required; else 0."""
+    if _failed_units(run_dir):
+        return 1
+    mlflow = _facts(run_dir).get("mlflow")
+    failed_logging = isinstance(mlflow, dict) and bool(mlflow.get("error")) and mlflow.get("required") is True
+    return EXIT_TRACKING_FAILED if failed_logging else 0
+
+
+def _facts(run_dir: Path) -> dict:
+    try:
+        facts = json.loads((Path(run_dir) / "run.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return facts if isinstance(facts, dict) else {}
+
+
 def _failed_units(run_dir: Path) -> int:
     try:
-        return int(json.loads((Path(run_dir) / "run.json").read_text())["units"]["failed"])
-    except (OSError, ValueError, KeyError, TypeError):
+        return int(_facts(run_dir)["units"]["failed"])
+    except (KeyError, ValueError, TypeError):
         return 0
 
 

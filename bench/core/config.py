@@ -238,6 +238,21 @@ def _schema_default(overrides: list[str], ov: str, key: str) -> str:
     return f" Without it, {key} = {value!r} ({'null' if value is None else type(value).__name__})."
 
 
+def _refuse_unused_override(ov: str) -> None:
+    """Overrides Hydra would take and the suite would ignore: its ``hydra.*`` settings (no Hydra
+    output folder, logging or working directory here) and a group chosen as nothing (``trainer=null``)."""
+    key, _, choice = ov.lstrip("+~").partition("=")
+    if key.split(".")[0] == "hydra":
+        where = (" The run directory is run_dir= (e.g. run_dir=runs/mine), the report folder paths.reports=."
+                 if key.split(".")[1:2] in (["run"], ["sweep"]) else "")
+        raise ConfigError(f"{ov}: hydra.* settings are not used (the config is composed without Hydra's output "
+                          f"folders, logging or working directory), so {key} would be ignored.{where}")
+    if key in GROUPS + PENDING_GROUPS and "=" in ov and choice.strip().lower() in ("", "null", "none", "~"):
+        options = group_options(key)
+        if choice.strip() not in options:  # tracking=none is an option
+            raise ConfigError(f"{ov}: the {key} group needs an option. Available: {', '.join(options)}")
+
+
 def compose(overrides: Iterable[str] = (), *, with_choices: bool = False) -> DictConfig:
     """Compose the root config with Hydra override strings (``key=value``, ``group=option``).
 
@@ -251,6 +266,7 @@ def compose(overrides: Iterable[str] = (), *, with_choices: bool = False) -> Dic
 
     overrides = [_selection_override(ov) for ov in overrides]
     for ov in overrides:
+        _refuse_unused_override(ov)
         group, _, choice = ov.lstrip("+").partition("=")
         if group in GROUPS + PENDING_GROUPS and choice.startswith("_"):  # Hydra would load a shared block as an option
             raise ConfigError(f"{group}={choice}: '{choice}' is a building block of the {group} group, not an "
@@ -266,6 +282,8 @@ def compose(overrides: Iterable[str] = (), *, with_choices: bool = False) -> Dic
         _fill_selection_keys(cfg, cfg.hydra.runtime.choices)
     except (HydraException, OmegaConfBaseException) as e:
         raise ConfigError(_friendly(e, overrides)) from None
+    except ValueError as e:  # Hydra's own refusals of a malformed override
+        raise ConfigError(str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__) from None
     if not with_choices:
         with open_dict(cfg):
             del cfg["hydra"]  # what Hydra's compose does without return_hydra_config

@@ -22,7 +22,11 @@ files may have, the files say the values, and a file that lacks a key fails to c
 from __future__ import annotations
 
 import functools
+import inspect
+import types
+import typing
 from dataclasses import asdict, dataclass, field, fields
+from pathlib import PurePath
 from typing import Any, Dict, Mapping, Optional, Sequence
 
 from omegaconf import MISSING, DictConfig, OmegaConf
@@ -69,6 +73,54 @@ def typed(cls: type, data: Mapping[str, Any], where: str) -> Any:
         key = getattr(e, "full_key", "") or ""
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ValueError(f"{where}.{key}: {first}" if key else f"{where}: {first}") from None
+
+
+def conforms(value: Any, annotation: Any) -> bool:
+    """Whether a plain config value fits a type annotation (``str | None``, ``Mapping[str, Any]``,
+    ``Sequence[str]``, ``int``, ...), for the groups that have no dataclass schema: their entries'
+    signatures say the types. An annotation this cannot read accepts everything."""
+    if annotation in (Any, inspect.Parameter.empty, object):
+        return True
+    if annotation is None or annotation is type(None):
+        return value is None
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        return any(conforms(value, a) for a in typing.get_args(annotation))
+    if origin is typing.Literal:
+        return value in typing.get_args(annotation)
+    kind = origin or annotation
+    if not isinstance(kind, type):
+        return True
+    if kind is bool:
+        return isinstance(value, bool)
+    if kind is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if kind is str or issubclass(kind, PurePath):
+        return isinstance(value, str)
+    if issubclass(kind, Mapping):
+        return isinstance(value, Mapping)
+    if kind in (list, tuple) or issubclass(kind, Sequence):
+        return isinstance(value, (list, tuple))
+    return True
+
+
+def describe(annotation: Any) -> str:
+    """An annotation in words: ``Mapping[str, str] | None`` -> 'a mapping or null'."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(dict.fromkeys(describe(a) for a in typing.get_args(annotation)))
+    if annotation is None or annotation is type(None):
+        return "null"
+    kind = origin or annotation
+    if isinstance(kind, type):
+        for k, word in ((bool, "true or false"), (int, "an integer"), (float, "a number"), (str, "text"),
+                        (PurePath, "text"), (Mapping, "a mapping"), (Sequence, "a list"), (list, "a list"),
+                        (tuple, "a list")):
+            if issubclass(kind, k):
+                return word
+    return str(annotation)
 
 
 # ------------------------------------------------------------------------------------ trainer
@@ -272,6 +324,7 @@ class TrackingNode:
     log_epochs: bool = MISSING
     log_artifacts: bool = MISSING
     check_timeout_s: Any = MISSING     # seconds, int or float
+    required: bool = MISSING           # true: a failed logging after the study exits 3 (false: 0, a warning)
 
 
 # ------------------------------------------------------------------------------------- report
@@ -294,4 +347,4 @@ class ReportNode:
 __all__ = ["OPTIMIZERS", "SCHEDULERS", "MONITORS", "MEMORY_FORMATS", "TrainConfig", "AugmentConfig",
            "TrainerNode", "ValidationSpec", "ProtocolNode", "KFoldProtocolNode", "LocalExecutorNode",
            "RayExecutorNode", "NoTuningNode", "OptunaTuningNode", "TrackingNode", "ReportNode",
-           "schema_node", "typed"]
+           "schema_node", "typed", "conforms", "describe"]

@@ -19,6 +19,7 @@ from typing import Iterable, Mapping, Sequence
 
 import pandas as pd
 
+from bench.data.paths import join_under
 from bench.data.table import DataError
 
 HEADER_SCAN_ROWS = 40  # SAMM has 13 lines of notes before its header; leave generous room
@@ -214,6 +215,13 @@ def resolve_dir(root: Path, frames_dir: str | None, candidates: Sequence[str]) -
         if (root / c).is_dir():
             return (root / c).resolve()
     return root.resolve()
+
+
+def clip_folders(base: Path, df: pd.DataFrame, ann: Path, fields: Sequence[str] = ("subject", "clip")) -> list[Path]:
+    """Per row ``base / <value of each field> / ...`` (``frames/sub01/EP02_01f``); a sheet value that
+    would lead out of ``base`` (``../x``, an absolute path) is an error naming the file, row and clip."""
+    return [join_under(base, {f: str(r[f]) for f in fields},
+                       f"{ann}, row {r['_row']} ({r['subject']}/{r['clip']})") for r in df.to_dict("records")]
 
 
 def escape_braces(s: str) -> str:

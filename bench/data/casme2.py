@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.data import register_dataset
-from bench.data._sheets import escape_braces, find_annotation, pick, read_table, require_root, resolve_dir
+from bench.data._sheets import clip_folders, escape_braces, find_annotation, pick, read_table, require_root, resolve_dir
 from bench.data.table import DataError, SampleTable
 from bench.data.validate import finalize, split_options
 
@@ -63,9 +63,7 @@ def read_casme2(root, annotation=None, sheet="Sheet1", frames="raw", frames_dir=
             raise DataError(f"{ann}, row {r} ({s}/{c}): subject {s!r} is not a CASME II subject number") from None
     df["subject"] = subs
     df["dataset"] = "casme2"
-    df["frame_template"] = [
-        f"{escape_braces(str(fdir / s / c))}/{prefix}{{frame}}.jpg" for s, c in zip(df["subject"], df["clip"])
-    ]
+    df["frame_template"] = [f"{escape_braces(str(d))}/{prefix}{{frame}}.jpg" for d in clip_folders(fdir, df, ann)]
     if "au" not in df.columns:
         df["au"] = ""
     return df, ann

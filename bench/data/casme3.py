@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.data import register_dataset
-from bench.data._sheets import escape_braces, find_annotation, pick, read_table, require_root, resolve_dir
+from bench.data._sheets import clip_folders, escape_braces, find_annotation, pick, read_table, require_root, resolve_dir
 from bench.data.table import SampleTable
 from bench.data.validate import finalize, parse_frame, split_options, subject_key
 
@@ -42,9 +42,7 @@ def read_casme3(root, annotation=None, sheet=None, frames_dir=None):
               required=["subject", "clip", "onset", "apex", "offset", "emotion"])
     df["subject"] = [subject_key(s) for s in df["subject"]]
     fdir = resolve_dir(root, frames_dir, ("part_A/data/part_A", "data/part_A", "part_A"))
-    df["frame_template"] = [
-        f"{escape_braces(str(fdir / s / str(c) / 'color'))}/{{frame}}.jpg" for s, c in zip(df["subject"], df["clip"])
-    ]
+    df["frame_template"] = [f"{escape_braces(str(d / 'color'))}/{{frame}}.jpg" for d in clip_folders(fdir, df, ann)]
 
     def clip_id(c, onset):
         try:

@@ -21,9 +21,15 @@ use; OpenCV's BGR is converted), e.g. ``["u", "v", "strain"]``. ``normalisation`
 the pixel values, no normalisation), for the ``stored`` representation.
 
 Bad files are refused with a ``ValueError`` naming the file: an empty (0-byte) or truncated file, a
-file that is not the format its extension says, and arrays that are not real numbers (a complex
-array is never silently made real: its imaginary part would be lost; booleans, strings and records
-are refused too).
+file that is not the format its extension says, a path that is no regular file (a directory, a
+symlink loop, a device such as ``/dev/zero``), arrays that are not real numbers (a complex array is
+never silently made real: its imaginary part would be lost; booleans, strings and records are refused
+too), and a sample larger than ``MAX_FLOW_PIXELS`` (H x W; read from the file's header, PNG IHDR,
+``.npy`` / ``.npz`` member header or ``.flo`` header, before anything is decoded: a few-KB PNG can
+claim 15000 x 15000 pixels, 5 GB once decoded to float64).
+
+``content_digest(path, index)`` is what a precomputed sample's key holds: the sha256 of the file's
+bytes (every channel any representation can read, never its location), or of the one stacked sample.
 """
 
 from __future__ import annotations
@@ -32,12 +38,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+import hashlib
+import struct
+import warnings
 import zipfile
 
 import cv2
 import numpy as np
 
+from bench.data.paths import file_problem
+
 FLO_MAGIC = np.float32(202021.25)
+# The largest sample read, in pixels (H x W): 4096 x 4096, ~170 times a 320 x 240 face crop; one
+# 3-channel sample at the cap is 400 MB as float64. Checked on headers before decoding.
+MAX_FLOW_PIXELS = 4096 * 4096
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 FLOW_EXTS = {".npy", ".npz", ".flo"} | IMAGE_EXTS
 
@@ -55,7 +70,11 @@ def write_flo(path: str | Path, flow: np.ndarray) -> None:
 
 
 def _require_nonempty(path: Path) -> None:
-    """``ValueError`` naming ``path`` when it is a 0-byte file (OSError passes for a missing one)."""
+    """``ValueError`` naming ``path`` when it is no regular file (a directory, a symlink loop, a device:
+    ``/dev/zero`` would be read forever) or a 0-byte one (OSError passes for a missing one)."""
+    why = file_problem(path)
+    if why and why != "is missing":
+        raise ValueError(f"{path} {why}; flow files must be regular files")
     if path.stat().st_size == 0:
         raise ValueError(f"{path}: empty file (0 bytes); was it copied or written completely?")
 
@@ -83,19 +102,155 @@ def load_npy(path: str | Path, mmap_mode: str | None = None) -> np.ndarray:
 
 
 def read_flo(path: str | Path) -> np.ndarray:
-    """Read a Middlebury ``.flo`` file as (2, H, W) float32."""
-    _require_nonempty(Path(path))
-    raw = Path(path).read_bytes()
-    if len(raw) < 12 or np.frombuffer(raw[:4], "<f4")[0] != FLO_MAGIC:
-        raise ValueError(f"{path}: not a Middlebury .flo file (bad magic number)")
-    w, h = (int(x) for x in np.frombuffer(raw[4:12], "<i4"))
-    if w <= 0 or h <= 0 or w * h > 1 << 28:
-        raise ValueError(f"{path}: implausible .flo size {w}x{h}")
+    """Read a Middlebury ``.flo`` file as (2, H, W) float32 (its header checked before the data is read)."""
+    path = Path(path)
+    h, w = _flo_size(path)
+    check_pixels(path, h * w, f"{w}x{h}")
     n = w * h * 2 * 4
-    if len(raw) - 12 != n:
-        raise ValueError(f"{path}: .flo data has {len(raw) - 12} bytes, header says {n} ({w}x{h})")
-    data = np.frombuffer(raw[12:], "<f4").reshape(h, w, 2)
+    with open(path, "rb") as f:
+        f.seek(12)
+        raw = f.read(n + 1)  # one byte more: a longer file is as damaged as a shorter one
+    if len(raw) != n:
+        raise ValueError(f"{path}: .flo data has {len(raw) if len(raw) <= n else 'more than ' + str(n)} bytes, "
+                         f"header says {n} ({w}x{h})")
+    data = np.frombuffer(raw, "<f4").reshape(h, w, 2)
     return np.ascontiguousarray(np.moveaxis(data, -1, 0), dtype=np.float32)
+
+
+def _flo_size(path: Path) -> tuple[int, int]:
+    """(H, W) from a ``.flo`` header; ``ValueError`` for a bad magic number or an implausible size."""
+    _require_nonempty(path)
+    with open(path, "rb") as f:
+        head = f.read(12)
+    if len(head) < 12 or np.frombuffer(head[:4], "<f4")[0] != FLO_MAGIC:
+        raise ValueError(f"{path}: not a Middlebury .flo file (bad magic number)")
+    w, h = (int(x) for x in np.frombuffer(head[4:12], "<i4"))
+    if w <= 0 or h <= 0:
+        raise ValueError(f"{path}: implausible .flo size {w}x{h}")
+    return h, w
+
+
+def check_pixels(path: Any, pixels: int, size: str) -> None:
+    """``ValueError`` naming ``path`` when a sample of ``pixels`` (H x W) is over ``MAX_FLOW_PIXELS``."""
+    if pixels > MAX_FLOW_PIXELS:
+        raise ValueError(f"{path}: a flow sample of {size} ({pixels:,} pixels) is over the cap of "
+                         f"{MAX_FLOW_PIXELS:,} pixels (bench.data.flowfiles.MAX_FLOW_PIXELS, 4096x4096); "
+                         "refused before decoding")
+
+
+def _image_size(path: Path) -> tuple[int, int]:
+    """(H, W) of an image from its header alone: the PNG IHDR, else Pillow's lazy open (no pixels read)."""
+    _require_nonempty(path)
+    with open(path, "rb") as f:
+        head = f.read(24)
+    if head[:8] == _PNG_SIGNATURE and head[12:16] == b"IHDR":
+        w, h = struct.unpack(">II", head[16:24])
+        return h, w
+    from PIL import Image  # Pillow comes with matplotlib; only the header is parsed
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                w, h = im.size
+    except Image.DecompressionBombError as e:
+        raise ValueError(f"{path}: image over {MAX_FLOW_PIXELS:,} pixels ({e}); refused before decoding") from None
+    except (OSError, ValueError, SyntaxError) as e:
+        raise ValueError(f"{path}: not a readable image (its header: {type(e).__name__}: {e})") from None
+    return h, w
+
+
+def _npy_header_shape(fp, path: Any) -> tuple[int, ...]:
+    """The shape a ``.npy`` header declares (``fp`` at its start); nothing past the header is read."""
+    try:
+        version = np.lib.format.read_magic(fp)
+        if version == (1, 0):
+            shape, _, _ = np.lib.format.read_array_header_1_0(fp)
+        else:  # 2.0 and 3.0 share the 4-byte header length (3.0 only allows utf-8 field names)
+            shape, _, _ = np.lib.format.read_array_header_2_0(fp)
+    except (EOFError, ValueError, SyntaxError) as e:
+        raise ValueError(f"{path}: not a readable .npy array ({type(e).__name__}: {e})") from None
+    return tuple(int(d) for d in shape)
+
+
+def _array_pixels(shape: Sequence[int], channels: int) -> int:
+    """H x W of an array sample: its values over its declared channels (2-D members: one channel)."""
+    values = int(np.prod(shape, dtype=object)) if shape else 1
+    return values if len(shape) <= 2 else values // max(1, channels)
+
+
+def flow_sample_size(path: str | Path, spec: FlowFileSpec, index: int | None = None) -> tuple[int, str]:
+    """(pixels, 'WxH' or the array shape) of one sample, read from its file's header only."""
+    path = Path(path)
+    ext = path.suffix.lower()
+    if ext in IMAGE_EXTS:
+        h, w = _image_size(path)
+        return h * w, f"{w}x{h}"
+    if ext == ".flo":
+        h, w = _flo_size(path)
+        return h * w, f"{w}x{h}"
+    if ext == ".npy":
+        _require_nonempty(path)
+        with open(path, "rb") as f:
+            shape = _npy_header_shape(f, path)
+        if index is not None and len(shape) == 4:
+            shape = shape[1:]
+        return _array_pixels(shape, len(spec.channels)), f"shape {shape}"
+    if ext == ".npz":
+        return _npz_sample_size(path, spec)
+    raise ValueError(f"{path}: unsupported flow file type {ext!r} (supported: {sorted(FLOW_EXTS)})")
+
+
+def _npz_sample_size(path: Path, spec: FlowFileSpec) -> tuple[int, str]:
+    """The largest member the reader would take, from the members' ``.npy`` headers in the zip."""
+    _require_nonempty(path)
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = {n[:-4]: n for n in zf.namelist() if n.endswith(".npy")}
+            worst = (0, "")
+            for member in _npz_members(list(names), spec, path):
+                with zf.open(names[member]) as fp:
+                    shape = _npy_header_shape(fp, f"{path}[{member}]")
+                worst = max(worst, (_array_pixels(shape, len(spec.channels)), f"{member} of shape {shape}"))
+            return worst
+    except (zipfile.BadZipFile, EOFError) as e:
+        raise ValueError(f"{path}: not a readable .npz archive ({type(e).__name__}: {e})") from None
+
+
+def check_flow_size(path: str | Path, spec: FlowFileSpec, index: int | None = None) -> None:
+    """``ValueError`` naming ``path`` when its sample is over ``MAX_FLOW_PIXELS`` (headers only)."""
+    check_pixels(path, *flow_sample_size(path, spec, index))
+
+
+def content_digest(path: str | Path, index: int | None = None) -> bytes:
+    """The sha256 of what a sample's file holds: all its bytes (every stored channel), or for a sample
+    of a stacked ``.npy`` that sample's dtype, shape and values. Never the path: moving the data
+    keeps the digest."""
+    h = hashlib.sha256()
+    if index is None:
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+        return h.digest()
+    a = _npy_sample(Path(path), index)
+    h.update(f"{a.dtype.str}{a.shape}:".encode())
+    h.update(np.ascontiguousarray(a).tobytes())
+    return h.digest()
+
+
+def _npz_members(files: Sequence[str], spec: FlowFileSpec, path: Any) -> list[str]:
+    """The arrays of a ``.npz`` that hold the flow: ``npz_key``, else 'flow', the only one, or u and v."""
+    if spec.npz_key is not None:
+        if spec.npz_key not in files:
+            raise ValueError(f"{path}: no array {spec.npz_key!r} (has {list(files)})")
+        return [spec.npz_key]
+    if "flow" in files:
+        return ["flow"]
+    if len(files) == 1:
+        return [files[0]]
+    if "u" in files and "v" in files:
+        return ["u", "v"]
+    raise ValueError(f"{path}: cannot tell which array is the flow (has {list(files)}); set npz_key")
 
 
 @dataclass(frozen=True)
@@ -149,6 +304,12 @@ def read_array_flow(a: np.ndarray, spec: FlowFileSpec, path: Any = "<array>") ->
 
 
 def _read_npz(path: Path, spec: FlowFileSpec) -> np.ndarray:
+    a, separate = _npz_array(path, spec)
+    return a.astype(np.float32) if separate else read_array_flow(a, spec, path)
+
+
+def _npz_array(path: Path, spec: FlowFileSpec) -> tuple[np.ndarray, bool]:
+    """The flow array of a ``.npz`` as stored, and whether it was stacked from separate u, v arrays."""
     _require_nonempty(path)
     try:
         z = np.load(path, allow_pickle=False)
@@ -156,18 +317,14 @@ def _read_npz(path: Path, spec: FlowFileSpec) -> np.ndarray:
         raise ValueError(f"{path}: not a readable .npz archive ({type(e).__name__}: {e})") from None
     if not isinstance(z, np.lib.npyio.NpzFile):
         raise ValueError(f"{path}: not a .npz archive (it holds a single .npy array)")
-    with z:
-        if spec.npz_key is not None:
-            if spec.npz_key not in z.files:
-                raise ValueError(f"{path}: no array {spec.npz_key!r} (has {z.files})")
-            return read_array_flow(z[spec.npz_key], spec, path)
-        if "flow" in z.files:
-            return read_array_flow(z["flow"], spec, path)
-        if len(z.files) == 1:
-            return read_array_flow(z[z.files[0]], spec, path)
-        if "u" in z.files and "v" in z.files:
-            return np.stack([check_real(z["u"], f"{path}[u]"), check_real(z["v"], f"{path}[v]")]).astype(np.float32)
-        raise ValueError(f"{path}: cannot tell which array is the flow (has {z.files}); set npz_key")
+    try:
+        with z:
+            members = _npz_members(z.files, spec, path)
+            if members == ["u", "v"]:
+                return np.stack([check_real(z["u"], f"{path}[u]"), check_real(z["v"], f"{path}[v]")]), True
+            return z[members[0]], False
+    except (EOFError, zipfile.BadZipFile) as e:
+        raise ValueError(f"{path}: not a readable .npz archive ({type(e).__name__}: {e})") from None
 
 
 def _read_image(path: Path, spec: FlowFileSpec) -> np.ndarray:
@@ -225,6 +382,7 @@ def read_stored_channels(path: str | Path, spec: FlowFileSpec, index: int | None
     """
     path = Path(path)
     ext = path.suffix.lower()
+    check_flow_size(path, spec, index)
     if ext in IMAGE_EXTS:
         x, maxval = _decode_image(path, spec)
         return x.astype(np.float32), maxval
@@ -233,19 +391,9 @@ def read_stored_channels(path: str | Path, spec: FlowFileSpec, index: int | None
     if ext == ".npy":
         a = _npy_sample(path, index)
     elif ext == ".npz":
-        _require_nonempty(path)
-        try:
-            with np.load(path, allow_pickle=False) as z:
-                key = spec.npz_key or ("flow" if "flow" in z.files else (z.files[0] if len(z.files) == 1 else None))
-                if key is None and {"u", "v"} <= set(z.files):  # separate u, v arrays: as _read_npz
-                    return np.stack([check_real(z["u"], f"{path}[u]"), check_real(z["v"], f"{path}[v]")]
-                                    ).astype(np.float32), None
-                if key is None or key not in z.files:
-                    raise ValueError(f"{path}: cannot tell which array holds the stored channels (has {z.files}); "
-                                     "set npz_key")
-                a = z[key]
-        except (EOFError, zipfile.BadZipFile) as e:
-            raise ValueError(f"{path}: not a readable .npz archive ({type(e).__name__}: {e})") from None
+        a, separate = _npz_array(path, spec)
+        if separate:  # separate u, v arrays: as _read_npz
+            return a.astype(np.float32), None
     else:
         raise ValueError(f"{path}: unsupported flow file type {ext!r} (supported: {sorted(FLOW_EXTS)})")
     a = _to_chw(check_real(np.asarray(a), path), spec, path)
@@ -256,6 +404,7 @@ def read_flow_file(path: str | Path, spec: FlowFileSpec, index: int | None = Non
     """(u, v) float32 (2, H, W) from one file; ``index`` selects a sample of a stacked (N, ...) .npy."""
     path = Path(path)
     ext = path.suffix.lower()
+    check_flow_size(path, spec, index)
     if ext == ".npy":
         return read_array_flow(_npy_sample(path, index), spec, path)
     if index is not None:

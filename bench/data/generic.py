@@ -8,9 +8,11 @@
   must be the list of class names, or ``None`` for ``"0", "1", ...``); an optional ``emotion`` column
   keeps the source wording.
 * frames: a per-row ``frame_template`` column, or the ``frame_template`` parameter, relative to ``root``
-  (absolute allowed), with fields ``{subject}``, ``{clip}``, ``{emotion}``, ``{dataset}`` and
+  (the parameter may be absolute), with fields ``{subject}``, ``{clip}``, ``{emotion}``, ``{dataset}`` and
   ``{frame}`` (format spec allowed), e.g. ``{subject}/{clip}/img{frame}.png`` or
-  ``{subject}/{clip}/{subject}_{frame:05d}.jpg``.
+  ``{subject}/{clip}/{subject}_{frame:05d}.jpg``. A template from the sheet must stay inside ``root``,
+  and no value filled in may lead a path out of its folder (``../x`` and absolute values are refused,
+  naming the file, row and clip).
 * ``columns`` renames source headers to these names (e.g. MEB's layout:
   ``{material: clip, emotion: label, AU: au}``); headers match case- and space-insensitively.
 * subjects are read as text (``006`` stays ``006``).
@@ -23,6 +25,7 @@ from typing import Any, Mapping, Sequence
 
 from bench.data import register_dataset
 from bench.data._sheets import norm_header, partial_format, read_table, require_root
+from bench.data.paths import check_values, confine, template_base
 from bench.data.table import DataError, SampleTable
 from bench.data.validate import finalize, parse_frame, split_options
 
@@ -68,25 +71,32 @@ def read_generic(
         raw["emotion"] = df["emotion"] if "emotion" in df.columns else ""
     else:
         raw["emotion"] = labels
-    templates = []
-    for i, r in df.iterrows():
-        t = frame_template if frame_template is not None else str(r["frame_template"])
-        if not t.strip():
-            raise DataError(f"{ann}, row {r['_row']} ({r['subject']}/{r['clip']}): empty frame_template")
-        tp = Path(t)
-        t = str(tp if tp.is_absolute() else root.resolve() / tp)
-        try:
-            templates.append(
-                partial_format(
-                    t,
-                    {"subject": r["subject"], "clip": r["clip"], "dataset": dataset,
-                     "emotion": raw.at[i, "emotion"] or "", "label": r["label"]},
-                )
-            )
-        except (KeyError, ValueError) as e:
-            raise DataError(f"{ann}, row {r['_row']} ({r['subject']}/{r['clip']}): bad frame_template {t!r} ({e!s})") from e
-    raw["frame_template"] = templates
+    raw["frame_template"] = [
+        _row_template(root, frame_template if frame_template is not None else str(r["frame_template"]),
+                      frame_template is None,
+                      {"subject": r["subject"], "clip": r["clip"], "dataset": dataset,
+                       "emotion": raw.at[i, "emotion"] or "", "label": r["label"]},
+                      f"{ann}, row {r['_row']} ({r['subject']}/{r['clip']})")
+        for i, r in df.iterrows()]
     return raw, int_labels, ann
+
+
+def _row_template(root: Path, t: str, from_sheet: bool, values: Mapping[str, Any], at: str) -> str:
+    """One row's frame template, filled but for ``{frame}``. Sheet values may not lead it out of its
+    folder (``root``; for the ``frame_template`` parameter, the folder it names), and a template
+    written in the sheet may not leave ``root``."""
+    if not t.strip():
+        raise DataError(f"{at}: empty frame_template")
+    tp = Path(t)
+    t = str(tp if tp.is_absolute() else root.resolve() / tp)
+    try:
+        filled = partial_format(t, values)
+    except (KeyError, ValueError) as e:
+        raise DataError(f"{at}: bad frame_template {t!r} ({e!s})") from e
+    check_values(t, values, at)
+    base = root.resolve() if from_sheet else template_base(root.resolve(), t)
+    confine(base, Path(filled), at, f"frame_template {tp.as_posix()!r}{' (from the sheet)' if from_sheet else ''}")
+    return filled
 
 
 def _is_int(v: str) -> bool:

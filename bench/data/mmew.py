@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.data import register_dataset
-from bench.data._sheets import escape_braces, find_annotation, pick, read_table, require_root, resolve_dir
+from bench.data._sheets import clip_folders, escape_braces, find_annotation, pick, read_table, require_root, resolve_dir
 from bench.data.table import SampleTable
 from bench.data.validate import finalize, split_options, subject_key
 
@@ -54,12 +54,13 @@ def read_mmew(root, annotation=None, sheet=None, frames_dir=None):
             flags.append("")
     df["subject"], df["flags"] = subs, flags
     fdir = resolve_dir(root, frames_dir, ("Micro_Expression", "micro_expression"))
-    templates = []
-    for e, c in zip(df["emotion"], df["clip"]):
-        e = str(e).strip()
-        folder = e if (fdir / e).is_dir() or not (fdir / e.lower()).is_dir() else e.lower()
-        templates.append(f"{escape_braces(str(fdir / folder / str(c)))}/{{frame}}.jpg")
-    df["frame_template"] = templates
+    df["emotion_folder"] = [str(e).strip() for e in df["emotion"]]
+    clip_folders(fdir, df, ann, ("emotion_folder",))  # refused before the folder is looked at
+    df["emotion_folder"] = [e if (fdir / e).is_dir() or not (fdir / e.lower()).is_dir() else e.lower()
+                            for e in df["emotion_folder"]]
+    df["frame_template"] = [f"{escape_braces(str(d))}/{{frame}}.jpg"
+                            for d in clip_folders(fdir, df, ann, ("emotion_folder", "clip"))]
+    df = df.drop(columns="emotion_folder")
     df["dataset"] = "mmew"
     if "au" not in df.columns:
         df["au"] = ""

@@ -2,7 +2,8 @@
 
 ``root/<annotation>`` (csv or xlsx, header row) with columns ``subject, clip, label`` (+ optional
 ``emotion, au`` and ``onset, apex, offset``), and per-sample flow files for each phase located by
-filename templates relative to ``root`` (absolute allowed), e.g.::
+filename templates relative to ``root`` (absolute allowed; the values filled in may not lead out of
+the folder the template names), e.g.::
 
     phase1_template: "{subject}_{clip} .png"      # onset -> apex
     phase2_template: "{subject}_{clip}_1 .png"    # apex -> offset (names may contain spaces)
@@ -37,8 +38,14 @@ frame numbers are placeholders 0/1/2 (flag ``no_frame_numbers``): nothing reads 
 The table gets columns ``flow1_path, flow1_index, flow2_path, flow2_index`` (index -1 = one file
 per sample; path '' = phase absent), which ``bench.flow.compute_flows`` loads instead of computing.
 Validation (labels, duplicates, subjects) is ``bench.data.validate.finalize`` with frame checks off;
-flow files are checked to exist and be non-empty here (all bad files listed in one error); a file
-that cannot be read or holds non-real (e.g. complex) values is an error naming it when flows load.
+flow files are checked here, all bad files listed in one error naming the file, row and clip: a
+sheet value that would lead a templated name out of its folder (``../x``, an absolute path:
+``bench.data.paths``), a file that is missing or no regular file (a directory, a symlink loop,
+``/dev/zero``), empty, over ``bench.data.flowfiles.MAX_FLOW_PIXELS`` by its header (nothing is
+decoded), or one file serving two (clip, phase) roles (``{clip}_1`` for phase 2 beside a clip named
+``<clip>_1``). A file that cannot be read or holds non-real (e.g. complex) values is an error naming
+it when flows load. A sample's key is the content of its files (``flowfiles.content_digest``: every
+stored channel), never their location.
 """
 
 from __future__ import annotations
@@ -56,7 +63,9 @@ from bench.data._sheets import norm_header, read_table
 from bench.data.generic import index_class_names
 from bench.data.table import DataError, SampleTable
 from bench.data.validate import MAX_ERRORS_SHOWN, finalize, parse_frame, split_options
-from bench.data.flowfiles import FLOW_EXTS, IMAGE_EXTS, FlowFileSpec, check_real, load_npy, spec_from_mapping
+from bench.data.flowfiles import (FLOW_EXTS, IMAGE_EXTS, FlowFileSpec, check_flow_size, check_pixels, check_real,
+                                  load_npy, spec_from_mapping)
+from bench.data.paths import check_values, confine, file_problem, template_base
 
 log = logging.getLogger("bench.data")
 
@@ -89,6 +98,17 @@ def _template_path(root: Path, template: str, values: Mapping[str, Any], at: str
         raise DataError(f"{at}: bad flow file template {template!r} ({type(e).__name__}: {e}); "
                         f"fields available: {sorted(values)}") from e
     return p if p.is_absolute() else root / p
+
+
+def _outside_problems(root: Path, template: str, values: Mapping[str, Any], p: Path, at: str) -> list[str]:
+    """[why] when a sheet value leads the templated file ``p`` out of the folder the template fixes
+    (``root``, or the template's own leading folders), else []."""
+    try:
+        check_values(template, values, at)
+        confine(template_base(root, template), p, at, f"flow file template {template!r}")
+    except DataError as e:
+        return [str(e)]
+    return []
 
 
 def _skip_phase2(node: Mapping[str, Any], representation, label: str) -> tuple[bool, str]:
@@ -131,7 +151,7 @@ def load_precomputed(
     sh = _read_annotation(ann, columns, sheet, source_column)
     arrays = _load_arrays(root, ann, sh.df, {1: phase1_array, 2: phase2_array})
     raw, int_labels = _raw_rows(sh, ann, dataset, source_column)
-    flow_cols, exts = _flow_file_columns(sh.df, ann, root, dataset, templates, arrays)
+    flow_cols, exts = _flow_file_columns(sh.df, ann, root, dataset, templates, arrays, spec)
     if exts & IMAGE_EXTS and spec.normalisation is None:
         raise DataError(f"{ann}: flows are images; declare flow_file.normalisation (fixed | minmax)")
 
@@ -203,16 +223,23 @@ def _load_arrays(root: Path, ann: Path, df: pd.DataFrame,
         if a is None:
             continue
         p = Path(a) if Path(a).is_absolute() else root / a
-        if p.suffix.lower() != ".npy" or not p.is_file():
-            raise DataError(f"{ann}: phase{ph}_array {p} must be an existing stacked .npy file")
+        why = file_problem(p)
+        if p.suffix.lower() != ".npy" or why:
+            raise DataError(f"{ann}: phase{ph}_array {p} must be an existing stacked .npy file"
+                            + (f" (it {why})" if why else ""))
         try:
             arr = check_real(load_npy(p, mmap_mode="r"), p)
+            if arr.ndim == 4:  # a memory map: only the header has been read
+                check_pixels(p, arr.shape[2] * arr.shape[3], f"{arr.shape[3]}x{arr.shape[2]} per sample")
         except ValueError as e:
             raise DataError(f"{ann}: phase{ph}_array: {e}") from None
         if arr.ndim != 4 or arr.shape[0] != len(df):
             raise DataError(f"{p}: phase{ph}_array has shape {arr.shape}; expected (N={len(df)} rows of "
                             f"{ann.name}, C, H, W)")
         out[ph] = (p, arr.shape[0])
+    if len(out) == 2 and out[1][0].resolve() == out[2][0].resolve():
+        raise DataError(f"{ann}: phase1_array and phase2_array are one file ({out[1][0]}): each sample "
+                        "would be its own apex->offset flow")
     return out
 
 
@@ -256,11 +283,12 @@ def _source_databases(df: pd.DataFrame, src_col: str, ann: Path, source_column: 
 
 def _flow_file_columns(df: pd.DataFrame, ann: Path, root: Path, dataset: str,
                        templates: Mapping[int, str | None], arrays: Mapping[int, tuple[Path, int]],
-                       ) -> tuple[list[tuple[str, int, str, int]], set[str]]:
+                       spec: FlowFileSpec) -> tuple[list[tuple[str, int, str, int]], set[str]]:
     """Per row (flow1_path, flow1_index, flow2_path, flow2_index) and the file types; bad files raise together."""
     flow_cols: list[tuple[str, int, str, int]] = []
     errors: list[str] = []
     exts: set[str] = set()
+    roles = _FileRoles()
     for k, (i, r) in enumerate(df.iterrows()):
         at = f"{ann}, row {r['_row']} ({_name(r)})"
         values = {c: r[c] for c in df.columns if not c.startswith("_")}
@@ -273,26 +301,62 @@ def _flow_file_columns(df: pd.DataFrame, ann: Path, root: Path, dataset: str,
             elif templates[ph] is None:
                 entry += ["", -1]
             else:
-                p = _template_path(root, templates[ph], values, at)
-                errors.extend(_flow_file_problems(p, ph, at))
+                p, problems = _phase_file(root, templates[ph], values, ph, at, spec)
+                errors.extend(problems or roles.claim(p, ph, at))
                 exts.add(p.suffix.lower())
                 entry += [str(p), -1]
         flow_cols.append(tuple(entry))  # type: ignore[arg-type]
+    if len(errors) == 1:
+        raise DataError(errors[0])  # one bad file: one line
     if errors:
         more = f"\n  ... and {len(errors) - MAX_ERRORS_SHOWN} more" if len(errors) > MAX_ERRORS_SHOWN else ""
         raise DataError(f"{len(errors)} flow file error(s):\n  " + "\n  ".join(errors[:MAX_ERRORS_SHOWN]) + more)
     return flow_cols, exts
 
 
-def _flow_file_problems(p: Path, ph: int, at: str) -> list[str]:
-    """What is wrong with one templated flow file (unsupported type, missing, empty), if anything."""
+def _phase_file(root: Path, template: str, values: Mapping[str, Any], ph: int, at: str,
+                spec: FlowFileSpec) -> tuple[Path, list[str]]:
+    """One row's templated file of phase ``ph`` and what is wrong with it (nothing: [])."""
+    p = _template_path(root, template, values, at)  # a bad template is one error, raised at once
+    return p, _outside_problems(root, template, values, p, at) or _flow_file_problems(p, ph, at, spec)
+
+
+def _flow_file_problems(p: Path, ph: int, at: str, spec: FlowFileSpec) -> list[str]:
+    """What is wrong with one templated flow file (unsupported type, missing or no regular file,
+    empty, over the size cap by its header), if anything."""
     if p.suffix.lower() not in FLOW_EXTS:
         return [f"{at}: phase-{ph} flow {p}: unsupported type {p.suffix!r} (supported: {sorted(FLOW_EXTS)})"]
-    if not p.is_file():
+    why = file_problem(p)
+    if why == "is missing":
         return [f"{at}: phase-{ph} flow file missing: {p}"]
+    if why:
+        return [f"{at}: phase-{ph} flow {p} {why}"]
     if p.stat().st_size == 0:
         return [f"{at}: phase-{ph} flow file is empty (0 bytes): {p}"]
+    try:
+        check_flow_size(p, spec)  # the header only: a huge image is refused before it is decoded
+    except ValueError as e:
+        return [f"{at}: phase-{ph} flow: {e}"]
     return []
+
+
+class _FileRoles:
+    """Which (clip, phase) each flow file serves: one file in two roles is an error naming both
+    (e.g. ``{clip}_1.png`` as clip 007_3's apex->offset flow is clip 007_3_1's onset->apex one)."""
+
+    def __init__(self):
+        self.seen: dict[tuple[int, int], tuple[str, int, Path]] = {}
+
+    def claim(self, p: Path, ph: int, at: str) -> list[str]:
+        st = p.stat()  # by inode: two spellings or a link of one file are one file
+        key = (st.st_dev, st.st_ino)
+        if key not in self.seen:
+            self.seen[key] = (at, ph, p)
+            return []
+        at0, ph0, p0 = self.seen[key]
+        same = "" if p0 == p else f" ({p0})"
+        return [f"{at}: phase-{ph} flow {p} is also the phase-{ph0} flow of {at0}{same}: one file cannot be "
+                "two samples' flows (do the phase templates overlap with clip names, e.g. '{clip}_1'?)"]
 
 
 def _spec_dict(spec: FlowFileSpec) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.data import register_dataset
-from bench.data._sheets import escape_braces, find_annotation, pick, read_table, require_root, resolve_dir
+from bench.data._sheets import clip_folders, escape_braces, find_annotation, pick, read_table, require_root, resolve_dir
 from bench.data.table import DataError, SampleTable
 from bench.data.validate import finalize, split_options, subject_key
 
@@ -54,9 +54,8 @@ def read_samm(root, annotation=None, sheet="MICRO_ONLY", frames_dir=None):
         raise DataError(f"{ann}, row {bad['_row'].iat[0]}: empty subject")
     fdir = resolve_dir(root, frames_dir, ("SAMM",))
     df["dataset"] = "samm"
-    df["frame_template"] = [
-        f"{escape_braces(str(fdir / s / c / s))}_{{frame:05d}}.jpg" for s, c in zip(df["subject"], df["clip"])
-    ]
+    df["frame_template"] = [f"{escape_braces(str(d / s))}_{{frame:05d}}.jpg"
+                            for d, s in zip(clip_folders(fdir, df, ann), df["subject"])]
     if "au" not in df.columns:
         df["au"] = ""
     return df, ann

@@ -25,6 +25,8 @@ apex == onset                   fallback: middle frame, ``fallback:apex_equals_o
 unknown emotion (typo, empty)   error (see ``bench.data.classes``); a known emotion the class set does
                                 not use is dropped with a logged per-emotion count.
 class index out of range        error (sources giving integer labels).
+a non-index label (``1.5``,     error naming the row and the clip, when most labels are class indices
+``happy``) among class indices  (a loader that saw it took the whole column for class names).
 duplicated clip                 error naming both rows (same subject and clip twice).
 whitespace (space, tab,         error naming the row, the subject/clip and the value (see
 newline, ...) or an invisible   ``bench.data.table.name_problem``): the names become fields of the
@@ -392,9 +394,46 @@ def _row_apex(r: Mapping[str, Any], onset: int, offset: int, at: str,
 def _assign_labels(recs: list[dict], classes: Any, given_classes: Sequence[str] | None, source: str,
                    col: _Collector) -> _Labelled:
     """Class labels from the given indices or from the emotions mapped through the class set."""
+    if given_classes is None and _mostly_indices(recs):
+        recs, given_classes = _stray_labels_refused(recs, classes, col)
     if given_classes is not None:
         return _labels_given(recs, list(given_classes), col)
     return _labels_from_emotions(recs, classes, source, col)
+
+
+def _is_index(text: str) -> bool:
+    try:
+        return parse_frame(text) is not None
+    except ValueError:
+        return False
+
+
+def _mostly_indices(recs: list[dict]) -> bool:
+    """Whether the label text is mostly class indices: a loader that saw one ``1.5`` or ``happy`` among
+    them took the whole column for class names (issue 24), and an override may have fixed that one."""
+    texts = [r["emotion"] for r in recs if r["emotion"]]
+    return 2 * sum(map(_is_index, texts)) > len(texts)
+
+
+def _stray_labels_refused(recs: list[dict], classes: Any, col: _Collector) -> tuple[list[dict], list[str] | None]:
+    """An error for each non-index label of a mostly-index column, naming its row and clip; the other
+    rows as indices (``label``) with their class names, when ``classes`` is a list or None."""
+    n_int = sum(_is_index(r["emotion"]) for r in recs if r["emotion"])
+    n = sum(1 for r in recs if r["emotion"])
+    kept = []
+    for r in recs:
+        if r["emotion"] and not _is_index(r["emotion"]):
+            col.error(f"{r['_at']}: label {r['emotion']!r} is not a class index, while {n_int} of the {n} labels "
+                      "are: correct it in the sheet or with overrides: {\"<subject>/<clip>\": {emotion: N}}")
+        else:
+            kept.append(r)
+    if classes is not None and (isinstance(classes, (str, Mapping)) or not isinstance(classes, Sequence)):
+        return kept, None  # a named or mapped class set: the emotion path names what it cannot map
+    for r in kept:
+        r["label"], r["emotion"] = r["emotion"], ""
+    labels = [int(parse_frame(r["label"])) for r in kept if r["label"]]  # type: ignore[arg-type]
+    names = [str(c) for c in classes] if classes is not None else [str(i) for i in range(max(labels, default=-1) + 1)]
+    return kept, names
 
 
 def _labels_given(recs: list[dict], cs: list[str], col: _Collector) -> _Labelled:

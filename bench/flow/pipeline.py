@@ -31,7 +31,7 @@ from bench.flow.cache import (
 )
 from bench.flow.crop import CropSpec, crop_resize, find_box, resolve_crop
 from bench.flow.ops import resize_flow
-from bench.data.flowfiles import FlowFileSpec, read_flow_file, read_stored_channels, spec_from_mapping
+from bench.data.flowfiles import FlowFileSpec, content_digest, read_flow_file, read_stored_channels, spec_from_mapping
 from bench.runtime.lifeline import die_with, sigint_blocked
 
 log = logging.getLogger(__name__)
@@ -492,7 +492,7 @@ class _SamplePhases:
 
 def _read_sample_phases(table: SampleTable, i: int, label: str, spec: FlowFileSpec,
                         stored_max: set) -> _SamplePhases:
-    """Read both phases' files of row ``i`` (flows and stored channels) and hash them into its key."""
+    """Read both phases' files of row ``i`` (flows and stored channels) and hash their content into its key."""
     df = table.df
     phases, f_i, kept = [], [], []
     h = hashlib.sha256()
@@ -503,10 +503,13 @@ def _read_sample_phases(table: SampleTable, i: int, label: str, spec: FlowFileSp
         if not path:
             phases.append(None)
             f_i.append(f"phase{ph}_missing:zeros")
+            h.update(f"phase{ph}:absent;".encode())
             continue
         try:
             fl = read_flow_file(path, spec, None if idx < 0 else idx)
             st, mx = read_stored_channels(path, spec, None if idx < 0 else idx)
+            # what the files hold, every stored channel included, and not where they are
+            h.update(f"phase{ph}:".encode() + content_digest(path, None if idx < 0 else idx))
         except (OSError, ValueError) as e:
             raise DataError(f"sample {label}: cannot read phase-{ph} flow {path}: {e}") from e
         kept.append((ph, st))
@@ -514,7 +517,6 @@ def _read_sample_phases(table: SampleTable, i: int, label: str, spec: FlowFileSp
         if not np.isfinite(fl).all():
             bad = int((~np.isfinite(fl)).sum())
             raise DataError(f"sample {label}: phase-{ph} flow {path} has {bad} NaN/inf values")
-        h.update(f"{path}#{idx}:".encode() + hashlib.sha256(fl.tobytes()).digest())
         phases.append(fl)
     return _SamplePhases(phases, kept, f_i, h.hexdigest())
 

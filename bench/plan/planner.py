@@ -25,7 +25,11 @@ for that axis; any list can also be replaced directly (``study.models=[ststnet]`
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import functools
+import inspect
 import itertools
+import typing
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +38,7 @@ from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
 from bench.core.config import ConfigError, compose, group_options
 from bench.core.hashing import stable_hash
+from bench.core.schemas import conforms, describe
 from bench.training.settings import CellSettings
 
 AXES = {"datasets": "dataset", "flows": "flow", "representations": "representation", "models": "model"}
@@ -335,11 +340,18 @@ def _axes(study: dict, ovs: _Overrides, choices) -> dict[str, list[AxisItem]]:
     return axes
 
 
+MAX_SEED = 2**32 - 1  # numpy and torch seeds
+
+
 def _seeds(study: dict) -> list:
     seeds = study.get("seeds")
-    seeds = [0] if seeds is None else ([seeds] if isinstance(seeds, int) else list(seeds))
+    seeds = [0] if seeds is None else ([seeds] if isinstance(seeds, (int, str)) else list(seeds))
     if not seeds:
         raise ConfigError(f"study {study['name']!r}: study.seeds is empty (give at least one seed, e.g. study.seeds=[0])")
+    bad = [s for s in seeds if isinstance(s, bool) or not isinstance(s, int) or not 0 <= s <= MAX_SEED]
+    if bad:
+        raise ConfigError(f"bad value for config key 'study.seeds' ({list(seeds)}): {bad[0]!r} is not a seed "
+                          f"(seeds are integers 0..{MAX_SEED}, e.g. study.seeds=[0,1,2])")
     if len(set(map(int, seeds))) != len(seeds):
         raise ConfigError(f"study {study['name']!r}: study.seeds lists a seed twice ({list(seeds)})")
     return seeds
@@ -374,6 +386,7 @@ def _cross(study: dict, axes: dict, seeds: list, ovs: _Overrides) -> tuple[list[
         combo = tuple(items.values())
         label = "|".join(i.name for i in combo)
         resolved = _resolve(cell_cfg, label)
+        _check_plugin_nodes(resolved, items)
         reason = _dataset_reason(resolved, label, items["dataset"], reps) or _skip_reason(resolved, label, reps)
         if reason:
             excluded.append(f"{label}: {reason}")
@@ -433,6 +446,71 @@ def _resolve(cell_cfg: DictConfig, label: str) -> dict:
         raise ConfigError(f"missing required value {key}: pass it on the command line, e.g. {key}=...") from None
     except OmegaConfBaseException as e:
         raise ConfigError(f"cannot resolve the config of cell {label}: {e}") from None
+
+
+def _check_plugin_nodes(resolved: dict, items: dict[str, AxisItem]) -> None:
+    """The dataset and flow nodes, which no schema types: a key their option does not know (added
+    with ``+``) or a value of the wrong type is refused now, naming the key, not when the data loads."""
+    for group in ("dataset", "flow"):
+        option = items[group].option
+        known = _known_keys(group, option)
+        for key, value in resolved[group].items():
+            if key not in known:
+                close = difflib.get_close_matches(str(key), list(known), n=3)
+                hint = f" Did you mean {', '.join(close)}?" if close else ""
+                raise ConfigError(f"unknown config key '{group}.{key}': {group} {option!r} does not take it.{hint} "
+                                  f"Its keys: {', '.join(sorted(known))}")
+            if not conforms(value, known[key]):
+                raise ConfigError(f"bad value for config key '{group}.{key}' ({group} {option!r}): expected "
+                                  f"{describe(known[key])}, got {value!r} ({type(value).__name__})")
+
+
+@functools.lru_cache(maxsize=None)
+def _known_keys(group: str, option: str) -> dict[str, Any]:
+    """Every key an option's node may have -> its type: the keys of its file (typed by their values
+    there), and for a dataset its loader's parameters (typed by the loader's signature)."""
+    from bench.core.config import option_node
+
+    node = option_node(group, option)
+    known = {str(k): _type_of(v) for k, v in node.items()}
+    if group == "dataset":
+        known.update(_loader_params(str(node.get("name", option))))
+    return known
+
+
+def _type_of(default: Any) -> Any:
+    """The type a file's value stands for (``null`` and ``???`` say nothing)."""
+    if default is None or default == "???":
+        return Any
+    for kind, meant in ((bool, bool), (int, int), (float, float), (str, str), (dict, typing.Mapping),
+                        (list, typing.Sequence)):
+        if isinstance(default, kind):
+            return meant
+    return Any
+
+
+def _loader_params(name: str) -> dict[str, Any]:
+    """A dataset loader's parameters -> their annotations; with ``**options``, the validation options too."""
+    from bench.data import DATASETS, list_datasets
+    from bench.data.validate import OPTION_NAMES, Options
+
+    if name not in list_datasets():
+        return {}
+    fn = DATASETS.get(name)
+    params = inspect.signature(fn).parameters
+    hints = _hints(fn)
+    out = {k: hints.get(k, Any) for k, p in params.items() if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)}
+    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        opt_hints = _hints(Options)
+        out.update({k: opt_hints.get(k, Any) for k in OPTION_NAMES if k not in out})
+    return out
+
+
+def _hints(obj: Any) -> dict[str, Any]:
+    try:
+        return typing.get_type_hints(obj)
+    except Exception:  # noqa: BLE001 - an annotation that cannot be evaluated checks nothing
+        return {}
 
 
 def _refuse_unused_axis_overrides(axis_ovs: list[str], used: set[str], cells: list[Cell]) -> None:

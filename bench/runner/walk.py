@@ -43,6 +43,7 @@ def _run_study(overrides: list[str], *, out, held: contextlib.ExitStack) -> Path
     t_start, started = time.perf_counter(), now_utc()
     plan = plan_study(overrides)
     check_plan(plan)
+    _check_data_cache(plan)
     ctx = _claim_run_dir(plan, overrides, held, out)
     tracking_cfg = _check_tracking(plan, ctx.run_dir)
     check_tuning_storage(ctx.run_dir, plan.cells, out)  # a damaged optuna.journal: refused (or a torn line cut) now
@@ -50,6 +51,7 @@ def _run_study(overrides: list[str], *, out, held: contextlib.ExitStack) -> Path
     _announce(plan, ctx.run_dir, out)
 
     prep, store = Prepared(plan, bool(plan.base.progress)), UnitStore(ctx.run_dir)
+    _prepare_data(plan, prep)
     units = plan_units(plan, prep, store, ctx)
     resume_notes(units, store, ctx.run_dir, out)
     failed, train_seconds = run_units(units, store, plan.base.executor, ctx.run_dir, bool(plan.base.progress), out)
@@ -107,6 +109,37 @@ def _claim_run_dir(plan: Plan, overrides: list[str], held: contextlib.ExitStack,
                       audit=bool(base.audit))  # audit: per-epoch test predictions, apart from the headline
 
 
+def _check_data_cache(plan: Plan) -> None:
+    """A generated dataset is written into its ``cache_dir`` (by default under ``paths.cache``, which
+    ``DUALFLOW_CACHE`` sets) before it is read: a place that is not a writable folder is refused now,
+    naming it. (An unusable flow cache is only a warning: the flows are then kept in memory.)"""
+    from bench.data import dataset_is_synthetic
+
+    cache = Path(str(plan.base.paths.cache)).expanduser()
+    nodes = {str(c.cfg["dataset"]["cache_dir"]): str(c.cfg["dataset"].get("name")) for c in plan.cells
+             if "cache_dir" in c.cfg["dataset"] and dataset_is_synthetic(str(c.cfg["dataset"].get("name", "")))}
+    for folder, name in nodes.items():
+        d = Path(folder).expanduser()
+        why = _unusable_folder(d)
+        if why:
+            where = (f"the cache folder {cache} (DUALFLOW_CACHE, paths.cache)" if d == cache or cache in d.parents
+                     else f"dataset.cache_dir {d}")
+            raise ConfigError(f"{where} cannot hold the generated {name} data ({why}); point DUALFLOW_CACHE "
+                              "(or paths.cache=..., dataset.cache_dir=...) at a writable folder")
+
+
+def _unusable_folder(d: Path) -> str:
+    """Why ``d`` could not be created and written ('' if it could); nothing is created to find out."""
+    p = d
+    while not os.path.lexists(p) and p != p.parent:
+        p = p.parent
+    if not p.is_dir():
+        return f"{p} is not a folder"
+    if not os.access(p, os.W_OK | os.X_OK):
+        return f"{p} is not writable"
+    return ""
+
+
 def _refuse_nested(run_dir: Path, reports_dir: Path) -> None:
     """The run directory and the report folder each own their folder: neither may hold the other."""
     run, rep = Path(os.path.realpath(run_dir)), Path(os.path.realpath(reports_dir))
@@ -130,6 +163,22 @@ def _check_tracking(plan: Plan, run_dir: Path) -> dict:
     return tracking_cfg
 
 
+def _prepare_data(plan: Plan, prep: Prepared) -> None:
+    """Every cell's data and flows, before any unit runs (``plan_units`` reuses them). A setting the
+    loader or the flow backend refuses (a ValueError / TypeError such as a size out of its range) is
+    a config error naming the cell, not a traceback."""
+    from bench.data.table import DataError
+
+    for cell in plan.cells:
+        try:
+            prep.flowset(cell)
+        except (ValueError, TypeError) as e:
+            if isinstance(e, (ConfigError, DataError)):
+                raise
+            raise ConfigError(f"cell {cell.label}: dataset {cell.dataset.option!r} or flow {cell.flow.option!r} "
+                              f"refuses its settings: {e}") from e
+
+
 def _config_yaml(plan: Plan) -> str:
     """The composed config, written with the tables it describes (a study stopped before them leaves
     the previous config.yaml and tables, which agree; the lock file names the running one)."""
@@ -144,7 +193,9 @@ def _announce(plan: Plan, run_dir: Path, out) -> None:
 
 
 def _track(facts: dict, tracking_cfg: dict, run_dir: Path, records: list[dict], out) -> None:
-    """Log the run to MLflow from its table; a failure warns (the results are safe) with the backfill command."""
+    """Log the run to MLflow from its table; a failure warns (the results are safe) with the backfill
+    command, and is recorded in run.json (``mlflow.error``; ``mlflow.required`` from ``tracking.required``,
+    which makes ``python -m bench.run`` exit 3)."""
     if not tracking_cfg.get("enabled"):
         return
     from bench.tracking.mlflow_store import log_run
@@ -154,10 +205,11 @@ def _track(facts: dict, tracking_cfg: dict, run_dir: Path, records: list[dict], 
         facts["mlflow"] = log_run(run_dir, tracking_cfg, facts=facts, records=records)
     except Exception as e:  # noqa: BLE001 - the results table is safe; MLflow can be back-filled
         first = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
-        facts["mlflow"] = {"tracking_uri": tracking_cfg["uri"], "error": first}
+        required = bool(tracking_cfg.get("required"))
+        facts["mlflow"] = {"tracking_uri": tracking_cfg["uri"], "error": first, "required": required}
         print(f"warning: MLflow logging failed ({first}); the results are complete in {run_dir}. "
-              f"Re-log them with: python -m bench.tracking backfill {run_dir} --uri {tracking_cfg['uri']}",
-              file=out)
+              f"Re-log them with: python -m bench.tracking backfill {run_dir} --uri {tracking_cfg['uri']}"
+              + (" (tracking.required=true: exit status 3)" if required else ""), file=out)
     facts["timings"]["tracking"] = round(time.perf_counter() - t0, 3)
 
 

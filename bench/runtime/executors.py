@@ -86,6 +86,25 @@ class StudyInterrupted(KeyboardInterrupt):
         return self.note or f"interrupted ({signal.Signals(self.signum).name})"
 
 
+@contextlib.contextmanager
+def sigterm_interrupts():
+    """Within the block SIGTERM stops a command as Ctrl-C does: it raises ``StudyInterrupted(SIGTERM)``,
+    a KeyboardInterrupt, which the command lines turn into one line and exit status 128 + 15. Off the
+    main thread (where handlers cannot be set) nothing changes."""
+    def stop(signum, frame):  # noqa: ARG001
+        raise StudyInterrupted(signum)
+
+    try:
+        old = signal.signal(signal.SIGTERM, stop)
+    except ValueError:
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old if old is not None else signal.SIG_DFL)
+
+
 def _is_int(v) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 

@@ -2,6 +2,10 @@
 
 import sys
 
-from bench.tracking.mlflow_store import main
+try:
+    from bench.tracking.mlflow_store import main
+except KeyboardInterrupt:  # Ctrl-C while the modules load: nothing was logged yet
+    print("interrupted (SIGINT) before anything was logged", file=sys.stderr)
+    sys.exit(130)
 
 sys.exit(main())

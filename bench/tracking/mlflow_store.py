@@ -39,6 +39,7 @@ import argparse
 import json
 import logging
 import os
+import signal
 import sys
 import tempfile
 import time
@@ -517,12 +518,25 @@ def main(argv=None) -> int:
     b.add_argument("--uri", default=None, help="tracking URI (default: sqlite:///RUN_DIR/mlflow.db)")
     b.add_argument("--experiment", default=None)
     a = ap.parse_args(argv)
-    run_dir = Path(a.run_dir)
+    from bench.runtime.executors import sigterm_interrupts
+
+    try:
+        with sigterm_interrupts():  # SIGTERM stops a backfill as Ctrl-C does
+            return _backfill(Path(a.run_dir), a.uri, a.experiment)
+    except KeyboardInterrupt as e:
+        signum = int(getattr(e, "signum", signal.SIGINT))
+        print(f"interrupted ({signal.Signals(signum).name}): the MLflow logging is incomplete (the results table is "
+              f"unchanged); rerun the same command to complete it", file=sys.stderr)
+        return 128 + signum
+
+
+def _backfill(run_dir: Path, uri: str | None, experiment: str | None) -> int:
+    """``backfill RUN_DIR``: log the run's table (see ``main``); its exit status."""
     if not (run_dir / "results.parquet").exists():
         print(f"error: {run_dir} has no results.parquet (is it a finished run directory?)", file=sys.stderr)
         return 2
     facts = json.loads((run_dir / "run.json").read_text())
-    cfg = {"uri": a.uri or default_uri(run_dir), "experiment": a.experiment or facts["study"], "log_epochs": True,
+    cfg = {"uri": uri or default_uri(run_dir), "experiment": experiment or facts["study"], "log_epochs": True,
            "log_artifacts": True}
     from bench.runtime.rundir import locked
 
