@@ -340,6 +340,8 @@ class ReportNode:
     seed: int = MISSING
     min_pairs: int = MISSING
     alpha: float = MISSING
+    rope: float = MISSING
+    decide_at: float = MISSING
     pdf: bool = MISSING
     dpi: int = MISSING
 

@@ -78,6 +78,15 @@ class Cell:
         return "|".join([self.dataset.name, self.flow.name, self.representation.name, self.model.name, str(self.seed)])
 
 
+@dataclass(frozen=True)
+class SeedPolicy:
+    """``study.seeds: auto``: every cell starts with ``start`` seeds (0 .. start-1) and the walk adds
+    one per round to the cells of comparisons still undecided, up to ``max_seeds`` (bench.runner.seeds)."""
+
+    start: int = 3
+    max_seeds: int = 10
+
+
 @dataclass
 class Plan:
     study: dict
@@ -85,6 +94,7 @@ class Plan:
     cells: list[Cell]
     excluded: list[str] = field(default_factory=list)
     overrides: list[str] = field(default_factory=list)
+    seed_policy: SeedPolicy | None = None  # set by study.seeds=auto
 
 
 def _fmt(v: Any) -> str:
@@ -258,7 +268,7 @@ def _skip_reason(cfg: dict, label: str, reps: dict) -> str:
 
 
 STUDY_KEYS = {"name", "description", "datasets", "flows", "representations", "models", "seeds",
-              "exclude", "overrides", "notes", "expect"}
+              "max_seeds", "exclude", "overrides", "notes", "expect"}
 
 
 @dataclass
@@ -280,7 +290,8 @@ def plan_study(overrides: list[str]) -> Plan:
     choices = compose(ovs.base, with_choices=True).hydra.runtime.choices
     base = compose(ovs.base)
     axes = _axes(study, ovs, choices)
-    seeds = _seeds(study)
+    policy = _seed_policy(study)
+    seeds = list(range(policy.start)) if policy else _seeds(study)
     cells, excluded, used = _cross(study, axes, seeds, ovs)
     _refuse_duplicate_cells(cells)
     if not cells:
@@ -288,7 +299,7 @@ def plan_study(overrides: list[str]) -> Plan:
         raise ConfigError(f"study {study['name']!r}: every cell is excluded:{why}")
     _refuse_unused_axis_overrides(ovs.axis, used, cells)
     _settle(cells)
-    return Plan(study=study, base=base, cells=cells, excluded=excluded, overrides=list(overrides))
+    return Plan(study=study, base=base, cells=cells, excluded=excluded, overrides=list(overrides), seed_policy=policy)
 
 
 def _read_study(overrides: list[str]) -> dict:
@@ -341,6 +352,21 @@ def _axes(study: dict, ovs: _Overrides, choices) -> dict[str, list[AxisItem]]:
 
 
 MAX_SEED = 2**32 - 1  # numpy and torch seeds
+
+
+def _seed_policy(study: dict) -> SeedPolicy | None:
+    """``seeds: auto`` (with ``max_seeds``, default 10) -> the policy; a seed list -> None."""
+    cap = study.get("max_seeds")
+    if study.get("seeds") != "auto":
+        if cap is not None:
+            raise ConfigError(f"study {study['name']!r}: study.max_seeds applies to study.seeds=auto only "
+                              f"(study.seeds is {study.get('seeds')!r})")
+        return None
+    policy = SeedPolicy() if cap is None else SeedPolicy(max_seeds=cap)
+    if isinstance(cap, bool) or not isinstance(policy.max_seeds, int) or policy.max_seeds < policy.start:
+        raise ConfigError(f"bad value for config key 'study.max_seeds' ({cap!r}): an integer >= {policy.start}, "
+                          "the most seeds study.seeds=auto gives a cell")
+    return policy
 
 
 def _seeds(study: dict) -> list:

@@ -33,7 +33,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--ci", type=float, default=d.ci_level, help=f"confidence level (default: {d.ci_level})")
     p.add_argument("--min-pairs", type=int, default=d.min_pairs,
                    help=f"fewest subjects with a non-zero difference to run a test (default: {d.min_pairs})")
-    p.add_argument("--alpha", type=float, default=d.alpha, help=f"family-wise level (default: {d.alpha})")
+    p.add_argument("--alpha", type=float, default=d.alpha,
+                   help=f"family-wise level of the secondary tests, Wilcoxon and McNemar (default: {d.alpha})")
+    p.add_argument("--rope", type=float, default=d.rope,
+                   help=f"region of practical equivalence in UF1: |ΔUF1| <= rope is no practical difference "
+                        f"(default: {d.rope})")
+    p.add_argument("--decide-at", type=float, default=d.decide_at,
+                   help=f"posterior probability a verdict needs (better, worse or practically equivalent; "
+                        f"default: {d.decide_at})")
     p.add_argument("--no-pdf", action="store_true", help="write the Markdown, figures and tables only")
     p.add_argument("-q", "--quiet", action="store_true")
     return p.parse_args(argv)
@@ -51,7 +58,8 @@ def main(argv: list[str] | None = None) -> int:
         check_not_locked(run_dir, purpose="wait for it to finish (a study with report=true writes its "
                                           "report at the end), then run python -m bench.report again")
         opts = ReportOptions(baseline=a.baseline or ReportOptions().baseline, n_boot=a.n_boot, seed=a.seed,
-                             ci_level=a.ci, min_pairs=a.min_pairs, alpha=a.alpha, pdf=not a.no_pdf)
+                             ci_level=a.ci, min_pairs=a.min_pairs, alpha=a.alpha, rope=a.rope,
+                             decide_at=a.decide_at, pdf=not a.no_pdf)
         out = make_report(run_dir, a.out, opts, strict_baseline=a.baseline is not None)
     except (ReportInputError, ValueError, OSError) as e:  # ReportOutputError: a full disk, the old report kept
         if os.environ.get("DUALFLOW_LOGLEVEL", "").strip().upper() == "DEBUG":

@@ -18,7 +18,6 @@ from .context import Facet, PerSetting, ReportContext
 from .document import Block, Heading
 from .load import ReportInputError, axis_options, load_run, ordered
 from .tables import ReportOptions, baseline_label
-from .words import value
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +100,7 @@ def _write_report(run, out: Path, opts: ReportOptions) -> None:
             ctx.written.append(stage / "report.md")
             if opts.pdf:
                 n = pdfmod.render(blocks, stage / "report.pdf", stage, title=f"Benchmark report: {run.study}",
-                                  items=title_items(run, ctx), footer=f"dualflow-bench · {run.study}")
+                                  items=[], footer=f"dualflow-bench · {run.study}")
                 ctx.written.append(stage / "report.pdf")
                 log.info("report.pdf: %d pages", n)
             now = _swap_in(stage, out, ctx.written, previous)
@@ -200,28 +199,6 @@ def build_section(section, ctx: ReportContext) -> list[Block]:
     return out + faceted + (section.close(ctx, faceted) if hasattr(section, "close") else [])
 
 
-def title_items(run, ctx: ReportContext) -> list[tuple[str, str]]:
-    """The title page's (label, value) lines: what ran (study, cells, commit, when), then the run
-    manifest's data and preprocessing choices (``bench.results.manifest``) when the run has one. The
-    manifest module and file are optional."""
-    f = run.facts
-    items = [("Study", run.study), ("Dataset", ", ".join(ctx.datasets)),
-             ("Representations", ", ".join(ctx.reps)), ("Models", ", ".join(ctx.models)),
-             ("Git commit", value(f.get("git_commit"))), ("Run finished", value(f.get("finished")))]
-    try:
-        from bench.results.manifest import load_manifest, manifest_items
-    except ImportError:
-        return items
-    try:
-        m = load_manifest(run.run_dir)
-        shown = [(str(k), str(v)) for k, v in manifest_items(m)] if m else []
-    except Exception as e:  # noqa: BLE001 - a damaged manifest must not cost the report
-        log.warning("%s: run manifest not shown on the title page (%s)", run.run_dir, e)
-        shown = []
-    have = {k for k, _ in items}
-    return items + [(k, v) for k, v in shown if k not in have]
-
-
 def _remove_stale(out: Path, now: set[str], previous: set[str]) -> None:
     """Delete the files a previous report wrote that this one did not (they would mislead).
 
@@ -236,7 +213,7 @@ def _remove_stale(out: Path, now: set[str], previous: set[str]) -> None:
             p.unlink()
             log.info("removed %s (written by the previous report, not by this one)", p)
     rundir.record_report_files(out, now)
-    kept = [p for sub, exts in (("figures", (".png",)), ("tables", (".csv", ".tex"))) if (out / sub).is_dir()
+    kept = [p for sub, exts in (("figures", (".png", ".pdf")), ("tables", (".csv", ".tex"))) if (out / sub).is_dir()
             for p in sorted((out / sub).iterdir()) if p.suffix in exts and p.relative_to(out).as_posix() not in now]
     if kept:
         log.warning("%s: kept %d figure/table file(s) no report of the suite recorded writing (%s); "

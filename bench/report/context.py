@@ -15,6 +15,7 @@ import pandas as pd
 from . import figures as F
 from .document import Block, Figure, Para, Table
 from .load import SETTING, RunData, axis_options, ordered
+from .names import display
 from .tables import ReportOptions, baseline_label, headline_frame, write_table
 from .words import slug
 
@@ -85,6 +86,41 @@ class ReportContext:
 
         return per_seed_scores(self.run.predictions, self.run.n_classes, [SETTING, "representation", "model"])
 
+    @cached_property
+    def verdicts(self) -> pd.DataFrame:
+        """Every representation vs the baseline per model and setting (and, for a composite, per source
+        database: ``source``, ``""`` for all of them): ``bench.evaluation.verdicts.verdicts``'s table
+        with the setting's label as ``dataset``."""
+        from bench.evaluation.verdicts import RESULT_COLUMNS, verdicts
+
+        v = verdicts(self.run.predictions, self.run.n_classes, self.opts.baseline, by=[SETTING],
+                     options=self.rep_options, rule=self.opts.rule())
+        return v.rename(columns={SETTING: "dataset"})[["dataset", *RESULT_COLUMNS]]
+
+    # -- display names (bench.report.names): tables and figures show these; CSVs keep the labels
+    @cached_property
+    def model_options(self) -> dict[str, str]:
+        return axis_options(self.run.results, "model")
+
+    def rep_name(self, label: str) -> str:
+        return display(label, "representation", self.rep_options.get(str(label)))
+
+    def model_name(self, label: str) -> str:
+        return display(label, "model", self.model_options.get(str(label)))
+
+    def cell_name(self, rep: str, model: str) -> str:
+        return f"{self.rep_name(rep)} × {self.model_name(model)}"
+
+    def shown(self, df: pd.DataFrame) -> pd.DataFrame:
+        """``df`` with its representation and model labels as display names (for a table or a figure;
+        never for a CSV, which keeps the study's labels)."""
+        out = df.copy()
+        if "representation" in out.columns:
+            out["representation"] = out["representation"].map(lambda v: self.rep_name(v) if isinstance(v, str) else v)
+        if "model" in out.columns:
+            out["model"] = out["model"].map(lambda v: self.model_name(v) if isinstance(v, str) else v)
+        return out
+
     def in_setting(self, df: pd.DataFrame, setting: str) -> pd.DataFrame:
         return df[df[SETTING] == setting]
 
@@ -107,18 +143,20 @@ class ReportContext:
 
     # -- outputs
     def figure(self, fn, stem: str, caption: str, *args, **kw) -> list[Block]:
-        """Draw ``figures/<stem>.png`` with ``fn(*args, path=, dpi=, **kw)``; on ``Skipped`` say why instead."""
+        """Draw ``figures/<stem>.png`` (and its vector twin ``<stem>.pdf``, ``figures._save``) with
+        ``fn(*args, path=, dpi=, **kw)``; on ``Skipped`` say why instead."""
         path = self.fig_dir / f"{stem}.png"
         try:
             fn(*args, path=path, dpi=self.opts.dpi, **kw)
         except F.Skipped as e:
             return [Para(f"*No {stem.replace('_', ' ')} figure: {e}.*")]
-        self.written.append(path)
+        self.written += [p for p in (path, path.with_suffix(".pdf")) if p.exists()]
         return [Figure(path.relative_to(self.root), caption)]
 
-    def table(self, t: Table, numeric: pd.DataFrame, stem: str) -> list[Block]:
-        """``t`` as a block, written as ``tables/<stem>.csv`` (``numeric``) and ``.tex``."""
-        self.written += write_table(t, numeric, self.tab_dir, stem)
+    def table(self, t: Table, numeric: pd.DataFrame, stem: str, fit_column: bool = False) -> list[Block]:
+        """``t`` as a block, written as ``tables/<stem>.csv`` (``numeric``) and ``.tex`` (``fit_column``:
+        scaled to a paper's column width)."""
+        self.written += write_table(t, numeric, self.tab_dir, stem, fit_column)
         return [t]
 
     def csv(self, df: pd.DataFrame, stem: str) -> None:

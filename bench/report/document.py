@@ -51,6 +51,12 @@ class PageBreak:
 
 
 @dataclass
+class Contents:
+    """Where the PDF prints its table of contents, then starts a new page (after the answer on page 1);
+    the Markdown has none (a reader's viewer lists the headings)."""
+
+
+@dataclass
 class Formula:
     """A displayed formula, written twice: Typst math for the PDF, LaTeX math for the Markdown."""
 
@@ -58,7 +64,7 @@ class Formula:
     latex: str  # LaTeX math, without the $$ delimiters (GitHub renders $$...$$)
 
 
-Block = Heading | Para | Bullets | Code | Table | Figure | PageBreak | Formula
+Block = Heading | Para | Bullets | Code | Table | Figure | PageBreak | Formula | Contents
 
 
 def plain(text: str) -> str:

@@ -35,8 +35,12 @@ def _style():
 
 
 def _save(fig: Figure, path: Path, dpi: int) -> None:
+    """The PNG (the Markdown and the PDF report show it) and the same figure as vector PDF beside it
+    (for a paper). ``metadata``: no creation date, so an unchanged figure is an unchanged file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=dpi, bbox_inches="tight", pad_inches=0.05, facecolor="white")
+    fig.savefig(path.with_suffix(".pdf"), bbox_inches="tight", pad_inches=0.05, facecolor="white",
+                metadata={"CreationDate": None})
 
 
 def _short(s: str, n: int = 10) -> str:
@@ -208,9 +212,27 @@ def component_by_class_plot(groups: dict[str, tuple[np.ndarray, np.ndarray]], cl
         _save(fig, path, dpi)
 
 
+def mean_maps(arr: np.ndarray, y: np.ndarray, k: int) -> list[np.ndarray | None]:
+    """The mean of (N, h, w) maps over all samples, then over each true class (None: no sample)."""
+    return [arr.mean(axis=0)] + [arr[y == c].mean(axis=0) if (y == c).any() else None for c in range(k)]
+
+
+def colour_scale(groups: dict[str, tuple[np.ndarray, np.ndarray]], k: int) -> tuple[float, float, float, float]:
+    """(vmin, vmax, lo, hi): one colour scale for every panel of a figure, and the range the mean maps
+    span. Values within [0, 1] (gates, sigmoid maps) get the whole [0, 1] scale, so a near-uniform
+    map looks near-uniform; any others get their own range, stated in the caption."""
+    means = [m for arr, y in groups.values() for m in mean_maps(arr, y, k) if m is not None]
+    lo, hi = min(float(m.min()) for m in means), max(float(m.max()) for m in means)
+    raw_lo = min(float(a.min()) for a, _ in groups.values())
+    raw_hi = max(float(a.max()) for a, _ in groups.values())
+    vmin, vmax = (0.0, 1.0) if raw_lo >= 0 and raw_hi <= 1 else (lo, hi if hi > lo else lo + 1e-9)
+    return vmin, vmax, lo, hi
+
+
 def mean_map_plot(groups: dict[str, tuple[np.ndarray, np.ndarray]], classes: list[str], path: Path,
                   dpi: int, name: str = "map") -> None:
-    """Per cell (row): the mean of an (N, h, w) map over all test samples, then per true class.
+    """Per cell (row): the mean of an (N, h, w) map over all test samples, then per true class, on one
+    colour scale shared by every panel (``colour_scale``) with one labelled colour bar.
 
     ``groups``: row label ("rep × model") -> (maps (N, h, w), true labels (N,)).
     """
@@ -218,17 +240,15 @@ def mean_map_plot(groups: dict[str, tuple[np.ndarray, np.ndarray]], classes: lis
         raise Skipped(f"no cell returned {name}")
     k = len(classes)
     ncols = k + 1
-    panel = min(1.5, TEXT_WIDTH_IN / (ncols + 0.4))
+    vmin, vmax, _, _ = colour_scale(groups, k)
+    panel = min(1.5, TEXT_WIDTH_IN / (ncols + 0.6))
     with _style(), mpl.rc_context({"axes.grid": False}):
-        fig = Figure(figsize=(panel * ncols + 0.6, min(panel * len(groups) + 0.5, MAX_HEIGHT_IN)),
+        fig = Figure(figsize=(panel * ncols + 0.9, min(panel * len(groups) + 0.5, MAX_HEIGHT_IN)),
                      layout="constrained")
         axes = fig.subplots(len(groups), ncols, squeeze=False)
+        im = None
         for i, (label, (arr, y)) in enumerate(groups.items()):
-            maps = [arr.mean(axis=0)] + [arr[y == c].mean(axis=0) if (y == c).any() else None for c in range(k)]
-            vmax = max(float(m.max()) for m in maps if m is not None)
-            vmin = min(float(m.min()) for m in maps if m is not None)
-            im = None
-            for j, mp in enumerate(maps):
+            for j, mp in enumerate(mean_maps(arr, y, k)):
                 ax = axes[i, j]
                 ax.set_xticks([])
                 ax.set_yticks([])
@@ -237,15 +257,48 @@ def mean_map_plot(groups: dict[str, tuple[np.ndarray, np.ndarray]], classes: lis
                     ax.text(0.5, 0.5, "no test\nsamples", ha="center", va="center", fontsize=6,
                             transform=ax.transAxes)
                     continue
-                # a long thin map (e.g. streams x channels) fills its panel instead of being a sliver
-                thin = max(mp.shape) > 4 * min(mp.shape)
-                im = ax.imshow(mp, cmap="inferno", vmin=vmin, vmax=vmax, aspect="auto" if thin else "equal")
+                im = ax.imshow(mp, cmap="inferno", vmin=vmin, vmax=vmax)
                 if i == 0:
-                    ax.set_title("all" if j == 0 else _short(classes[j - 1], 10), fontsize=7)
+                    ax.set_title("all classes" if j == 0 else f"true: {_short(classes[j - 1], 10)}", fontsize=7)
                 if j == 0:
                     ax.set_ylabel("\n× ".join(_short(p, 22) for p in label.split(" × ")), fontsize=6.5)
-            if im is not None:
-                fig.colorbar(im, ax=axes[i, :], shrink=0.8, aspect=12)
+        if im is not None:
+            fig.colorbar(im, ax=axes, shrink=0.8, aspect=20, label=f"mean {name} (scale {vmin:.2g} to {vmax:.2g})")
+        _save(fig, path, dpi)
+
+
+def stream_vectors_plot(groups: dict[str, tuple[np.ndarray, np.ndarray]], classes: list[str], path: Path,
+                        dpi: int, name: str = "value") -> None:
+    """An (N, s, c) array with a few rows (streams) of many components (e.g. channel gates): per cell
+    and stream, a heatmap of the mean component per true class (y: true class, x: component), one colour
+    scale for every panel (``colour_scale``) and one labelled colour bar."""
+    if not groups:
+        raise Skipped(f"no cell returned {name}")
+    k = len(classes)
+    vmin, vmax, _, _ = colour_scale(groups, k)
+    panels = [(label, s) for label, (arr, _) in groups.items() for s in range(arr.shape[1])]
+    ncols = min(2, len(panels))
+    nrows = math.ceil(len(panels) / ncols)
+    with _style(), mpl.rc_context({"axes.grid": False}):
+        fig = Figure(figsize=(TEXT_WIDTH_IN, min(0.32 * k * nrows + 0.9 * nrows + 0.4, MAX_HEIGHT_IN)),
+                     layout="constrained")
+        axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+        im = None
+        for ax, (label, s) in zip(axes, panels):
+            arr, y = groups[label]
+            per_class = np.stack([arr[y == c, s].mean(axis=0) if (y == c).any() else np.full(arr.shape[2], np.nan)
+                                  for c in range(k)])
+            im = ax.imshow(per_class, cmap="viridis", vmin=vmin, vmax=vmax, aspect="auto", interpolation="nearest")
+            ax.set_yticks(range(k), [_short(c, 10) for c in classes])
+            ax.set_ylabel("true class")
+            ax.set_xlabel(f"{name} component (of {arr.shape[2]})")
+            ax.xaxis.set_major_locator(mpl.ticker.MaxNLocator(integer=True))
+            ax.set_title(f"{label} — stream {s + 1} of {arr.shape[1]}", fontsize=7)
+        for ax in axes[len(panels):]:
+            ax.set_axis_off()
+        if im is not None:
+            fig.colorbar(im, ax=axes.tolist(), shrink=0.8, aspect=25,
+                         label=f"mean {name} (scale {vmin:.2g} to {vmax:.2g})")
         _save(fig, path, dpi)
 
 

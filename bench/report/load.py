@@ -157,8 +157,8 @@ def load_run(run_dir: str | Path) -> RunData:
         if not isinstance(facts, dict):
             raise ReportInputError(f"{run_json}: expected a JSON object, got {type(facts).__name__}")
     else:
-        msg = f"{run_json} is missing; the run-facts section lists only what the tables show"
-        log.warning(msg)
+        msg = f"{run_json.name} is missing; the run-facts section lists only what the tables show"
+        log.warning("%s: %s", run_dir, msg)  # the note in the report names no path of this machine
         notes.append(msg)
 
     preds, ppath = _read_table(run_dir, "predictions", required=True)
@@ -186,8 +186,8 @@ def load_run(run_dir: str | Path) -> RunData:
 
     results, rpath = _read_table(run_dir, "results", required=False)
     if results is None:
-        msg = f"{rpath.with_suffix('')}.parquet/.csv missing; failures and costs are not reported"
-        log.warning(msg)
+        msg = f"{rpath.stem}.parquet/.csv missing; failures and costs are not reported"
+        log.warning("%s: %s", run_dir, msg)
         notes.append(msg)
         results = pd.DataFrame(columns=list(RESULTS_REQUIRED))
     else:

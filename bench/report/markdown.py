@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 
-from .document import Block, Bullets, Code, Figure, Formula, Heading, PageBreak, Para, Table
+from .document import Block, Bullets, Code, Contents, Figure, Formula, Heading, PageBreak, Para, Table
+from .names import minus
 
 # Text from the run (labels, class names, study names, paths) never becomes HTML: outside code spans,
 # a "<" that could open a tag, comment or autolink and a "&" that would start an entity are written
@@ -17,7 +18,8 @@ _TICKS = re.compile(r"`+")
 
 
 def _escape_html(s: str) -> str:
-    return _TAG_START.sub("&lt;", _ENTITY.sub("&amp;", s))
+    """Plain text: raw HTML neutralised, a negative number's hyphen a true minus sign (U+2212)."""
+    return _TAG_START.sub("&lt;", _ENTITY.sub("&amp;", minus(s)))
 
 
 def text(s) -> str:
@@ -86,7 +88,7 @@ def render(blocks: list[Block]) -> str:
             parts.append(f"![{alt}]({b.path.as_posix()})\n\n*Figure: {text(b.caption)}*")
         elif isinstance(b, Formula):
             parts.append(f"$$\n{b.latex}\n$$")
-        elif isinstance(b, PageBreak):
+        elif isinstance(b, (PageBreak, Contents)):
             continue
         else:  # pragma: no cover - a new block type must be rendered here
             raise TypeError(f"unknown block {type(b).__name__}")

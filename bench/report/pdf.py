@@ -9,8 +9,10 @@ captions numbered and placed, headings kept with what follows, a contents page w
 and real formulas (UF1's definition) from a math syntax. reportlab would mean writing table
 splitting, keep-with-next and formula layout ourselves again.
 
-The document: a title page with the run manifest (``bench.results.manifest`` when the run has one, else the
-run's facts) and the contents, then every section; page numbers in the footer on every page. Tables
+The document: page 1 holds the title and the answer (the blocks before the ``Contents`` block: what was
+compared, the verdicts, the compact table), then the contents and a new page; then every section, the
+provenance (manifest, run facts) last; page numbers in the footer on every page. Without a ``Contents``
+block the title page holds the title, its ``items`` and the contents. Tables
 are figures (numbered "Table n", caption above); one that fits on a page is never split (the headline
 table stays whole), a longer one breaks between rows with its header repeated. Figures are the
 report's PNGs at the text width (less for a tall one, or one whose pixels would print below
@@ -27,7 +29,8 @@ import logging
 import re
 from pathlib import Path
 
-from .document import Block, Bullets, Code, Figure, Formula, Heading, PageBreak, Para, Table
+from .document import Block, Bullets, Code, Contents, Figure, Formula, Heading, PageBreak, Para, Table
+from .names import minus
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +38,7 @@ TEXT_W_MM = 170.0  # A4 (210 mm) less 20 mm margins each side
 MAX_FIG_H_MM = 200.0  # a figure taller than this at the text width is scaled to this height
 MIN_DPI = 150  # figures never print below this resolution (ReportOptions.dpi >= 150 draws them)
 LINES_ON_A_PAGE = 48  # a table estimated at up to this many text lines is kept whole on one page
-CHARS_PER_LINE = {9: 120, 8: 134, 7: 152}  # characters across the text width at each table font size
+CHARS_PER_LINE = {9: 120, 8: 134, 7: 152, 6: 178}  # characters across the text width at each table font size
 
 _NBSP = "\u00a0"
 
@@ -57,7 +60,7 @@ def inline(text: str) -> str:
     text = str(text)
     for m in _INLINE.finditer(text):
         if m.start() > pos:
-            out.append("#" + tstr(text[pos:m.start()]))
+            out.append("#" + tstr(minus(text[pos:m.start()])))
         if m.group("b") is not None:
             out.append(f"#strong({inline(m.group('b'))})")
         elif m.group("i") is not None:
@@ -70,7 +73,7 @@ def inline(text: str) -> str:
             out.append(f"#link({tstr(m.group('lu'))})[#{tstr(m.group('lt'))}]")
         pos = m.end()
     if pos < len(text):
-        out.append("#" + tstr(text[pos:]))
+        out.append("#" + tstr(minus(text[pos:])))
     return "[" + "".join(out) + "]"
 
 
@@ -83,26 +86,51 @@ def _glue(s: str) -> str:
     return re.sub(r"\[[^\]]*\]", lambda m: m.group(0).replace(" ", _NBSP), s)
 
 
+PROSE = 32  # a left-aligned column whose widest cell is longer than this holds prose, which may wrap
+BOLD_WIDTH = 1.08  # bold text is about this much wider than regular
+
+
+def layout(t: Table) -> tuple[float, set[int]]:
+    """The table's font size and its prose columns (the only ones allowed to wrap).
+
+    The largest size at which every cell fits on one line (each column as wide as its widest cell, as
+    Typst's auto columns are); when none does, the smallest, and only prose columns wrap.
+    """
+    rows = [list(t.columns), *t.rows]
+    widest = [max(len(str(r[j])) for r in rows) * BOLD_WIDTH + 2 for j in range(len(t.columns))]
+    for size in (9, 8, 7, 6):
+        if sum(widest) <= CHARS_PER_LINE[size]:
+            return size, set()
+    align = t.align or ["l"] * len(t.columns)
+    return 7, {j for j, w in enumerate(widest) if align[j] == "l" and w > PROSE}
+
+
 def table_typ(t: Table) -> str:
-    """A booktabs-style table (rules at top, under the header, at the bottom) inside a numbered figure."""
+    """A booktabs-style table (rules at top, under the header, at the bottom) inside a numbered figure.
+
+    No cell wraps unless it is prose (``layout``): every other cell is glued with non-breaking spaces and
+    the font shrinks (9 to 6 pt) until the widest row fits the text width.
+    """
     n = len(t.columns)
     align = ", ".join("right" if a == "r" else "left" for a in (t.align or ["l"] * n))
-    size = 9 if n <= 5 else 8 if n <= 8 else 7
-    header = ", ".join(f"strong({inline(c)})" for c in t.columns)
+    size, prose = layout(t)
+    header = ", ".join(f"strong({inline(c if j in prose else str(c).replace(' ', _NBSP))})"
+                       for j, c in enumerate(t.columns))
     cells = []
     for i, row in enumerate(t.rows):
         for j, v in enumerate(row):
-            c = inline(_glue(v))
+            c = inline(_glue(v) if j in prose else str(v).replace(" ", _NBSP))
             cells.append(f"strong({c})" if (i, j) in t.bold else c)
     body = ", ".join(cells)
     cap = f", caption: {inline(t.caption)}" if t.caption else ""
+    cols = "(" + ", ".join("1fr" if j in prose else "auto" for j in range(n)) + ",)" if prose else str(n)
     # The header repeats on every page a long table reaches; Typst never leaves a header without its
     # first row at a page foot. A table that fits on a page is kept whole (breakable: false), moved to
     # the next page rather than split; only one too tall for any page may break between rows.
     breakable = "true" if table_lines(t, CHARS_PER_LINE[size]) > LINES_ON_A_PAGE else "false"
     return (f"#[#show figure: set block(breakable: {breakable})\n"
             f"#set text(size: {size}pt)\n"
-            f"#figure(kind: table{cap}, table(columns: {n}, align: ({align},), stroke: none, inset: (x: 4pt, y: 2.6pt),\n"
+            f"#figure(kind: table{cap}, table(columns: {cols}, align: ({align},), stroke: none, inset: (x: 4pt, y: 2.6pt),\n"
             f"  table.hline(stroke: 0.9pt),\n"
             f"  table.header(repeat: true, {header}),\n"
             f"  table.hline(stroke: 0.5pt),\n"
@@ -142,13 +170,19 @@ def figure_typ(b: Figure, base_dir: Path) -> str:
     return f"#figure(image({tstr(b.path.as_posix())}, width: {width:g}mm), caption: {inline(b.caption)})\n"
 
 
-def _title_page(title: str, items: list[tuple[str, str]]) -> str:
+CONTENTS = "#v(0.6cm)\n#outline(title: [Contents], depth: 1)\n#pagebreak()\n"
+
+
+def _title_page(title: str, items: list[tuple[str, str]], contents: bool = True) -> str:
+    """The title and ``items`` (label, value lines); then the contents and a new page, unless the blocks
+    place the contents themselves (a ``Contents`` block: the answer comes first, on page 1)."""
     rows = ", ".join(f"strong({inline(k)}), {inline(v)}" for k, v in items)
-    return (f"#align(center)[#v(3cm)#text(size: 22pt, weight: \"bold\")[#{tstr(title)}]#v(1cm)]\n"
+    space = "3cm" if contents else "0.5cm"
+    return (f"#align(center)[#v({space})#text(size: 20pt, weight: \"bold\")[#{tstr(title)}]#v(0.6cm)]\n"
             + (f"#block(width: 100%)[#set text(size: 9.5pt)\n#set par(justify: false)\n"
                f"#table(columns: (auto, 1fr), stroke: none, inset: (x: 4pt, y: 3pt), align: left,\n"
                f"  table.hline(stroke: 0.9pt), {rows}, table.hline(stroke: 0.9pt))]\n" if items else "")
-            + "#v(0.8cm)\n#outline(title: [Contents], depth: 1)\n#pagebreak()\n")
+            + (CONTENTS if contents else ""))
 
 
 def source(blocks: list[Block], base_dir: Path, *, title: str, items: list[tuple[str, str]], footer: str) -> str:
@@ -168,7 +202,7 @@ def source(blocks: list[Block], base_dir: Path, *, title: str, items: list[tuple
         "#show figure.caption: set text(size: 8.5pt)\n"
         "#show link: set text(fill: rgb(\"#1f4e99\"), hyphenate: false)\n"
     )
-    parts = [head, _title_page(title, items)]
+    parts = [head, _title_page(title, items, contents=not any(isinstance(b, Contents) for b in blocks))]
     for b in blocks:
         if isinstance(b, Heading):
             if b.level == 1:
@@ -189,6 +223,8 @@ def source(blocks: list[Block], base_dir: Path, *, title: str, items: list[tuple
             parts.append(figure_typ(b, base_dir))
         elif isinstance(b, PageBreak):
             parts.append("#pagebreak(weak: true)\n")
+        elif isinstance(b, Contents):
+            parts.append(CONTENTS)
         else:  # pragma: no cover - a new block type must be rendered here
             raise TypeError(f"unknown block {type(b).__name__}")
     return "\n".join(parts)

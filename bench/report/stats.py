@@ -2,8 +2,10 @@
 
 The pooled metrics themselves (UF1, UAR, accuracy) come from ``bench.evaluation.metrics`` so that the report and
 the scorer can never disagree; this module only resamples and compares. Seeds are a source of
-variance: a cell's score is the mean over seeds of each seed's pooled score, its interval resamples
-subjects and seeds, and a comparison with the baseline is judged by ``verdict`` (see there).
+variance: a cell's score is the mean over seeds of each seed's pooled score, and its interval resamples
+subjects and seeds. A comparison's verdict is not made here: ``bench.evaluation.verdicts`` decides it
+(better / practically equivalent / worse / undecided); the tests here (Wilcoxon with Holm, McNemar per
+seed) are its secondary columns.
 """
 
 from __future__ import annotations
@@ -332,51 +334,3 @@ def sign_counts(diffs) -> tuple[int, int, int]:
     """(higher, lower, equal): how many seeds' differences are > 0, < 0 and == 0 (at 1e-12)."""
     d = np.round(np.asarray(diffs, dtype=float), 12)
     return int((d > 0).sum()), int((d < 0).sum()), int((d == 0).sum())
-
-
-GAIN, LOSS, NOISE, UNMEASURED = "consistent gain", "consistent loss", "within seed noise", "seed variance not measured"
-
-VERDICT_RULE = (
-    "**consistent gain** (or **consistent loss**) when (1) at least two seeds ran, (2) every seed's "
-    "pooled-UF1 difference from the baseline has that sign, and (3) the Wilcoxon test on the "
-    "seed-averaged per-subject accuracy rejects after Holm's correction (adjusted p < {alpha:g}) in the "
-    "same direction (the sign of its rank-biserial r); otherwise **within seed noise**. With a single "
-    "seed there is no verdict: seed variance was not measured. The per-seed McNemar tests are reported "
-    "beside it but do not decide it: they treat every clip as independent, while the clips of one "
-    "subject share a face and a test fold, so under LOSO their p-values are optimistic."
-)
-
-
-def _p(p: float, eq: bool = False) -> str:
-    """A p-value as the report's tables print it (three decimals, "< 0.001" below)."""
-    return "< 0.001" if p < 0.001 else (f"= {p:.3f}" if eq else f"{p:.3f}")
-
-
-def verdict(seed_diffs, status: str, p_holm: float | None, rank_biserial: float | None, alpha: float,
-            untested: str = "") -> tuple[str, str]:
-    """The verdict label (``VERDICT_RULE``) and its reason in words, for one comparison.
-
-    ``seed_diffs``: each seed's pooled-UF1 difference (other − baseline); ``status``, ``p_holm`` and
-    ``rank_biserial`` describe the Wilcoxon test (``PairedTest``); ``untested`` is why it was not run.
-    """
-    d = np.asarray(seed_diffs, dtype=float)
-    n = len(d)
-    if n < 2:
-        return UNMEASURED, ("one seed only, so no verdict" if n == 1
-                            else "no seed has predictions of both cells")
-    hi, lo, eq = sign_counts(d)
-    if hi == n or lo == n:
-        word, sign = ("higher", 1) if hi == n else ("lower", -1)
-        seeds = f"all {n} seeds {word} in pooled UF1"
-        if status != "tested":
-            why = untested.removeprefix("not tested: ") or "not run"
-            return NOISE, f"{seeds}, but the Wilcoxon test was not run ({why})"
-        if p_holm is None or not np.isfinite(p_holm):
-            return NOISE, f"{seeds}, but the Wilcoxon test has no Holm-adjusted p-value"
-        if p_holm >= alpha:
-            return NOISE, f"{seeds}, but the Wilcoxon test does not reject (Holm p = {_p(p_holm)} ≥ {alpha:g})"
-        if (rank_biserial or 0) * sign <= 0:
-            return NOISE, f"{seeds}, but the per-subject Wilcoxon test points the other way"
-        return (GAIN if sign > 0 else LOSS), f"{seeds} and the Wilcoxon test rejects (Holm p {_p(p_holm, eq=True)})"
-    parts = [f"{k} {w}" for k, w in ((hi, "higher"), (lo, "lower"), (eq, "equal")) if k]
-    return NOISE, f"the seeds disagree on the sign of the UF1 difference ({', '.join(parts)} of {n})"

@@ -9,9 +9,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from bench.evaluation.verdicts import Rule, baseline_label  # noqa: F401 - baseline_label: the report's too
+
 from . import stats
 from .document import Table
 from .load import SETTING, RunData, axis_options, ordered
+from .names import minus
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +30,9 @@ class ReportOptions:
     ci_level: float = 0.95
     seed: int = 0  # bootstrap RNG seed
     min_pairs: int = stats.DEFAULT_MIN_PAIRS  # fewest non-zero paired differences to run the test
-    alpha: float = 0.05  # family-wise level for the Holm-adjusted verdict
+    alpha: float = 0.05  # family-wise level of the secondary tests (Wilcoxon, McNemar; Holm)
+    rope: float = 0.01  # region of practical equivalence, in UF1 (bench.evaluation.verdicts)
+    decide_at: float = 0.95  # a verdict needs P(better), P(worse) or P(equivalent) at least this
     pdf: bool = True
     dpi: int = 200  # PNG resolution; the PDF embeds them at >= 150 dpi
 
@@ -54,23 +59,15 @@ class ReportOptions:
             raise ValueError(f"report.min_pairs must be >= 1, got {self.min_pairs}")
         if self.dpi < 150:
             raise ValueError(f"report.dpi must be >= 150 (print resolution), got {self.dpi}")
+        try:
+            self.rule()
+        except ValueError as e:
+            raise ValueError(f"report.{e}") from None
 
-
-def baseline_label(labels: list[str], baseline: str,
-                   options: dict[str, str] | None = None) -> tuple[str | None, str]:
-    """The representation label that is the baseline, and words explaining a failure to find one.
-
-    ``baseline`` matches a label exactly, else the one label whose option (``options``: label ->
-    ``p_representation``, see ``load.axis_options``) it names.
-    """
-    if baseline in labels:
-        return baseline, ""
-    named = [lab for lab in labels if (options or {}).get(lab) == baseline]
-    if len(named) == 1:
-        return named[0], ""
-    if named:
-        return None, f"the baseline {baseline!r} is ambiguous: several cells use it ({', '.join(named)})"
-    return None, f"the baseline representation {baseline!r} is not in this study"
+    def rule(self) -> Rule:
+        """The verdict rule these options state (``bench.evaluation.verdicts.Rule``)."""
+        return Rule(rope=self.rope, decide_at=self.decide_at, n_boot=self.n_boot, seed=self.seed,
+                    ci_level=self.ci_level)
 
 
 def failed_folds(run: RunData) -> pd.DataFrame:
@@ -255,35 +252,40 @@ def significance_table(df: pd.DataFrame, caption: str) -> Table:
 _TEX_ESC = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
             "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
             "±": r"$\pm$", "≥": r"$\geq$", "θ": r"$\theta$", "×": r"$\times$", "†": r"$^\dagger$",
-            "Δ": r"$\Delta$", "<": r"$<$", ">": r"$>$", "—": "---", "\u00a0": "~"}
+            "Δ": r"$\Delta$", "<": r"$<$", ">": r"$>$", "—": "---", "\u00a0": "~", "\u2212": r"$-$",
+            "≈": r"$\approx$", "½": r"$\frac{1}{2}$", "→": r"$\to$", "·": r"$\cdot$", "≤": r"$\leq$"}
 
 
 def tex_escape(s: str) -> str:
-    return "".join(_TEX_ESC.get(ch, ch) for ch in str(s))
+    """LaTeX text of ``s``: special characters escaped, a negative number's hyphen a true minus."""
+    return "".join(_TEX_ESC.get(ch, ch) for ch in minus(str(s)))
 
 
-def to_latex(t: Table, label: str) -> str:
-    """A booktabs table. Hand-written (not pandas Styler) so bold cells and escaping stay under control."""
+def to_latex(t: Table, label: str, fit_column: bool = False) -> str:
+    """A booktabs table. Hand-written (not pandas Styler) so bold cells and escaping stay under control.
+    ``fit_column``: the tabular scaled to the column width (a wide table that must fit a paper's column)."""
     align = "".join(t.align or ["l"] * len(t.columns))
-    lines = [r"% requires \usepackage{booktabs}", r"\begin{table}[ht]", r"\centering", r"\small",
+    needs = r"\usepackage{booktabs, graphicx}" if fit_column else r"\usepackage{booktabs}"
+    lines = [f"% requires {needs}", r"\begin{table}[ht]", r"\centering", r"\small",
+             *([r"\resizebox{\columnwidth}{!}{%"] if fit_column else []),
              rf"\begin{{tabular}}{{{align}}}", r"\toprule",
              " & ".join(rf"\textbf{{{tex_escape(c)}}}" for c in t.columns) + r" \\", r"\midrule"]
     for i, row in enumerate(t.rows):
         cells = [rf"\textbf{{{tex_escape(v)}}}" if (i, j) in t.bold else tex_escape(v) for j, v in enumerate(row)]
         lines.append(" & ".join(cells) + r" \\")
-    lines += [r"\bottomrule", r"\end{tabular}"]
+    lines += [r"\bottomrule", r"\end{tabular}" + ("}" if fit_column else "")]
     if t.caption:
         lines.append(rf"\caption{{{tex_escape(t.caption)}}}")
     lines += [rf"\label{{tab:{label}}}", r"\end{table}", ""]
     return "\n".join(lines)
 
 
-def write_table(t: Table, numeric: pd.DataFrame, tables_dir: Path, stem: str) -> list[Path]:
+def write_table(t: Table, numeric: pd.DataFrame, tables_dir: Path, stem: str, fit_column: bool = False) -> list[Path]:
     """``<stem>.csv`` (full-precision numbers) and ``<stem>.tex`` (the formatted table)."""
     tables_dir.mkdir(parents=True, exist_ok=True)
     csv, tex = tables_dir / f"{stem}.csv", tables_dir / f"{stem}.tex"
     # Undefined numbers (a std with one seed, a p for an untested pair) are written as empty fields;
     # the neighbouring n_seeds / status columns say why.
     numeric.to_csv(csv, index=False, na_rep="", float_format="%.6g")
-    tex.write_text(to_latex(t, stem))
+    tex.write_text(to_latex(t, stem, fit_column))
     return [csv, tex]

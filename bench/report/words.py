@@ -21,13 +21,21 @@ def value(v) -> str:
         return f"{v:g}"
     if isinstance(v, (list, tuple)):
         return ", ".join(value(x) for x in v) if v else "none"
-    if isinstance(v, dict):
+    if isinstance(v, dict):  # an unset entry is left out (never "key=not recorded")
+        v = {k: x for k, x in v.items() if not unset(x)}
         if not v:
             return "none"
         return "; ".join(f"{k} ({value(x).replace('; ', ', ')})" if isinstance(x, dict) else f"{k}={value(x)}"
                          for k, x in v.items())
     s = str(v)
     return "not recorded" if s.strip().lower() in ("", "nan", "null") or s.strip() == "None" else s
+
+
+def unset(v) -> bool:
+    """Whether a recorded value is missing (None, NaN, empty or the word null): such a value is left out."""
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return True
+    return isinstance(v, str) and (v.strip().lower() in ("", "nan", "null", "none"))
 
 
 def duration(sec) -> str:

@@ -85,6 +85,64 @@ def print_summary(results, predictions, n_classes: int, out=None) -> None:
               "(study.seeds=[0,1,2]) to see the spread", file=out)
 
 
+class _Names:
+    """Print names of the run's axis labels (``bench.report.names``), as the report's answer uses them."""
+
+    def __init__(self, options: dict[str, dict[str, str]]):
+        self.options = options
+
+    def rep_name(self, label: str) -> str:
+        from bench.report.names import display
+
+        return display(label, "representation", self.options["representation"].get(str(label)))
+
+    def model_name(self, label: str) -> str:
+        from bench.report.names import display
+
+        return display(label, "model", self.options["model"].get(str(label)))
+
+
+def print_answer(predictions, n_classes: int, cells, report_options: dict, out=None) -> None:
+    """The report's answer, on the console: per setting the best cell and one sentence per model, each
+    representation's verdict against the baseline (``bench.evaluation.verdicts``, the report's rule)."""
+    from bench.evaluation.verdicts import FULL, verdicts
+    from bench.report.sections.answer import family_sentences
+    from bench.report.tables import ReportOptions
+
+    out = out or sys.stdout
+    if len(predictions) == 0:
+        return
+    opts = ReportOptions.from_mapping(report_options)
+    names = _Names({g: {getattr(c, g).name: getattr(c, g).option for c in cells} for g in ("representation", "model")})
+    v = verdicts(predictions, n_classes, opts.baseline, options=names.options["representation"], rule=opts.rule())
+    by = [c for c in ("dataset", "flow") if c in predictions.columns]
+    groups = list(predictions.groupby(by, sort=False)) if by else [((), predictions)]
+    print(f"\nThe answer ({opts.rule().words()}; ΔUF1 against {names.rep_name(opts.baseline)}, "
+          f"{opts.ci_level:.0%} interval):", file=out)
+    for key, grp in groups:
+        key = key if isinstance(key, tuple) else (key,)
+        if len(groups) > 1:
+            print(f"  {' · '.join(map(str, key))}:", file=out)
+        print(f"  best cell: {_best(grp, n_classes, names)}", file=out)
+        mine = v
+        for col, val in zip(by, key):
+            mine = mine[mine[col] == val]
+        for sentence in family_sentences(names, mine[mine["source"] == FULL]):
+            print(f"  - {sentence}", file=out)
+    if not len(v):
+        print(f"  no comparison: the baseline {opts.baseline!r} is not among this study's representations "
+              "(report_options.baseline=...)", file=out)
+
+
+def _best(grp, n_classes: int, names: _Names) -> str:
+    """The cell with the highest UF1 (mean over seeds of each seed's pooled UF1)."""
+    tab = summary_table(grp, n_classes).sort_values("UF1", ascending=False, kind="stable")
+    r = tab.iloc[0]
+    seeds = int(r["seeds"])
+    return (f"{names.rep_name(r['representation'])} × {names.model_name(r['model'])}, UF1 {r['UF1']:.3f}"
+            + (f" ± {r['UF1_sd']:.3f} over {seeds} seeds" if seeds > 1 else " (one seed)"))
+
+
 def print_next_steps(mlflow_info: dict | None, report_dir: Path | None, out=None) -> None:
     """The commands to look at the results: the MLflow UI with the link that opens on the runs, the report."""
     from bench.tracking.mlflow_store import ui_command, ui_link

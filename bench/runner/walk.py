@@ -24,7 +24,7 @@ from bench.runner.execute import run_units
 from bench.runner.facts import git_commit, now_utc, run_facts
 from bench.runner.outputs import gather_records, write_side_files
 from bench.runner.prepare import Prepared
-from bench.runner.summary import print_next_steps, print_summary
+from bench.runner.summary import print_answer, print_next_steps, print_summary
 from bench.runner.tasks import RunContext, plan_units, resume_notes
 from bench.training.tuning import check_tuning_storage
 from bench.runtime.rundir import check_output_dir, check_report_dir, check_run_dir, locked, own_run_dir
@@ -55,6 +55,9 @@ def _run_study(overrides: list[str], *, out, held: contextlib.ExitStack) -> Path
     units = plan_units(plan, prep, store, ctx)
     resume_notes(units, store, ctx.run_dir, out)
     failed, train_seconds = run_units(units, store, plan.base.executor, ctx.run_dir, bool(plan.base.progress), out)
+    seeds_auto = _more_seeds(plan, prep, store, ctx, units, failed, out)
+    if seeds_auto:
+        failed, train_seconds = failed + seeds_auto.pop("failed"), train_seconds + seeds_auto.pop("train_seconds")
 
     records = gather_records(store, units.keys)
     results, predictions = collect(records)
@@ -63,15 +66,32 @@ def _run_study(overrides: list[str], *, out, held: contextlib.ExitStack) -> Path
     write_side_files(ctx.run_dir, records, predictions, plan, prep, ctx.audit)
 
     facts = run_facts(plan, prep, units, ctx, failed=len(failed), started=started, train_seconds=train_seconds)
+    if seeds_auto:
+        facts["seeds_auto"] = seeds_auto
     _track(facts, tracking_cfg, ctx.run_dir, records, out)
     _write_facts(ctx.run_dir, facts, t_start)
     print_summary(results, predictions, len(prep.first_table().classes), out=out)
+    print_answer(predictions, len(prep.first_table().classes), plan.cells, to_container(plan.base.report_options), out=out)
     if failed:
         print(f"\n{len(failed)} unit(s) FAILED; tracebacks in {ctx.run_dir / 'results.csv'} (column 'error')", file=out)
     report_path = _report(plan, ctx.run_dir, facts, t_start) if plan.base.report else None
     print_next_steps(facts.get("mlflow"), report_path, out=out)
     print(f"done in {facts['wall_seconds']:.1f} s; results: {ctx.run_dir / 'results.parquet'}", file=out)
     return ctx.run_dir
+
+
+def _more_seeds(plan: Plan, prep: Prepared, store: UnitStore, ctx: RunContext, units, failed: list, out) -> dict:
+    """``study.seeds=auto``: seeds added to the cells of undecided comparisons (``bench.runner.seeds``);
+    {} for a fixed seed list, or when a unit of the first round failed (nothing to decide on)."""
+    if plan.seed_policy is None:
+        return {}
+    if failed:
+        print(f"seeds=auto: {len(failed)} unit(s) failed, so no seed is added", file=out)
+        return {}
+    from bench.runner.seeds import until_decided
+
+    more_failed, seconds, what = until_decided(plan, prep, store, ctx, units, out)
+    return {**what, "failed": more_failed, "train_seconds": seconds}
 
 
 def check_plan(plan: Plan) -> None:

@@ -24,13 +24,16 @@ def cell_hash(cell: str) -> str:
 def fabricate_run(root: Path, reps=("single_phase", "cof[theta1=0.3]"), models=("ststnet", "fmanet"),
                   n_subjects=6, per_subject=4, seeds=(0, 1), dataset="synthetic", sources=None,
                   aux=True, examples=True, failed=None, rng_seed=0, flows=("farneback",), rep_params=None,
-                  legacy=False) -> Path:
+                  legacy=False, recipes=None, manifest=None, twins=()) -> Path:
     """A run directory as bench.run writes it; accuracy grows with the representation's index.
 
     ``flows=None`` writes the bare schema of notes/results_schema.md (no flow column).
     ``rep_params``: label -> (option, params) for labels not in REP_PARAMS (default: the label, none).
     ``legacy=True`` writes a run directory from before the ``p_*`` columns: the option and parameters
-    only in ``rep_params`` JSON, no ``cell_hash``, aux.npz keyed by the cell label."""
+    only in ``rep_params`` JSON, no ``cell_hash``, aux.npz keyed by the cell label.
+    ``recipes``: model -> the trainer settings its units record in ``hparams`` (default: none recorded).
+    ``manifest``: a ``manifest.json`` to write (``bench.results.manifest``'s layout). ``twins``:
+    representations whose predictions copy the first representation's (practically equivalent cells)."""
     specs = {**REP_PARAMS, **(rep_params or {})}
     rng = np.random.default_rng(rng_seed)
     run = root / "runs" / "toy_study"
@@ -71,7 +74,8 @@ def fabricate_run(root: Path, reps=("single_phase", "cof[theta1=0.3]"), models=(
                 representation_name=option, model=model, model_name=model, seed=seed,
                 fold=subj, cell=cell, test_subjects=subj, n_train=20, n_val=4, n_test=per_subject,
                 fold_uf1=0.5, fold_uar=0.5, fold_acc=0.5, epochs_run=10 + mi, best_epoch=-1,
-                train_seconds=1.5, predict_seconds=0.1, tune_seconds=0.0, hparams="{}", **cols,
+                train_seconds=1.5, predict_seconds=0.1, tune_seconds=0.0,
+                hparams=json.dumps({"trainer": (recipes or {}).get(model, {})}), **cols,
                 model_params="{}", status=status, error="RuntimeError: boom" if status == "failed" else "",
                 config_hash="abc", git_commit="deadbeef"))
         if aux and model == "fmanet":
@@ -80,7 +84,14 @@ def fabricate_run(root: Path, reps=("single_phase", "cof[theta1=0.3]"), models=(
             auxd[f"{aux_key}/fusion_weights"] = np.stack([w1, 1 - w1], 1).astype(np.float32)
             auxd[f"{aux_key}/attention"] = rng.random((n, 7, 7)).astype(np.float32)
             auxd[f"{aux_key}/y_true"] = np.array(y_all)
-    pd.DataFrame(pred_rows).to_parquet(run / "predictions.parquet")
+    preds = pd.DataFrame(pred_rows)
+    for twin in twins:  # the same predictions as the first representation: a practically equivalent cell
+        first, mine = preds["representation"] == reps[0], preds["representation"] == twin
+        for col in ("y_pred", "prob_0", "prob_1", "prob_2"):
+            preds.loc[mine, col] = preds.loc[first, col].to_numpy()
+    preds.to_parquet(run / "predictions.parquet")
+    if manifest is not None:
+        (run / "manifest.json").write_text(json.dumps(manifest))
     pd.DataFrame(res_rows).to_parquet(run / "results.parquet")
     if aux:
         np.savez(run / "aux.npz", **auxd)

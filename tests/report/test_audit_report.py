@@ -55,7 +55,7 @@ def test_whole_report_with_the_audit(tmp_path):
     run = fabricate_run(tmp_path, aux=False, examples=False, seeds=(0,))
     add_audit(run)
     md = (make_report(run, tmp_path / "reports", OPTS) / "report.md").read_text()
-    assert md.index("## Significance against") < md.index(TITLE) < md.index("## Per-subject")
+    assert md.index("## Verdicts against") < md.index(TITLE) < md.index("## Per-subject")
     headline = md[md.index("## Headline"):md.index(TITLE)]
     assert "LEAKY" not in headline and "leaky" not in headline
 
@@ -64,8 +64,8 @@ def test_section_reports_every_cell(audited):
     run, out, section = audited
     assert section.startswith(TITLE)
     assert "**Every number in this section is LEAKY**" in section
-    for rep in ("single_phase", "cof[theta1=0.3]"):
-        for model in ("ststnet", "fmanet"):
+    for rep in ("single-phase flow", "COF[theta1=0.3]"):  # display names (bench.report.names)
+        for model in ("STSTNet", "FMANet"):
             assert f"| {rep} | {model} | **honest (headline)** |" in section
     assert section.count("| LEAKY: best test epoch per subject |") == 4
     assert section.count("LEAKY: UAR as mean precision") == 4

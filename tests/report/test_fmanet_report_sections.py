@@ -76,9 +76,9 @@ def test_cost_table_reads_the_recorded_size(tmp_path):
     res.to_parquet(run_dir / "results.parquet")
     blocks = costs.build(ReportContext(load_run(run_dir), tmp_path / "r", OPTS))
     t = blocks[1]
-    row = dict(zip(t.columns, next(r for r in t.rows if r[1] == "ststnet")))
+    row = dict(zip(t.columns, next(r for r in t.rows if r[1] == "STSTNet")))
     assert row["Parameters"] == "1.68 k" and row["FLOPs / sample"] == "679.78 k"
-    fm = dict(zip(t.columns, next(r for r in t.rows if r[1] == "fmanet")))
+    fm = dict(zip(t.columns, next(r for r in t.rows if r[1] == "FMANet")))  # display names
     assert fm["Parameters"] == "7.60 k–16.40 k" and fm["FLOPs / sample"] == "2.50 M"
     assert "recorded by each unit" in t.caption and len(blocks) == 2
     csv = pd.read_csv(tmp_path / "r" / "tables" / "cost.csv")

@@ -78,13 +78,14 @@ def test_pdf_pages_tables_formulas_and_sections(report, tmp_path):
     # page numbers on every page
     for i, t in enumerate(pages, 1):
         assert f"toy_study — page {i}" in t, i
-    # title page: the run's facts (no manifest in this run) and the contents
-    assert "Benchmark report: toy_study" in pages[0] and "Contents" in pages[0] and "deadbeef" in pages[0]
+    # page 1: the title, the answer and the contents; the provenance (commit) comes last
+    assert "Benchmark report: toy_study" in pages[0] and "The answer" in pages[0] and "Contents" in pages[0]
+    assert "deadbeef" not in pages[0] and "deadbeef" in pages[-1]
     # the headline table's values (point, seed sd, CI bounds) all on one page
     head = pd.read_csv(report / "tables" / "headline.csv")
     values = [f"{r[c]:.3f}" for _, r in head.iterrows() for m in ("uf1", "uar", "acc")
               for c in (m, f"{m}_std", f"{m}_ci_lo", f"{m}_ci_hi")]
-    on = [i for i, t in enumerate(pages) if "Table 1:" in t]
+    on = [i for i, t in enumerate(pages) if "Pooled UF1, UAR and accuracy" in t]
     assert len(on) == 1 and all(v in pages[on[0]] for v in values), "headline table split across pages"
     # every table (as the Markdown of the same document has it): its header and first row on one page
     tables = md_tables(md)
@@ -109,7 +110,7 @@ def test_pdf_pages_tables_formulas_and_sections(report, tmp_path):
            re.finditer(r"^\s*(\d+)\s+(.+?)\s*(?:\.\s*)+\D*(\d+)\s*$", pages[0], re.M)}
     assert list(toc) == sections, (list(toc), sections)
     numbers = list(toc.values())
-    assert numbers == sorted(numbers) and numbers[0] == 2  # the title page, then the sections in order
+    assert numbers == sorted(numbers) and numbers[:2] == [1, 2]  # the answer on page 1, then the sections in order
     for (name, page), no in zip(toc.items(), range(1, len(toc) + 1)):
         assert re.search(rf"^\s*{no}\s+{re.escape(name)}\s*$", pages[page - 1], re.M), (name, page)
     # as many pages as the sections take: the last section starts on the last page or the one before

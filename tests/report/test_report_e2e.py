@@ -29,7 +29,7 @@ def full_report(tmp_path_factory):
 def test_end_to_end_report(full_report):
     out = full_report
     md = (out / "report.md").read_text()
-    for section in ("## Run facts", "## Headline results", "## Significance against the baseline",
+    for section in ("## The answer", "### Run facts", "## Headline results", "## Verdicts against the baseline",
                     "## Per-subject scores", "## Confusion matrices", "## Model explanations",
                     "## Representation examples", "mlflow ui --backend-store-uri sqlite:///", "Wilcoxon signed-rank",
                     "Holm", "rank-biserial", "Wall time: 1 h 02 min 05 s", "Git commit: `deadbeef`"):
@@ -78,7 +78,7 @@ def test_pdf_renders_with_tables_and_no_blank_pages(full_report, tmp_path):
         for m in ("uf1", "uar", "acc"):
             for col in (m, f"{m}_std", f"{m}_ci_lo", f"{m}_ci_hi"):
                 assert f"{r[col]:.3f}" in text, (r["representation"], r["model"], col)
-    assert "Significance against the baseline" in text
+    assert "Verdicts against the baseline" in text
 
 
 def test_headline_numbers_are_the_pooled_scores(tmp_path):
@@ -114,7 +114,7 @@ def test_sweep_composite_and_failures(tmp_path):
     assert "## Per-dataset breakdown" in md
     br = pd.read_csv(out / "tables" / "per_dataset.csv")
     assert set(br["source_dataset"]) == {"casme2", "samm", "smic"}
-    assert "## Failures" in md and "ststnet †" in md
+    assert "## Failures" in md and "STSTNet †" in md
     head = pd.read_csv(out / "tables" / "headline.csv")
     assert "uf1_std" in head.columns and head["uf1_std"].isna().all()  # one seed: empty, never "nan"
     table_lines = [ln for ln in md.split("## Headline results")[1].split("## ")[0].splitlines() if ln.startswith("|")]

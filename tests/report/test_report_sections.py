@@ -21,8 +21,9 @@ from bench.report.words import slug
 from tests.helpers.fabricate import fabricate_run
 
 OPTS = ReportOptions(n_boot=20, pdf=False)
-ORDER = ["intro", "composite", "manifest", "facts", "definitions", "headline", "noise_floor", "breakdown", "significance", "shortcuts", "per_subject", "confusions", "sweeps",
-         "explanations", "learning_curves", "examples", "costs", "failures", "reproduce"]
+ORDER = ["answer", "intro", "composite", "definitions", "headline", "noise_floor", "breakdown", "significance",
+         "shortcuts", "ranks", "per_subject", "confusions", "sweeps", "explanations", "learning_curves", "examples",
+         "costs", "failures", "reproducibility"]
 
 
 def _name(module) -> str:
@@ -48,7 +49,7 @@ def test_a_section_added_to_the_registry_appears_in_the_report(tmp_path, monkeyp
     monkeypatch.setattr(sections_pkg, "SECTIONS", [*registry[:at], tiny, *registry[at:]])
     md = (make_report(run, tmp_path / "r", OPTS) / "report.md").read_text()
     assert "## Tiny section\n\n2 representations." in md
-    assert md.index("## Headline results") < md.index("## Tiny section") < md.index("## Significance against")
+    assert md.index("## Headline results") < md.index("## Tiny section") < md.index("## Verdicts against")
 
 
 def test_sections_do_not_depend_on_each_others_order(tmp_path):
@@ -58,7 +59,7 @@ def test_sections_do_not_depend_on_each_others_order(tmp_path):
     got_f = {_name(m): build_section(m, forward) for m in sections_pkg.SECTIONS}
     got_b = {_name(m): build_section(m, backward) for m in reversed(sections_pkg.SECTIONS)}
     for name in ORDER:
-        if name != "reproduce":  # names its own output directory
+        if name != "reproducibility":  # names its own output directory
             assert got_f[name] == got_b[name], name
 
 
@@ -104,7 +105,7 @@ def test_the_real_sections_facet_every_setting_once(tmp_path):
     run = fabricate_run(tmp_path, flows=("farneback", "tvl1"), aux=False, examples=False)
     out = make_report(run, tmp_path / "r", OPTS)
     md = (out / "report.md").read_text()
-    for title in ("Headline results", "Noise floor", "Significance against the baseline"):
+    for title in ("Headline results", "Noise floor", "Verdicts against the baseline"):
         part = md.split(f"## {title}")[1].split("\n## ")[0]
         assert [h for h in part.splitlines() if h.startswith("### ")] == \
             ["### synthetic · farneback", "### synthetic · tvl1"], title
@@ -153,9 +154,9 @@ def test_explanations_draw_any_aux_name_by_its_shape(tmp_path):
     md = (out / "report.md").read_text()
     assert (out / "figures" / "foo.png").exists() and (out / "figures" / "bar_maps.png").exists()
     assert "](figures/foo.png)" in md
-    assert "foo of single_phase × fmanet, cof[theta1=0.3] × fmanet: mean ± std" in md
-    assert "bar of single_phase × fmanet, cof[theta1=0.3] × fmanet: mean map" in md
-    assert "No figure for `baz` (single_phase × fmanet, cof[theta1=0.3] × fmanet): no figure is drawn for " \
+    assert "foo of single-phase flow × FMANet, COF[theta1=0.3] × FMANet: mean ± std" in md
+    assert "bar of single-phase flow × FMANet, COF[theta1=0.3] × FMANet: mean map" in md
+    assert "No figure for `baz` (single-phase flow × FMANet, COF[theta1=0.3] × FMANet): no figure is drawn for " \
            "shape (N, 2, 3, 3)" in md
     assert not (out / "figures" / "baz.png").exists() and not (out / "figures" / "baz_maps.png").exists()
 

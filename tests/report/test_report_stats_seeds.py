@@ -1,5 +1,5 @@
-"""Seeds as a source of variance: McNemar, the subject-and-seed bootstrap and the verdict rule, against
-hand-computed cases and brute-force reimplementations."""
+"""Seeds as a source of variance: McNemar and the subject-and-seed bootstrap, against hand-computed cases
+and brute-force reimplementations (the verdict rule: tests/evaluation/test_verdicts.py)."""
 
 from __future__ import annotations
 
@@ -146,25 +146,10 @@ def test_sign_counts():
     assert stats.sign_counts([0.1, -0.2, 0.0, 1e-15, 0.3]) == (2, 1, 2)  # float dust counts as equal
 
 
-@pytest.mark.parametrize("diffs, status, p_holm, r, label", [
-    ([0.02], "tested", 0.001, 0.9, stats.UNMEASURED),  # one seed: never a verdict, whatever the test says
-    ([], "tested", 0.001, 0.9, stats.UNMEASURED),
-    ([0.02, 0.01, 0.03], "tested", 0.01, 0.6, stats.GAIN),
-    ([-0.02, -0.01, -0.03], "tested", 0.01, -0.6, stats.LOSS),
-    ([0.02, -0.01, 0.03], "tested", 0.001, 0.6, stats.NOISE),  # seeds disagree
-    ([0.02, 0.0, 0.03], "tested", 0.001, 0.6, stats.NOISE),  # one seed equal: not all agree
-    ([0.02, 0.01, 0.03], "tested", 0.05, 0.6, stats.NOISE),  # Holm p must be strictly below alpha
-    ([0.02, 0.01, 0.03], "tested", 0.01, -0.2, stats.NOISE),  # per-subject test points the other way
-    ([0.02, 0.01, 0.03], "too_few", None, 0.6, stats.NOISE),
-])
-def test_verdict_rule(diffs, status, p_holm, r, label):
-    got, why = stats.verdict(diffs, status, p_holm, r, 0.05,
-                             "" if status == "tested" else "not tested: only 3 of 12 subjects differ")
-    assert got == label and why
-    if label == stats.NOISE and status == "too_few":
-        assert "only 3 of 12 subjects differ" in why
-    if diffs and len(diffs) > 1 and len(set(np.sign(diffs))) > 1:
-        assert "disagree" in why
+def test_the_old_seed_noise_verdict_is_gone():
+    """"Within seed noise" read as equivalence; the verdict is bench.evaluation.verdicts' now (its tests:
+    tests/evaluation/test_verdicts.py), and stats keeps only the secondary tests."""
+    assert not any(hasattr(stats, name) for name in ("verdict", "VERDICT_RULE", "NOISE", "GAIN", "LOSS"))
 
 
 def test_per_seed_scores_are_each_seeds_pool():
@@ -177,7 +162,7 @@ def test_per_seed_scores_are_each_seeds_pool():
 
 
 def test_seed_sections_never_print_nan_on_any_pool():
-    """Headline, noise floor and significance (verdicts, McNemar) on arbitrary pools: words, never nan."""
+    """The answer, headline, noise floor, verdicts (McNemar) and ranks on arbitrary pools: words, never nan."""
     import tempfile
     from pathlib import Path
 
@@ -187,7 +172,7 @@ def test_seed_sections_never_print_nan_on_any_pool():
     from bench.report.context import ReportContext
     from bench.report.load import RunData
     from bench.report.markdown import render
-    from bench.report.sections import headline, noise_floor, significance
+    from bench.report.sections import answer, headline, noise_floor, ranks, significance
     from bench.report.tables import ReportOptions
     from tests.training.test_no_nan_property import NAN_TEXT, prediction_pools
 
@@ -200,7 +185,8 @@ def test_seed_sections_never_print_nan_on_any_pool():
         run = RunData(Path("."), "prop", {}, res.reset_index(drop=True), preds, [f"class{i}" for i in range(k)])
         with tempfile.TemporaryDirectory() as d:
             ctx = ReportContext(run, Path(d), ReportOptions(n_boot=50, pdf=False, dpi=150))
-            text = render([b for s in (headline, noise_floor, significance) for b in build_section(s, ctx)])
+            text = render([b for s in (answer, headline, noise_floor, significance, ranks)
+                           for b in build_section(s, ctx)])
         assert not NAN_TEXT.search(text), text
 
     check()

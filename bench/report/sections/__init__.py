@@ -9,21 +9,21 @@ earlier section.
 """
 
 from . import (
-    breakdown, composite, confusions, costs, definitions, examples, explanations, facts, failures, headline, intro,
-    learning_curves, manifest, noise_floor, per_subject, reproduce, shortcuts, significance, sweeps,
+    answer, breakdown, composite, confusions, costs, definitions, examples, explanations, failures, headline, intro,
+    learning_curves, noise_floor, per_subject, ranks, reproducibility, shortcuts, significance, sweeps,
 )
 
 SECTIONS = [
+    answer,  # the title, then the answer: what was compared, the verdicts, the compact table (PDF page 1)
     intro,
-    composite,  # the MEGC2019 composite's Full / SMIC / CASME II / SAMM table leads (composites only)
-    manifest,
-    facts,
+    composite,  # the MEGC2019 composite's Full / SMIC / CASME II / SAMM table, per source (composites only)
     definitions,
     headline,
     noise_floor,
     breakdown,
     significance,
     shortcuts,
+    ranks,  # every representation at once per model: Friedman + Nemenyi, the critical-difference diagram
     per_subject,
     confusions,
     sweeps,
@@ -32,5 +32,5 @@ SECTIONS = [
     examples,
     costs,
     failures,
-    reproduce,
+    reproducibility,  # the manifest (once), run facts, versions, MLflow, the command: last
 ]

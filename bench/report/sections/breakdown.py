@@ -5,6 +5,7 @@ from __future__ import annotations
 from ..context import Facet, PerSetting, ReportContext
 from ..document import Block, Heading, Para
 from ..load import SETTING
+from ..names import display
 from ..tables import breakdown_table, headline_frame
 
 PER_SETTING = PerSetting(over="composite_settings")
@@ -20,5 +21,6 @@ def lead(ctx: ReportContext) -> list[Block]:
 
 def build_setting(ctx: ReportContext, f: Facet) -> list[Block]:
     df, _ = headline_frame(ctx.run, ctx.opts, f.predictions, by=(SETTING, "source_dataset"))
-    t = breakdown_table(df, f"UF1 and UAR per source dataset{f.suffix}. Bold: best per dataset.")
+    shown = ctx.shown(df).assign(source_dataset=lambda d: d["source_dataset"].map(lambda v: display(v, "source")))
+    t = breakdown_table(shown, f"UF1 and UAR per source dataset{f.suffix}. Bold: best per dataset.")
     return ctx.table(t, df, f.stem("per_dataset"))

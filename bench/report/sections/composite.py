@@ -21,10 +21,11 @@ from bench.evaluation.metrics import per_seed_scores
 from bench.protocols.folds import MEGC2019_DATASETS
 
 from ..context import Facet, PerSetting, ReportContext
-from ..document import Block, Heading, Para, Table
+from ..document import Block, Bullets, Heading, Para, Table
+from ..names import DATASET
 
 ANCHORS = Path(__file__).resolve().parents[1] / "anchors" / "megc2019.yaml"
-DISPLAY = {"smic": "SMIC", "casme2": "CASME II", "samm": "SAMM"}
+DISPLAY = DATASET  # bench.report.names: SMIC, CASME II, SAMM
 ORDER = MEGC2019_DATASETS  # the order MEGC2019 tables use
 CELL = ["representation", "model"]
 
@@ -71,10 +72,11 @@ def _anchor_blocks() -> list[Block]:
         return [Para(f"*Published anchors not shown: {e}.*")]
     rows = [[a["method"], _fmt(a.get("uf1")), _fmt(a.get("uar")), str(a["leak_free"]), a["source"],
              str(a.get("note") or "")] for a in anchors]
-    return [Heading("Published anchors (not run here)", 3), Para(
+    return [Heading(ANCHORS_TITLE, 3), Para(
         "Published MEGC2019 composite results on the same protocol (LOSO over the 68 subjects, UF1/UAR "
         "pooled over all folds), to read the table above against. They were not computed by this run, "
-        "on other flows and code. *Leak-free* says whether the source's protocol made no choice "
+        "on other flows and code, each with its author's own tuned recipe, while this run trains every "
+        "model with the suite's unified settings. *Leak-free* says whether the source's protocol made no choice "
         "(epoch, threshold, hyper-parameter) on the test subject; this suite's figures always are. "
         f"Source file: `bench/report/anchors/{ANCHORS.name}`."),
         Table(["Method", "UF1", "UAR", "Leak-free", "Source", "Note"], rows,
@@ -82,6 +84,7 @@ def _anchor_blocks() -> list[Block]:
               align=["l", "r", "r", "l", "l", "l"])]
 
 
+ANCHORS_TITLE = "Published anchors (not run here): this run used unified settings, not each author's tuned recipe"
 PER_SETTING = PerSetting(over="composite_settings")
 
 
@@ -102,7 +105,7 @@ def build_setting(ctx: ReportContext, f: Facet) -> list[Block]:
     columns = ["Representation", "Model"] + [f"{DISPLAY.get(n, n)} {m}" for n in sources for m in ("UF1", "UAR")]
     rows, bold = [], set()
     for r in df.to_dict("records"):
-        rows.append([str(r["representation"]), str(r["model"])]
+        rows.append([ctx.rep_name(str(r["representation"])), ctx.model_name(str(r["model"]))]
                     + [f"{r[f'{n}_{m}']:.4f}" if pd.notna(r.get(f"{n}_{m}")) else "—"
                        for n in sources for m in ("uf1", "uar")])
     for j, (n, m) in enumerate((n, m) for n in sources for m in ("uf1", "uar")):
@@ -114,7 +117,24 @@ def build_setting(ctx: ReportContext, f: Facet) -> list[Block]:
                f"({n_txt} predictions per cell)" + (f"; mean over {seeds} seeds" if seeds > 1 else "")
                + ". Bold: best per column (unmarked when tied).")
     t = Table(columns, rows, caption, bold=bold, align=["l", "l"] + ["r"] * (len(columns) - 2))
-    return ctx.table(t, df, f.stem("composite"))
+    return ctx.table(t, df, f.stem("composite")) + per_source_answers(ctx, f)
+
+
+def per_source_answers(ctx: ReportContext, f: Facet) -> list[Block]:
+    """The answer (one sentence per model, each representation's verdict against the baseline) for the
+    composite pooled (Full) and for each source database on its own."""
+    from .answer import family_sentences
+
+    v = f.of(ctx.verdicts, "dataset")
+    out: list[Block] = []
+    for source in dict.fromkeys(["", *v["source"]]):
+        sentences = family_sentences(ctx, v[v["source"] == source])
+        if sentences:
+            out += [Para(f"**{DISPLAY.get(source, source) if source else 'Full'}**:"), Bullets(sentences)]
+    if out:
+        out.insert(0, Para("The answer per source database (the verdict rule of section \"Verdicts against the "
+                           "baseline\", on that database's own predictions and subjects; Full: all of them pooled):"))
+    return out
 
 
 def close(ctx: ReportContext, faceted: list[Block]) -> list[Block]:

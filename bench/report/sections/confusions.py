@@ -31,5 +31,6 @@ def build_setting(ctx: ReportContext, f: Facet) -> list[Block]:
         chunk = reps[i:i + ROWS_PER_FIGURE]
         out += ctx.figure(F.confusion_grid, f.stem("confusion") + (f"_{part + 1}" if split else ""),
                           f"Row-normalised confusion matrices{f.suffix}" + (f", part {part + 1}" if split else "")
-                          + ".", {k: v for k, v in cms.items() if k[0] in chunk}, chunk, ctx.models, ctx.run.classes)
+                          + ".", {(ctx.rep_name(r), ctx.model_name(m)): v for (r, m), v in cms.items() if r in chunk},
+                          [ctx.rep_name(r) for r in chunk], [ctx.model_name(m) for m in ctx.models], ctx.run.classes)
     return out

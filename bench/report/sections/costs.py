@@ -66,7 +66,8 @@ def build(ctx: ReportContext) -> list[Block]:
     ok = ok.assign(**{c: pd.to_numeric(ok[c], errors="coerce") if c in ok.columns else float("nan")
                       for c in [*cols, *SIZE]})
     df, sizes = _frame(ok, cols)
-    rows = [([r["dataset"]] if ctx.multi else []) + [r["representation"], r["model"], str(r["folds"])]
+    rows = [([r["dataset"]] if ctx.multi else []) + [ctx.rep_name(r["representation"]), ctx.model_name(r["model"]),
+                                                     str(r["folds"])]
             + [_cell(c, r[c]) for c in cols] + size for (_, r), size in zip(df.iterrows(), sizes)]
     lead = (["Dataset"] if ctx.multi else []) + ["Representation", "Model", "Folds × seeds"]
     head = lead + [COLUMNS[c] for c in cols] + [label for _, label in SIZE.values()]

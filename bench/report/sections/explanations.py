@@ -56,7 +56,7 @@ def _cells(ctx: ReportContext) -> dict[str, tuple[int, int, int, str]]:
         out[str(h)] = (ctx.reps.index(rep) if rep in ctx.reps else len(ctx.reps),
                        ctx.models.index(model) if model in ctx.models else len(ctx.models),
                        ctx.settings.index(s) if s in ctx.settings else len(ctx.settings),
-                       f"{rep} × {model}" + (f" ({s})" if ctx.multi else ""))
+                       ctx.cell_name(rep, model) + (f" ({s})" if ctx.multi else ""))
     return out
 
 
@@ -158,8 +158,30 @@ def seed_spread(ctx: ReportContext, name: str) -> tuple[pd.DataFrame, list[list[
     rows = []
     for (d, rep, model, cls), c in out.groupby(["dataset", "representation", "model", "class"], sort=False):
         vals = [f"{m:.3f}" + ("" if np.isnan(sd) else f" ± {sd:.3f}") for m, sd in zip(c["mean"], c["sd"])]
-        rows.append(([d] if ctx.multi else []) + [rep, model, cls, *vals, str(int(c["seeds"].max()))])
+        rows.append(([d] if ctx.multi else []) + [ctx.rep_name(rep), ctx.model_name(model), cls, *vals,
+                                                  str(int(c["seeds"].max()))])
     return out, rows
+
+
+def thin(groups: dict[str, tuple]) -> bool:
+    """(N, s, c) arrays of a few rows of many components (per-stream vectors, e.g. channel gates)."""
+    return all(a.shape[1] <= 4 and a.shape[2] >= 2 * a.shape[1] for a, _ in groups.values())
+
+
+def _drawing(ctx: ReportContext, name: str, kind: str, groups: dict[str, tuple]):
+    """(figure function, stem, what it shows) for one aux array, by its shape."""
+    if kind == "components":
+        return F.component_by_class_plot, slug(name), (
+            "mean ± std of each component over the test samples of each true class (all folds and seeds)")
+    vmin, vmax, lo, hi = F.colour_scale(groups, ctx.run.n_classes)
+    scale = (f"one colour scale for every panel, {vmin:.3g} to {vmax:.3g}; the means shown span "
+             f"{lo:.3g} to {hi:.3g}")
+    if thin(groups):
+        return F.stream_vectors_plot, f"{slug(name)}_maps", (
+            "per cell and stream (row of the array), the mean of each component over the test samples of "
+            f"each true class (all folds and seeds; y: true class, x: component); {scale}")
+    return F.mean_map_plot, f"{slug(name)}_maps", (
+        f"mean map over the test samples (all folds and seeds), overall and per true class; {scale}")
 
 
 def build(ctx: ReportContext) -> list[Block]:
@@ -170,15 +192,8 @@ def build(ctx: ReportContext) -> list[Block]:
         return out
     pooled, notes = _pool(ctx)
     for (name, kind), groups in pooled.items():
-        cells = ", ".join(groups)
-        if kind == "components":
-            draw, stem, what = F.component_by_class_plot, slug(name), (
-                "mean ± std of each component over the test samples of each true class (all folds and seeds)")
-        else:
-            draw, stem, what = F.mean_map_plot, f"{slug(name)}_maps", (
-                "mean map over the test samples (all folds and seeds), overall and per true class; "
-                "one colour scale per row")
-        out += ctx.figure(draw, stem, f"{name} of {cells}: {what}.", groups, ctx.run.classes, name=name)
+        draw, stem, what = _drawing(ctx, name, kind, groups)
+        out += ctx.figure(draw, stem, f"{name} of {', '.join(groups)}: {what}.", groups, ctx.run.classes, name=name)
         if kind == "components":
             frame, rows = seed_spread(ctx, name)
             if rows:

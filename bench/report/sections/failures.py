@@ -12,7 +12,7 @@ def build(ctx: ReportContext) -> list[Block]:
     bad = failed_folds(ctx.run)
     if not len(bad):
         return []
-    rows = [[r["dataset"], r["representation"], r["model"], str(r["seed"]), r["fold"],
+    rows = [[r["dataset"], ctx.rep_name(r["representation"]), ctx.model_name(r["model"]), str(r["seed"]), r["fold"],
              value(r.get("error", ""))[:160]] for _, r in bad.iterrows()]
     t = Table(["Dataset", "Representation", "Model", "Seed", "Fold", "Error"], rows, "Failed folds.")
     return [Heading("Failures"),

@@ -53,7 +53,8 @@ def method(ctx: ReportContext, n_seeds_max: int, n_seeds_min: int) -> Para:
         what = "Every cell" if n_seeds_max == 1 else "A cell with no ± in the table"
         text += (f"{what} ran with one seed: **seed variance was not measured**, so its interval covers "
                  f"subject sampling only, and a difference between cells may be seed noise ({SINGLE_SEED_NOTE}). ")
-    return Para(text + "**Bold**: best value of the column.")
+    return Para(text + "**Bold**: best value of the column (whether it is decided better: the verdicts and the "
+                "compact table of the answer).")
 
 
 PER_SETTING = PerSetting(headings=True)
@@ -69,7 +70,7 @@ def build_setting(ctx: ReportContext, f: Facet) -> list[Block]:
     several = df["n_seeds"].max() > 1
     spread = ("mean ± sd over seeds; [" + f"{o.ci_level:.0%} subject-and-seed bootstrap interval]" if several
               else f"one seed, seed variance not measured; [{o.ci_level:.0%} subject bootstrap interval]")
-    t = headline_table(df, caption=f"Pooled UF1, UAR and accuracy{f.suffix} ({spread}); "
+    t = headline_table(ctx.shown(df), caption=f"Pooled UF1, UAR and accuracy{f.suffix} ({spread}); "
                                     f"{int(df['n_subjects'].max())} subjects, {seeds_words(df)}.")
     if df["failed_folds"].gt(0).any():
         t.caption += " †: some folds of this cell failed (see Failures); its pool is incomplete."
@@ -78,5 +79,6 @@ def build_setting(ctx: ReportContext, f: Facet) -> list[Block]:
                       f"Pooled UF1 and UAR{f.suffix}"
                       + (f" (mean over seeds) with {o.ci_level:.0%} subject-and-seed bootstrap whiskers."
                          if several else f" (one seed) with {o.ci_level:.0%} subject-bootstrap whiskers."),
-                      df, f.reps_in(df), f.models_in(df))
+                      ctx.shown(df), [ctx.rep_name(r) for r in f.reps_in(df)],
+                      [ctx.model_name(m) for m in f.models_in(df)])
     return out

@@ -141,8 +141,9 @@ def build_setting(ctx: ReportContext, f: Facet) -> list[Block]:
     metrics = [m for m in CURVES if m in frame.columns and frame[m].notna().any()]
     out = ctx.figure(curves_plot, f.stem("learning_curves"),
                      "Learning curves: " + ", ".join(CURVES[m] for m in metrics) + f.suffix + ".",
-                     frame, metrics=metrics)
+                     ctx.shown(frame), metrics=metrics)
     rows, num = _summary(frame, metrics)
+    rows = [[ctx.rep_name(r[0]), ctx.model_name(r[1]), *r[2:]] for r in rows]
     head = ["Representation", "Model", "Epochs", "Seeds", "Final train loss"]
     if "val_loss" in metrics:
         head += ["Min val loss", "Final val loss"]

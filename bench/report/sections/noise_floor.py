@@ -96,8 +96,9 @@ def build_setting(ctx: ReportContext, f: Facet) -> list[Block]:
     if ctx.derive(_n_seeds).max() < 2:
         return []  # the lead said why there is no figure
     d = f.of(ctx.seed_scores)
-    words = spread_words(d)
+    words = spread_words(ctx.shown(d))
     out: list[Block] = [Para(words)] if words else []
     return out + ctx.figure(seed_dots, f.stem("noise_floor"),
                             f"Pooled UF1 of every seed per cell{f.suffix}: dots are seeds, bars their mean.",
-                            d, f.reps_in(d), f.models_in(d), base=ctx.base)
+                            ctx.shown(d), [ctx.rep_name(r) for r in f.reps_in(d)],
+                            [ctx.model_name(m) for m in f.models_in(d)], base=ctx.rep_name(ctx.base) if ctx.base else None)

@@ -36,4 +36,5 @@ def build_setting(ctx: ReportContext, f: Facet) -> list[Block]:
     return ctx.figure(F.per_subject_plot, f.stem("per_subject_acc"),
                       f"Per-subject accuracy (mean over seeds){f.suffix}: one dot per subject; "
                       "these are the pairs the significance test compares.",
-                      d, f.reps_in(d), f.models_in(d), "acc")
+                      ctx.shown(d), [ctx.rep_name(r) for r in f.reps_in(d)],
+                      [ctx.model_name(m) for m in f.models_in(d)], "acc")

@@ -157,13 +157,13 @@ def build_setting(ctx: ReportContext, f: Facet) -> list[Block]:
              for r, m in zip(summ["representation"], summ["model"])}
     summ = summ.assign(_o=[order[k] for k in zip(summ["representation"], summ["model"])]) \
         .sort_values("_o", kind="stable").drop(columns="_o").reset_index(drop=True)
-    t = _table(summ, f.of(per_seed), "LEAKY — what common shortcuts would have reported, beside the honest "
+    t = _table(ctx.shown(summ), ctx.shown(f.of(per_seed)), "LEAKY — what common shortcuts would have reported, beside the honest "
                "headline" + f.suffix + " (mean ± sd over seeds; Δ = shortcut − honest).")
     out = ctx.table(t, summ.rename(columns={SETTING: "dataset"}), f.stem("shortcuts"))
     return out + ctx.figure(shortcut_bars, f.stem("shortcuts"),
                             "LEAKY shortcuts vs the honest score per cell" + f.suffix
                             + ": grey = honest (headline); hatched = what each shortcut would have reported "
-                            "(whiskers: ± sd over seeds).", summ)
+                            "(whiskers: ± sd over seeds).", ctx.shown(summ))
 
 
 def close(ctx: ReportContext, faceted: list[Block]) -> list[Block]:
