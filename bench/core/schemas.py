@@ -225,6 +225,11 @@ class TrainerNode(TrainConfig):
     (callers pop it before ``TrainConfig.from_mapping``)."""
 
     augment: AugmentConfig = field(default_factory=AugmentConfig)
+    # The input a published recipe's released code fed, as representation parameters per representation
+    # option (ststnet_paper: {stored: {rescale: false}}, the raw 0..255 pixels). The planner moves them
+    # into the cell's representation (a study item's params and the command line win) and drops this
+    # key, so the representation's params (hashed, in the manifest) carry them and nothing else does.
+    inputs: Dict[str, Dict[str, Any]] = field(default_factory=dict)
 
 
 # ----------------------------------------------------------------------------------- protocol

@@ -408,10 +408,11 @@ def _cross(study: dict, axes: dict, seeds: list, ovs: _Overrides) -> tuple[list[
             excluded.append(f"{label}: excluded by the study's exclude rule")
             continue
         cell_cfg = _cell_config(items, ovs, used)
-        items = _apply_params(cell_cfg, items, ovs.cli_keys)
+        items = _apply_params(cell_cfg, _recipe_inputs(cell_cfg, items, label), ovs.cli_keys)
         combo = tuple(items.values())
         label = "|".join(i.name for i in combo)
         resolved = _resolve(cell_cfg, label)
+        resolved["trainer"].pop("inputs", None)  # moved into the representation's params
         _check_plugin_nodes(resolved, items)
         reason = _dataset_reason(resolved, label, items["dataset"], reps) or _skip_reason(resolved, label, reps)
         if reason:
@@ -438,6 +439,23 @@ def _cell_config(items: dict[str, AxisItem], ovs: _Overrides, used: set[str]) ->
         if "name" not in cell_cfg[g]:
             OmegaConf.update(cell_cfg[g], "name", items[g].option, force_add=True)
     return cell_cfg
+
+
+def _recipe_inputs(cell_cfg: DictConfig, items: dict[str, AxisItem], label: str) -> dict[str, AxisItem]:
+    """The representation item with the parameters its trainer recipe fixes (``trainer.inputs``) under
+    its own: e.g. ``trainer=ststnet_paper`` feeds ``stored`` unscaled, as STSTNet's released code did."""
+    node = cell_cfg.trainer.get("inputs")
+    inputs = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else dict(node or {})
+    unknown = sorted(set(inputs) - set(group_options("representation")))
+    if unknown:
+        raise ConfigError(f"{label}: trainer.inputs names {unknown}, not representation options "
+                          f"(known: {', '.join(group_options('representation'))})")
+    rep = items["representation"]
+    fixed = dict(inputs.get(rep.option) or {})
+    if not fixed:
+        return items
+    merged = {**fixed, **dict(rep.params)}  # the study item's own params win
+    return {**items, "representation": dataclasses.replace(rep, params=tuple(merged.items()))}
 
 
 def _apply_params(cell_cfg: DictConfig, items: dict[str, AxisItem], cli_keys: set[str]) -> dict[str, AxisItem]:

@@ -180,8 +180,10 @@ def _flow_text(flow: dict) -> str:
 def _recipe_text(tr: dict) -> str:
     sel = ("fixed budget, last epoch" if not tr.get("early_stopping_patience") else
            f"early stopping (patience {tr['early_stopping_patience']}) on training subjects")
+    sched = tr.get("scheduler")
     return (f"{tr.get('optimizer')}, lr {tr.get('lr')}, batch {tr.get('batch_size')}, weight decay "
-            f"{tr.get('weight_decay')}, {tr.get('epochs')} epochs, {sel}")
+            f"{tr.get('weight_decay')}, {tr.get('epochs')} epochs"
+            + (f", {sched} schedule" if sched and sched != "none" else "") + f", {sel}")
 
 
 def manifest_items(manifest: dict) -> list[tuple[str, str]]:
@@ -205,6 +207,9 @@ def manifest_items(manifest: dict) -> list[tuple[str, str]]:
     for name, r in (manifest.get("representations") or {}).items():
         params = {k: v for k, v in (r.get("params") or {}).items() if k != "name"}
         txt = ", ".join(f"{k}={v}" for k, v in params.items()) or "defaults"
+        if "rescale" in params:  # the input scale is part of a recipe (STSTNet's code fed raw pixels)
+            txt += ("; input scale: pixel / 255 (images)" if params["rescale"]
+                    else "; input scale: the raw pixel values (0..255 for 8-bit images)")
         notes = {n for n in (r.get("exactness") or {}).values()}
         if notes:
             txt += "; on these files: " + " | ".join(sorted(notes))

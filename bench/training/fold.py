@@ -23,6 +23,7 @@ def build_trainer(trainer_cfg: dict, seed: int, channels: tuple):
 
     params = dict(trainer_cfg)
     aug_cfg = params.pop("augment", None) or {}
+    params.pop("inputs", None)  # the planner's: already moved into the representation (schemas.TrainerNode)
     params["seed"] = seed
     augment = FlowAugment(channels, **aug_cfg) if aug_cfg and any(aug_cfg.values()) else None
     return TrainConfig.from_mapping(params), augment

@@ -58,12 +58,16 @@ def build_trainer(node: dict, tmp: Path) -> None:
     from bench.core.schemas import AugmentConfig, TrainerNode
     from representations.augment import FlowAugment
 
-    # augment is the runner's, not an engine field: FlowAugment(channels, **augment) builds it
-    assert set(node) == {f.name for f in dataclasses.fields(TrainConfig)} | {"augment"}
+    # augment is the runner's, not an engine field: FlowAugment(channels, **augment) builds it;
+    # inputs is the planner's: it moves into the cell's representation (tests/plan/test_recipe_inputs.py)
+    assert set(node) == {f.name for f in dataclasses.fields(TrainConfig)} | {"augment", "inputs"}
+    from bench.core.config import group_options
+
+    assert set(node["inputs"]) <= set(group_options("representation"))
     assert set(node["augment"]) == {f.name for f in dataclasses.fields(AugmentConfig)}
     aug_params = set(inspect.signature(FlowAugment).parameters) - {"channels"}
     assert set(node["augment"]) <= aug_params
-    params = {k: v for k, v in node.items() if k != "augment"}
+    params = {k: v for k, v in node.items() if k not in ("augment", "inputs")}
     cfg = TrainConfig.from_mapping(params, seed=3)  # the seed is replaced per unit
     assert cfg.seed == 3
     FlowAugment(("u", "v", "m"), **node["augment"])

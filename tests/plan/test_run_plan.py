@@ -17,7 +17,8 @@ README = Path(__file__).resolve().parents[2] / "README.md"
 # studies of real data (the MEGC2019 flow-release presets) need their folder; planning reads no file,
 # so any path does
 DATA_ROOTS = {"megc2019_phases": ["dataset.root=/nonexistent/HTNet"],
-              "leakage_audit_megc2019": ["dataset.root=/nonexistent/HTNet"]}
+              "leakage_audit_megc2019": ["dataset.root=/nonexistent/HTNet"],
+              "stored_scale": ["dataset.root=/nonexistent/HTNet"]}
 
 
 @pytest.mark.parametrize("name", list_studies())

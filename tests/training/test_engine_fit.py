@@ -45,6 +45,7 @@ def test_trainer_yaml_has_every_field_with_the_dataclass_defaults():
 
     raw = to_container(compose([]).trainer)
     raw.pop("augment")  # the runner's augmentation node (representations/augment.py), not an engine field
+    assert raw.pop("inputs") == {}  # the planner's (a recipe's representation params), not an engine field
     assert set(raw) == {f.name for f in dataclasses.fields(TrainConfig)}
     assert TrainConfig.from_mapping(raw) == TrainConfig()
 

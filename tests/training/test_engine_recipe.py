@@ -68,34 +68,29 @@ def test_ststnet_new_recipe_reaches_the_old_training_loss(session_cache):
     assert row["cost_ratio"] < 0.8  # half the epochs: it is cheaper (loose bound; timing is noisy)
 
 
-def test_report_states_each_models_recipe_where_it_differs():
-    """The report's run facts list the per-model trainer overrides the units ran with (a recipe
-    change is stated in the report, not only in the study file)."""
+def test_report_states_each_models_recipe_as_its_units_ran_it():
+    """The report's run facts give each model the recipe its units recorded (a per-model override is
+    stated in the report, not only in the study file), and the network it built."""
     import json
+    from types import SimpleNamespace
 
     import pandas as pd
 
-    from bench.report.sections.facts import _model_recipes
+    from bench.report.sections.reproducibility import training_items
 
     base = {"epochs": 40, "lr": 0.001, "scheduler": "none", "seed": 0}
-    hp = lambda **t: json.dumps({"trainer": {**base, **t}})  # noqa: E731
-    results = pd.DataFrame({"model": ["timm", "timm", "ststnet", "plain"],
-                            "hparams": [hp(epochs=20, seed=1), hp(epochs=20, seed=2),
-                                        hp(epochs=20, lr=0.005, scheduler="onecycle"), hp(seed=3)]})
-    assert _model_recipes(results, base) == ["timm: epochs=20", "ststnet: epochs=20, lr=0.005, scheduler=onecycle"]
-    assert _model_recipes(results.drop(columns="hparams"), base) == []
-
-
-def test_report_spells_out_each_models_network():
-    import json
-
-    import pandas as pd
-
-    from bench.report.sections.facts import _model_networks
-
+    hp = lambda model=None, **t: json.dumps({"trainer": {**base, **t}, "model": model or {}})  # noqa: E731
     node = {"name": "timm:resnet10t", "stem_width": 16, "stage_widths": [32, 64, 128, 256]}
-    results = pd.DataFrame({"model": ["timm_resnet10t_half", "odd"],
-                            "hparams": [json.dumps({"model": node, "trainer": {}}), "not json"]})
-    (line,) = _model_networks(results)
-    assert line.startswith("timm_resnet10t_half: `timm:resnet10t` (") and "stem_width=16" in line
-    assert "stage_widths=[32, 64, 128, 256]" in line, line
+    results = pd.DataFrame({"model": ["timm", "timm", "ststnet", "odd"],
+                            "hparams": [hp(node, epochs=20, seed=1), hp(node, epochs=20, seed=2),
+                                        hp(epochs=20, lr=0.005, scheduler="onecycle"), "not json"]})
+    ctx = SimpleNamespace(run=SimpleNamespace(results=results, facts={}), model_name=str)
+    items = training_items(ctx)
+    timm = next(i for i in items if i.startswith("Training [timm]"))
+    ststnet = next(i for i in items if i.startswith("Training [ststnet]"))
+    assert "epochs=20" in timm and "lr=0.001" in timm and "seed" not in timm
+    assert "lr=0.005" in ststnet and "scheduler=onecycle" in ststnet
+    (network,) = [i for i in items if i.startswith("Network")]
+    assert network.startswith("Network [timm]: `timm:resnet10t` (") and "stem_width=16" in network
+    assert "stage_widths=[32, 64, 128, 256]" in network
+    assert not any(i.startswith("Training [odd]") for i in items)  # an unreadable record is skipped
