@@ -195,6 +195,7 @@ def test_anchor_file_holds_the_published_figures():
 @pytest.mark.slow
 @pytest.mark.ci
 def test_one_command_runs_the_composite_and_the_report_leads_with_it(tmp_path, run_overrides, capsys):
+    from bench.report.names import display
     from bench.run import main
 
     root = release(tmp_path, "causalnet")
@@ -209,8 +210,10 @@ def test_one_command_runs_the_composite_and_the_report_leads_with_it(tmp_path, r
 
     report = (tmp_path / "reports" / "megc2019_phases" / "report.md").read_text()
     heads = [l for l in report.splitlines() if l.startswith("## ")]
-    assert heads[0].startswith("## MEGC2019 composite: Full / SMIC / CASME II / SAMM"), heads
-    assert heads[1] == "## Run manifest", heads
+    assert heads[0] == "## The answer", heads  # the answer first, then the composite's own table
+    assert heads[2].startswith("## MEGC2019 composite: Full / SMIC / CASME II / SAMM"), heads
+    assert heads[-1] == "## Reproducibility" and "### Run manifest" in report.split("## Reproducibility")[1]
+    assert "of SAMM, SMIC and CASME II (12 clips, 6 subjects)" in report  # the data, named in the answer
     assert "Published anchors (not run here)" in report and "0.5882" in report and "0.7209" in report
     assert "not given: onset->apex and apex->offset flows precomputed by the release" in report
     # the report's composite figures equal a hand computation from the predictions
@@ -221,7 +224,8 @@ def test_one_command_runs_the_composite_and_the_report_leads_with_it(tmp_path, r
             uf1, uar = _uf1_uar_by_hand(part["y_true"].tolist(), part["y_pred"].tolist())
             assert row[f"{name}_uf1"] == pytest.approx(float(uf1)) and row[f"{name}_uar"] == pytest.approx(float(uar))
             shown = f"{float(uf1):.4f} | {float(uar):.4f}"
-            line = next(l for l in report.splitlines() if l.startswith(f"| {rep} | ststnet |")).replace("**", "")
+            shown_rep = display(rep, "representation")
+            line = next(l for l in report.splitlines() if l.startswith(f"| {shown_rep} | STSTNet |")).replace("**", "")
             assert shown in line, (rep, name)
     manifest = json.loads((run_dir / "manifest.json").read_text())
     d = manifest["datasets"]["megc2019_causalnet"]

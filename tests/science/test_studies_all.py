@@ -16,12 +16,14 @@ TINY = ["dataset.n_subjects=3", "dataset.clips_per_class=1", "dataset.size=48", 
 
 def _real_data(study: str, tmp_path) -> list[str] | None:
     """A study of real data runs on a tiny fixture of its release's layout instead (no synthetic keys)."""
-    if study not in ("megc2019_phases", "leakage_audit_megc2019"):
+    if study not in ("megc2019_phases", "leakage_audit_megc2019", "stored_scale"):
         return None
     from benchmarks.composite_fixture import TINY_ROWS, write_release_fixture
 
     root = write_release_fixture(tmp_path / "htnet", "htnet", rows=TINY_ROWS)
-    return [f"dataset.root={root}", *(o for o in TINY if not o.startswith(("dataset.", "flow.")))]
+    # seeds: auto runs its first round only here (3 seeds); the rounds are tested in tests/runner
+    auto = ["study.max_seeds=3"] if study == "stored_scale" else []
+    return [f"dataset.root={root}", *auto, *(o for o in TINY if not o.startswith(("dataset.", "flow.")))]
 
 
 @pytest.mark.ci
