@@ -55,9 +55,8 @@ def _run_study(overrides: list[str], *, out, held: contextlib.ExitStack) -> Path
     units = plan_units(plan, prep, store, ctx)
     resume_notes(units, store, ctx.run_dir, out)
     failed, train_seconds = run_units(units, store, plan.base.executor, ctx.run_dir, bool(plan.base.progress), out)
-    seeds_auto = _more_seeds(plan, prep, store, ctx, units, failed, out)
-    if seeds_auto:
-        failed, train_seconds = failed + seeds_auto.pop("failed"), train_seconds + seeds_auto.pop("train_seconds")
+    more_failed, more_seconds, seeds_auto = _more_seeds(plan, prep, store, ctx, units, failed, out)
+    failed, train_seconds = failed + more_failed, train_seconds + more_seconds
 
     records = gather_records(store, units.keys)
     results, predictions = collect(records)
@@ -80,18 +79,19 @@ def _run_study(overrides: list[str], *, out, held: contextlib.ExitStack) -> Path
     return ctx.run_dir
 
 
-def _more_seeds(plan: Plan, prep: Prepared, store: UnitStore, ctx: RunContext, units, failed: list, out) -> dict:
-    """``study.seeds=auto``: seeds added to the cells of undecided comparisons (``bench.runner.seeds``);
-    {} for a fixed seed list, or when a unit of the first round failed (nothing to decide on)."""
+def _more_seeds(plan: Plan, prep: Prepared, store: UnitStore, ctx: RunContext, units, failed: list, out
+                ) -> tuple[list[dict], float, dict]:
+    """``study.seeds=auto``: seeds added to the cells of undecided comparisons (``bench.runner.seeds``):
+    the failed rows, training seconds and record of its rounds; nothing for a fixed seed list, or when
+    a unit of the first round failed (nothing to decide on)."""
     if plan.seed_policy is None:
-        return {}
+        return [], 0.0, {}
     if failed:
         print(f"seeds=auto: {len(failed)} unit(s) failed, so no seed is added", file=out)
-        return {}
+        return [], 0.0, {}
     from bench.runner.seeds import until_decided
 
-    more_failed, seconds, what = until_decided(plan, prep, store, ctx, units, out)
-    return {**what, "failed": more_failed, "train_seconds": seconds}
+    return until_decided(plan, prep, store, ctx, units, out)
 
 
 def check_plan(plan: Plan) -> None:
