@@ -1,7 +1,7 @@
 """``python -m benchmarks``: every speed figure of the suite, each against a baseline measured
 in the same run, with the machine and its load printed alongside.
 
-    python -m benchmarks [--quick] [--only flow engine study scaling] [--json results.json]
+    python -m benchmarks [--quick] [--only flow engine study scaling roofline] [--json results.json]
 
 * flow     — ``compute_flows`` vs a bare OpenCV loop on the same frames (target <= 1.10x), 1 vs 2
              workers (near-linear), cached rerun vs uncached (>= 50x)      [benchmarks.flow]
@@ -12,6 +12,9 @@ in the same run, with the machine and its load printed alongside.
              (targets: < 5 min, < 4 GB) and the share spent in flow, training, tracking, reporting
 * scaling  — the main study's data at 1x, 2x, 4x the synthetic sample count (target: linear)
                                                                            [benchmarks.study]
+* roofline — each composite model's training step vs its own floor (GEMMs / convolutions replayed
+             alone + the optimizer's bytes at the measured bandwidth; target <= 1.5x)
+                                                                           [benchmarks.roofline]
 
 ``--quick`` shrinks every piece to seconds (to check that the suite runs; its numbers mean little).
 A full run takes many minutes on 2 cores. Nothing asserts a timing (a shared machine is noisy); the
@@ -27,7 +30,7 @@ import time
 
 from benchmarks import study as study_bench
 
-PIECES = ("flow", "engine", "study", "scaling")
+PIECES = ("flow", "engine", "study", "scaling", "roofline")
 
 
 def _flow(quick: bool) -> dict:
@@ -58,6 +61,14 @@ def _scaling(quick: bool) -> dict:
     return r
 
 
+def _roofline(quick: bool) -> list[dict]:
+    from benchmarks import roofline
+
+    argv = ["--models", "ststnet", "--steps-per-epoch", "2", "--epochs", "1", "--repeats", "1",
+            "--profile-steps", "2"] if quick else []
+    return roofline.main(argv)
+
+
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="small sizes: seconds, to check that everything runs")
@@ -68,7 +79,7 @@ def main(argv: list[str] | None = None) -> dict:
     logging.basicConfig(level=logging.WARNING)
     out: dict = {"machine_before": study_bench.machine(), "quick": a.quick}
     print(study_bench.format_machine(out["machine_before"]), flush=True)
-    runners = {"flow": _flow, "engine": _engine, "study": _study, "scaling": _scaling}
+    runners = {"flow": _flow, "engine": _engine, "study": _study, "scaling": _scaling, "roofline": _roofline}
     t0 = time.perf_counter()
     for piece in PIECES:
         if piece in a.only:

@@ -8,10 +8,11 @@ sub_filename``, empty apex) and per clip random 28x28 8-bit RGB PNGs named ``"<s
 (+ ``_1``, ``_2``, ``_3`` for the two-phase layout), each channel min-max stretched to 0..255 as the
 releases are. Subjects are written in the releases' styles: ``sub01``, ``s01``, ``006``.
 
-Time a ``megc2019_phases`` run of STSTNet over the five representations on it (two-phase layout,
-so every representation runs; tracking and report off, as the study benchmark does)::
+Time a ``megc2019_phases`` run of each model over the five representations on it (two-phase layout,
+so every representation runs; tracking and report off, as the study benchmark does), one run per
+model so each model's cost is its own, and the whole study's (the sum) per seed and for 3 seeds::
 
-    python -m benchmarks.composite_fixture --time [--workers 2] [--keep DIR]
+    python -m benchmarks.composite_fixture --time [--models ststnet off_apexnet fmanet] [--workers 2] [--keep DIR]
 
 or only write the fixture: ``python -m benchmarks.composite_fixture --write DIR [--layout htnet]``.
 The figures are random pixels, so the scores are at chance: this measures cost, not accuracy.
@@ -107,11 +108,14 @@ def write_release_fixture(root: str | Path, layout: str = "htnet", rows: Sequenc
     return root
 
 
-def time_study(root: Path, workers: int, extra: Sequence[str] = ()) -> dict:
-    """Wall and CPU seconds of ``megc2019_phases`` × STSTNet × the five representations on ``root``."""
+MODELS = ("ststnet", "off_apexnet", "fmanet")
+
+
+def time_study(root: Path, workers: int, extra: Sequence[str] = (), model: str = "ststnet") -> dict:
+    """Wall and CPU seconds of ``megc2019_phases`` × ``model`` × the five representations on ``root``."""
     runs = Path(tempfile.mkdtemp(prefix="megc_runs_"))
     cmd = [sys.executable, "-m", "bench.run", "study=megc2019_phases", "dataset=megc2019_causalnet",
-           f"dataset.root={root}", "study.models=[ststnet]", "tracking=none", "report=false", "progress=false",
+           f"dataset.root={root}", f"study.models=[{model}]", "study.seeds=[0]", "tracking=none", "report=false", "progress=false",
            f"executor.workers={workers}", f"paths.runs={runs}", f"paths.cache={runs / 'cache'}", *extra]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
@@ -130,7 +134,8 @@ def main(argv: list[str] | None = None) -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--write", metavar="DIR", help="write the fixture to DIR and stop")
     ap.add_argument("--layout", choices=sorted(LAYOUTS), default="causalnet")
-    ap.add_argument("--time", action="store_true", help="time megc2019_phases x STSTNet x 5 representations")
+    ap.add_argument("--time", action="store_true", help="time megc2019_phases x each model x 5 representations")
+    ap.add_argument("--models", nargs="+", default=list(MODELS), help="models to time, one run each")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--keep", metavar="DIR", help="write the timing fixture here (default: a temporary folder)")
     ap.add_argument("extra", nargs="*", help="more bench.run overrides for --time (e.g. trainer.epochs=10)")
@@ -146,13 +151,19 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     write_release_fixture(root, "causalnet")
     print(f"fixture: {root} ({time.perf_counter() - t0:.1f} s to write)")
-    load = os.getloadavg()
-    r = time_study(root, a.workers, a.extra)
-    print(r["stdout"])
-    print(f"megc2019_phases, STSTNet x 5 representations, 68 LOSO folds, {a.workers} workers: "
-          f"wall {r['wall_s']:.0f} s, CPU {r['cpu_s']:.0f} s; load average before the run "
-          f"{load[0]:.1f} on {os.cpu_count()} cores (a busy machine makes the wall time longer)")
-    print(f"command: {r['command']}")
+    total = {"wall_s": 0.0, "cpu_s": 0.0}
+    for model in a.models:
+        load = os.getloadavg()
+        r = time_study(root, a.workers, a.extra, model)
+        print(r["stdout"])
+        print(f"megc2019_phases, {model} x 5 representations, 68 LOSO folds, {a.workers} workers: "
+              f"wall {r['wall_s']:.0f} s, CPU {r['cpu_s']:.0f} s; load average before the run "
+              f"{load[0]:.1f} on {os.cpu_count()} cores (a busy machine makes the wall time longer)")
+        print(f"command: {r['command']}", flush=True)
+        total = {k: total[k] + r[k] for k in total}
+    print(f"all {len(a.models)} models, one seed: wall {total['wall_s']:.0f} s, CPU {total['cpu_s']:.0f} s; "
+          f"3 seeds ~ wall {3 * total['wall_s'] / 60:.0f} min, CPU {3 * total['cpu_s'] / 60:.0f} min "
+          f"(x3 of one seed; target: 3 seeds <= 90 min wall on 2 idle cores)")
     return 0
 
 

@@ -191,8 +191,24 @@ def group_options(group: str) -> list[str]:
     return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml") if not p.stem.startswith("_"))
 
 
+def did_you_mean(word: str, known: Iterable[str]) -> str:
+    """' Did you mean X?' (or 'X, Y?') for the names of ``known`` closest to ``word`` (difflib), else ''."""
+    close = difflib.get_close_matches(str(word), [str(k) for k in known], n=3)
+    return f" Did you mean {', '.join(close)}?" if close else ""
+
+
+def unknown_option(group: str, option: str, where: str = "") -> str:
+    """The message for an option its group does not have: the closest names, then every option."""
+    options = group_options(group)
+    lead = f"{where}: unknown {group} {option!r}" if where else f"unknown {group} {option!r} ({group}={option})"
+    return f"{lead}.{did_you_mean(option, options)} Available: {', '.join(options)}"
+
+
 def _friendly(err: Exception, overrides: list[str]) -> str:
     msg = str(err).strip()
+    missing = re.search(r"Could not find '([^'/]+)/([^']+)'", msg)
+    if missing and missing.group(1) in GROUPS + PENDING_GROUPS:  # study=ablation_phase, model=htnt
+        return unknown_option(missing.group(1), missing.group(2))
     # Hydra lists every config of a group as available, schemas and shared blocks included.
     msg = re.sub(r"^\t_\S*\n?", "", msg, flags=re.M)
     cause = err.__cause__

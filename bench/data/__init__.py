@@ -69,6 +69,23 @@ def dataset_skip(node: Mapping[str, Any], representation, label: str) -> tuple[b
     return fn(node, representation, label) if fn else (False, "")
 
 
+def check_roots(node: Mapping[str, Any]) -> None:
+    """Refuse a dataset node whose folders do not exist, before anything is loaded or written: its
+    ``root`` (with the preset's ``clone`` command when it has one) and each set ``<part>.root`` of a
+    composite's parts (only those in its ``include``, when it has one), each error naming its key."""
+    from bench.data._sheets import require_root
+
+    name = str(node.get("dataset") or node.get("name", "dataset"))  # a preset's own name (megc2019_htnet)
+    if "root" in node:
+        require_root(node["root"], name, node.get("clone"))
+    include = node.get("include")
+    for part, sub in node.items():
+        if not isinstance(sub, Mapping) or "root" not in sub or (include is not None and part not in include):
+            continue
+        if sub["root"] is not None and str(sub["root"]).strip() not in ("", "???"):  # unset: the loader says so
+            require_root(sub["root"], str(part), key=f"dataset.{part}.root")
+
+
 def _load_all() -> None:
     """Import every module of this package: a dataset family is one file whose loader(s) register on
     import (``_sheets`` and ``__main__`` are not loaders and are skipped). Lazy, so that importing
@@ -90,5 +107,5 @@ def list_datasets() -> list[str]:
     return DATASETS.names()
 
 
-__all__ = ["DATASETS", "DataError", "SampleTable", "dataset_is_synthetic", "dataset_reads_flows", "dataset_skip",
-           "list_datasets", "load_dataset", "register_dataset"]
+__all__ = ["DATASETS", "DataError", "SampleTable", "check_roots", "dataset_is_synthetic", "dataset_reads_flows",
+           "dataset_skip", "list_datasets", "load_dataset", "register_dataset"]

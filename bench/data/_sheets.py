@@ -93,7 +93,8 @@ def read_rows(path: Path, sheet: str | None = None, sep: str | None = None) -> l
     """All rows of a sheet as ``(row_number, cells)``."""
     path = Path(path)
     if not path.is_file():
-        raise DataError(f"{path}: annotation file not found")
+        raise DataError(f"{path}: annotation file not found; point dataset.annotation=<file> at it "
+                        "(a path relative to dataset.root, or absolute)")
     if path.stat().st_size == 0:
         raise DataError(f"{path}: the annotation file is empty (0 bytes); was it copied completely?")
     suffix = path.suffix.lower()
@@ -186,11 +187,21 @@ def pick(df: pd.DataFrame, path: Path | str, spec: Mapping[str, Sequence[str]], 
     return out
 
 
-def require_root(root: object, loader: str) -> Path:
-    """``root`` as a Path; a clear error when it is unset (OmegaConf's ``???`` placeholder or None)."""
+def require_root(root: object, loader: str, clone: str | None = None, key: str = "dataset.root") -> Path:
+    """``root`` as a Path; a clear error, naming ``key`` (and, for a public release, the ``clone``
+    command that fetches it), when it is unset (OmegaConf's ``???`` placeholder or None), does not
+    exist or is not a folder."""
+    fetch = f"; get it with: {clone} <folder>, then {key}=<folder>" if clone else ""
     if root is None or str(root).strip() in ("", "???"):
-        raise DataError(f"dataset {loader}: root is not set; pass dataset.root=<folder of your {loader} copy>")
-    return Path(str(root)).expanduser()
+        raise DataError(f"dataset {loader}: {key} is not set; pass {key}=<folder of your {loader} copy>{fetch}")
+    path = Path(str(root)).expanduser()
+    if not path.exists():
+        fetch = f"; get it with: {clone} {path}" if clone else ""
+        raise DataError(f"dataset {loader}: {key}={root} does not exist (no such folder); "
+                        f"pass {key}=<folder of your {loader} copy>{fetch}")
+    if not path.is_dir():
+        raise DataError(f"dataset {loader}: {key}={root} is not a folder; pass {key}=<folder of your {loader} copy>")
+    return path
 
 
 def find_annotation(root: Path, patterns: Sequence[str], what: str) -> Path:
@@ -202,9 +213,10 @@ def find_annotation(root: Path, patterns: Sequence[str], what: str) -> Path:
         if len(hits) > 1:
             raise DataError(
                 f"{root}: several {what} annotation files match {pat!r}: {[h.name for h in hits]}; "
-                f"choose one with annotation=<file>"
+                f"choose one with dataset.annotation=<file>"
             )
-    raise DataError(f"{root}: no {what} annotation file (looked for {list(patterns)}); set annotation=<file>")
+    raise DataError(f"{root}: no {what} annotation file (looked for {list(patterns)}); "
+                    f"is dataset.root the {what} folder? Or name the file with dataset.annotation=<file>")
 
 
 def resolve_dir(root: Path, frames_dir: str | None, candidates: Sequence[str]) -> Path:

@@ -54,7 +54,7 @@ def read_generic(
     if missing:
         raise DataError(
             f"{ann}: missing column(s) {missing}; found {[c for c in df.columns if not c.startswith('_')]} "
-            f"(rename with columns={{source: standard}})"
+            f"(rename with dataset.columns={{source: standard}})"
         )
     if "frametemplate" in df.columns:
         df = df.rename(columns={"frametemplate": "frame_template"})

@@ -34,6 +34,7 @@ from bench.data import register_dataset
 from bench.data.casme2 import read_casme2
 from bench.data.casme2 import subject_id as casme2_subject
 from bench.data.classes import CLASS_SETS
+from bench.data._sheets import require_root
 from bench.data.samm import read_samm
 from bench.data.samm import subject_id as samm_subject
 from bench.data.smic import canonical_clip, canonical_subject, read_smic
@@ -92,6 +93,7 @@ def _params(p: Any, db: str) -> dict[str, Any]:
     d = dict(p)
     if not d.get("root") or str(d.get("root")) == "???":
         raise DataError(f"megc2019: dataset.{db}.root is not set")
+    require_root(d["root"], db, key=f"dataset.{db}.root")  # a missing folder, named by its key
     d.pop("classes", None)  # labels come from the list
     for k in ("check_frames", "strict", "errors", "min_subjects", "overrides"):
         d.pop(k, None)  # validation runs once, on the joined table

@@ -59,7 +59,7 @@ import numpy as np
 import pandas as pd
 
 from bench.data import register_dataset
-from bench.data._sheets import norm_header, read_table
+from bench.data._sheets import norm_header, read_table, require_root
 from bench.data.generic import index_class_names
 from bench.data.table import DataError, SampleTable
 from bench.data.validate import MAX_ERRORS_SHOWN, finalize, parse_frame, split_options
@@ -70,7 +70,8 @@ from bench.data.paths import check_values, confine, file_problem, template_base
 log = logging.getLogger("bench.data")
 
 _ACCEPTED = ("root", "annotation", "phase1_template", "phase2_template", "phase1_array", "phase2_array",
-             "flow_file", "classes", "columns", "sheet", "dataset", "source_column", "apex_rule", "release")
+             "flow_file", "classes", "columns", "sheet", "dataset", "source_column", "apex_rule", "release",
+             "clone")
 
 _FLOW_COLUMNS = ("flow1_path", "flow1_index", "flow2_path", "flow2_index")
 
@@ -136,6 +137,7 @@ def load_precomputed(
     source_column: str | None = None,
     apex_rule: str | None = None,
     release: str | None = None,
+    clone: str | None = None,
     **options: Any,
 ) -> SampleTable:
     """A precomputed-flow dataset (see the module docstring)."""
@@ -143,9 +145,10 @@ def load_precomputed(
     if opts.check_frames:
         opts.check_frames = False  # there are no frames; flow files are checked below instead
     spec = spec_from_mapping(flow_file)
-    root = Path(root).expanduser().resolve()
+    root = require_root(root, dataset, clone).resolve()  # a public release's preset names its clone command
     ann = Path(annotation)
     ann = ann if ann.is_absolute() else root / ann
+    _check_annotation_file(ann, root, clone)
     templates = {1: phase1_template, 2: phase2_template}
     _check_phase_sources(ann, templates, {1: phase1_array, 2: phase2_array})
     sh = _read_annotation(ann, columns, sheet, source_column)
@@ -181,6 +184,15 @@ class _Sheet:
     src_col: str | None
 
 
+def _check_annotation_file(ann: Path, root: Path, clone: str | None) -> None:
+    """The sample list must be a file: a missing one names the keys that move it (and, for a public
+    release, the clone whose root holds it)."""
+    if not ann.is_file():
+        what = f"; is dataset.root the root of a clone ({clone})?" if clone else "."
+        raise DataError(f"{ann}: annotation file not found under dataset.root={root}{what} "
+                        f"Point dataset.annotation=<file> at the sample list, or dataset.root=<folder> at its folder")
+
+
 def _check_phase_sources(ann: Path, templates: Mapping[int, str | None], arrays: Mapping[int, str | None]) -> None:
     """Phase 1 needs a template or an array; no phase may have both."""
     if templates[1] is None and arrays[1] is None:
@@ -199,7 +211,7 @@ def _read_annotation(ann: Path, columns: Mapping[str, str] | None, sheet: str | 
     missing = [c for c in ("subject", "clip", "label") if c not in df.columns]
     if missing:
         raise DataError(f"{ann}: missing column(s) {missing}; found "
-                        f"{[c for c in df.columns if not c.startswith('_')]} (rename with columns=...)")
+                        f"{[c for c in df.columns if not c.startswith('_')]} (rename with dataset.columns=...)")
     present = [c for c in ("onset", "apex", "offset") if c in df.columns]
     empty = [c for c in present if all(_is_blank(v) for v in df[c])]  # e.g. the releases' empty apex
     frame_cols = [c for c in present if c not in empty]

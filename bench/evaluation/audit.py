@@ -26,6 +26,16 @@ seed (then mean ± sd over seeds, :func:`summarize`):
    precision TP_c / predicted_c of the honest pooled predictions, over the classes UAR averages
    (those with true samples); a class never predicted has precision 0 (0/0 read as 0, as
    scikit-learn's ``zero_division=0`` and a zero-guarded transposed confusion matrix give).
+5. ``class_dropping`` (CausalNet's ``recognition_evaluation``, ``main_train.py``): each fold's honest
+   predictions scored per class as a one-vs-rest problem whose scikit-learn confusion matrix must
+   unpack into TN, FP, FN, TP inside a ``try/except: pass``: a class for which the fold's binary truth
+   and predictions hold one value only (no clip is, or is predicted, that class; or every clip is and
+   is predicted that class) is skipped; UF1 = mean F1 of the rest, UAR = mean TP / true count of the
+   rest (a class predicted but absent from the truth gives 0/0 = NaN, so that fold's UAR is NaN).
+   Folds are averaged; a fold whose figure is NaN is left out of the average (:func:`class_dropping_scores`).
+6. ``class_dropping_one_class`` (MER-CLIP's ``recognition_evaluation``,
+   ``mmaction/evaluation/metrics/acc_metric.py`` and ``tools/cal_metric.py``): the same, except that a
+   fold whose truth and predictions are one and the same single class scores UF1 = UAR = 1.
 
 Inflation columns (``<column>_inflation``) are the leaky figure minus the honest one of the same
 cell and seed: signed, reported as measured, never assumed positive.
@@ -50,6 +60,12 @@ SHORTCUTS = {
     "overall_best_epoch": ("best test epoch overall", "one epoch for all folds, chosen on the pooled test score"),
     "fold_mean": ("per-fold average", "UF1/UAR averaged over folds instead of pooled"),
     "mean_precision": ("UAR as mean precision", "mean per-class precision reported as UAR"),
+    "class_dropping": ("per-fold average, classes absent from a fold dropped",
+                       "each fold scored with a try/except that skips classes the fold lacks (CausalNet's metric "
+                       "code), averaged over folds"),
+    "class_dropping_one_class": ("per-fold average, one-class fold = 1",
+                                 "as the previous, and a fold of one class, all predicted right, scores "
+                                 "UF1 = UAR = 1 (MER-CLIP's metric code)"),
 }
 LEAKY = [f"{m}_leaky_{s}" for s in SHORTCUTS for m in ("uf1", "uar") if (m, s) != ("uf1", "mean_precision")]
 SCORE_COLUMNS = ["uf1", "uar", *LEAKY, *(f"{c}_inflation" for c in LEAKY)]
@@ -173,6 +189,42 @@ def mean_precision_uar(y_true, y_pred, n_classes: int) -> float:
     return float(prec[pc["in_uar"]].mean())
 
 
+def class_dropping_fold(y_true, y_pred, one_class_is_perfect: bool = False) -> tuple[float, float]:
+    """One fold's (UF1, UAR) by CausalNet's / MER-CLIP's ``recognition_evaluation`` (see the module doc).
+
+    Only the classes present in the fold's truth or predictions can enter (the others raise in that
+    code and are skipped), and so can the class that is every clip's truth and prediction: that one is
+    skipped as well. No class left: NaN (``np.mean([])``), or with ``one_class_is_perfect`` (MER-CLIP)
+    1, 1 when truth and predictions are one and the same single class.
+    """
+    yt, yp = np.asarray(y_true, dtype=np.int64), np.asarray(y_pred, dtype=np.int64)
+    ut, up = np.unique(yt), np.unique(yp)
+    if one_class_is_perfect and len(ut) == 1 and len(up) == 1 and ut[0] == up[0]:
+        return 1.0, 1.0
+    f1s, recalls = [], []
+    for c in np.union1d(ut, up):
+        t, p = yt == c, yp == c
+        if len(np.unique(np.r_[t, p])) < 2:  # a 1x1 confusion matrix: the unpacking raises, the class is skipped
+            continue
+        tp, fp, fn = int((t & p).sum()), int((~t & p).sum()), int((t & ~p).sum())
+        f1s.append(2 * tp / (2 * tp + fp + fn))
+        recalls.append(tp / int(t.sum()) if t.any() else np.nan)  # numpy's 0/0: NaN
+    if not f1s:
+        return np.nan, np.nan
+    return float(np.mean(f1s)), float(np.mean(recalls))
+
+
+def class_dropping_scores(predictions: pd.DataFrame, one_class_is_perfect: bool = False) -> dict[str, float]:
+    """Shortcuts 5 and 6: :func:`class_dropping_fold` per fold of the honest predictions, averaged over
+    folds (NaN folds left out; NaN when every fold is). ``n_nan_uf1`` / ``n_nan_uar``: folds left out."""
+    per = [class_dropping_fold(g["y_true"], g["y_pred"], one_class_is_perfect)
+           for _, g in predictions.groupby("fold", sort=False)]
+    uf1, uar = (np.array([p[i] for p in per], dtype=float) for i in (0, 1))
+    mean = (lambda v: float(np.mean(v[np.isfinite(v)])) if np.isfinite(v).any() else np.nan)
+    return {"uf1": mean(uf1), "uar": mean(uar), "n_nan_uf1": int((~np.isfinite(uf1)).sum()),
+            "n_nan_uar": int((~np.isfinite(uar)).sum())}
+
+
 # -------------------------------------------------------------------------------- the tables
 
 def _check_fits(audit: pd.DataFrame, honest: pd.DataFrame, where: str) -> None:
@@ -224,6 +276,9 @@ def shortcut_scores(audit: pd.DataFrame, predictions: pd.DataFrame, n_classes: i
         fm = fold_mean(honest, n_classes)
         row.update(uf1_leaky_fold_mean=fm["uf1"], uar_leaky_fold_mean=fm["uar"],
                    uar_leaky_mean_precision=mean_precision_uar(honest["y_true"], honest["y_pred"], n_classes))
+        for s, one in (("class_dropping", False), ("class_dropping_one_class", True)):
+            cd = class_dropping_scores(honest, one)
+            row.update({f"uf1_leaky_{s}": cd["uf1"], f"uar_leaky_{s}": cd["uar"]})
         for c in LEAKY:
             row[f"{c}_inflation"] = row[c] - row[c.split("_", 1)[0]]
         rows.append(row)

@@ -15,7 +15,6 @@ from typing import Any, Mapping
 
 import cv2
 import numpy as np
-from tqdm.auto import tqdm
 
 from bench.data.table import DataError, SampleTable
 from bench.flow.backends import FlowBackend, create_backend
@@ -33,6 +32,7 @@ from bench.flow.crop import CropSpec, crop_resize, find_box, resolve_crop
 from bench.flow.ops import resize_flow
 from bench.data.flowfiles import FlowFileSpec, content_digest, read_flow_file, read_stored_channels, spec_from_mapping
 from bench.runtime.lifeline import die_with, sigint_blocked
+from bench.runtime.progress import progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -373,7 +373,7 @@ def _without_unwritable_cache(todo: list[_Todo], cache_dir: str | os.PathLike,
 
 def _compute_missing(batch: _Batch, job: _FlowJob, progress: bool, start_method: str | None) -> None:
     """Compute the flows not found in the cache, in this process or in a pool of workers."""
-    bar = tqdm(total=len(batch.todo), desc=f"flow {job.backend}", unit="sample", disable=not progress)
+    bar = progress_bar(total=len(batch.todo), desc=f"flow {job.backend}", unit="sample", enabled=progress)
     if job.workers == 1 or len(batch.todo) == 1:
         _compute_here(batch, job, bar)
     else:
@@ -459,7 +459,7 @@ def load_precomputed_flows(table: SampleTable, *, size: int | None = 112, progre
     keys, flags = [], []
     stored: list[np.ndarray] = []
     stored_max: set = set()
-    for i in tqdm(range(n), desc="flow (precomputed)", unit="sample", disable=not progress):
+    for i in progress_bar(range(n), desc="flow (precomputed)", unit="sample", enabled=progress):
         label = sample_label(table, i)
         s = _read_sample_phases(table, i, label, spec, stored_max)
         out.append(resize_flow(_phase_flows(s.phases, label), size))

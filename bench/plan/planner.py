@@ -13,6 +13,13 @@ A study YAML (``studies/<name>.yaml``) holds::
       - {model: timm_resnet10t, representation: [mm_cof]}
     overrides: ["trainer.epochs=30"]      # Hydra overrides for every cell (the command line wins)
 
+Each model's training recipe travels with it: ``bench/conf/trainer/<model>.yaml`` (a trainer preset
+named for the model option, typed by the trainer schema) is where every cell of that model starts.
+Precedence, lowest first: the trainer schema's defaults < the model's recipe < the study's
+``overrides`` < a study item's ``overrides`` < the command line. A trainer preset chosen on purpose
+anywhere (``trainer=ststnet_paper``; ``trainer=default`` for none) is a whole recipe and replaces the
+model's. Each cell records where its values came from (``Cell.recipe``, ``CellSettings.recipe``).
+
 Cells a model cannot take are left out by the model itself (its registry ``skip``, benchopt-style:
 FMANet reads one block of channels per phase, so it skips COF), each with its reason in
 ``Plan.excluded`` (``--cfg job`` and ``--plan`` print them); a study lists its axes and nothing else.
@@ -39,7 +46,7 @@ from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 from bench.core.config import ConfigError, compose, group_options
 from bench.core.hashing import stable_hash
 from bench.core.schemas import conforms, describe
-from bench.training.settings import CellSettings
+from bench.training.settings import CellSettings, RecipeSource
 
 AXES = {"datasets": "dataset", "flows": "flow", "representations": "representation", "models": "model"}
 CELL_KEYS = ("dataset", "flow", "representation", "model", "trainer", "protocol", "tuning", "input_size")
@@ -72,6 +79,7 @@ class Cell:
     cfg: dict  # resolved config of the cell (CELL_KEYS)
     cfg_hash: str = ""
     settings: CellSettings | None = None  # its protocol, trainer and tuning, typed (set by the planner)
+    recipe: RecipeSource = field(default_factory=RecipeSource)  # where its trainer recipe came from
 
     @property
     def label(self) -> str:
@@ -172,7 +180,7 @@ def _refuse_duplicate_cells(cells: list[Cell]) -> None:
 # Config keys that say where data lives, not what it is. They are left out of the cell hash, so
 # moving a dataset or the cache does not rerun anything; what the data *is* enters each unit's key
 # instead (bench.run: a digest of the sample table and the flows' content-hash cache keys).
-LOCATION_KEYS = ("root", "cache_dir")
+LOCATION_KEYS = ("root", "cache_dir", "clone")  # clone: where a public release is fetched from
 
 
 def without_locations(cfg: Any) -> Any:
@@ -407,7 +415,7 @@ def _cross(study: dict, axes: dict, seeds: list, ovs: _Overrides) -> tuple[list[
         if any(_matches(dict(r), items) for r in rules):
             excluded.append(f"{label}: excluded by the study's exclude rule")
             continue
-        cell_cfg = _cell_config(items, ovs, used)
+        cell_cfg, recipe = _cell_config(items, ovs, used)
         items = _apply_params(cell_cfg, _recipe_inputs(cell_cfg, items, label), ovs.cli_keys)
         combo = tuple(items.values())
         label = "|".join(i.name for i in combo)
@@ -419,16 +427,20 @@ def _cross(study: dict, axes: dict, seeds: list, ovs: _Overrides) -> tuple[list[
             excluded.append(f"{label}: {reason}")
             continue
         for seed in seeds:
-            cell = Cell(*combo, seed=int(seed), cfg=resolved)
+            cell = Cell(*combo, seed=int(seed), cfg=resolved, recipe=recipe)
             cell.cfg_hash = stable_hash({"cfg": without_locations(resolved), "seed": int(seed)})
             cells.append(cell)
     return cells, excluded, used
 
 
-def _cell_config(items: dict[str, AxisItem], ovs: _Overrides, used: set[str]) -> DictConfig:
-    """Compose one combination's config: the study's, its items' and the command line's overrides."""
+def _cell_config(items: dict[str, AxisItem], ovs: _Overrides, used: set[str]) -> tuple[DictConfig, RecipeSource]:
+    """Compose one combination's config: its model's recipe, the study's, its items' and the command
+    line's overrides (in that order of precedence); with where its trainer recipe came from."""
     item_ovs = [o for it in items.values() for o in it.overrides]
-    cell_ovs = ovs.study + [f"{g}={it.option}" for g, it in items.items()] + item_ovs + ovs.rest
+    recipe = recipe_source(items["model"].option, [("study", ovs.study), ("study item", item_ovs),
+                                                   ("command line", ovs.rest)])
+    model_recipe = [f"trainer={recipe.preset}"] if recipe.chosen_by == MODEL_RECIPE else []
+    cell_ovs = model_recipe + ovs.study + [f"{g}={it.option}" for g, it in items.items()] + item_ovs + ovs.rest
     if ovs.axis:
         probe = compose(cell_ovs)
         fits = [ov for ov in ovs.axis if ov.startswith("+") or _has_key(probe, _override_key(ov))]
@@ -438,7 +450,62 @@ def _cell_config(items: dict[str, AxisItem], ovs: _Overrides, used: set[str]) ->
     for g in ("representation", "model"):  # a plugin's config file is named for its registry key
         if "name" not in cell_cfg[g]:
             OmegaConf.update(cell_cfg[g], "name", items[g].option, force_add=True)
-    return cell_cfg
+    return cell_cfg, recipe
+
+
+# ------------------------------------------------------------------ a model's own recipe
+
+MODEL_RECIPE = "model recipe"
+
+
+def model_recipes() -> list[str]:
+    """The models that carry their own recipe: a trainer file named for the model option
+    (``bench/conf/trainer/<model>.yaml``, typed by the trainer schema when composed)."""
+    models = set(group_options("model"))
+    return [t for t in group_options("trainer") if t in models]
+
+
+def recipe_source(model: str, layers: list[tuple[str, list[str]]]) -> RecipeSource:
+    """Which trainer file a cell of ``model`` starts from, and who set each trainer key after it.
+
+    Precedence, lowest first: the trainer schema's defaults (``trainer=default``), the model's recipe
+    (``trainer/<model>.yaml``), then ``layers`` in order (the study's overrides, the study item's, the
+    command line's). A trainer group chosen in any layer (``trainer=ststnet_paper``, or ``trainer=default``
+    for none) is a whole recipe named on purpose: it replaces the model's recipe, and its own keys are
+    then set by that preset."""
+    chosen = [(where, ov.split("=", 1)[1]) for where, ovs in layers for ov in ovs if _override_key(ov) == "trainer"]
+    if chosen:
+        where, preset = chosen[-1]
+        by, label = where, f"trainer preset {preset} ({where})"
+    elif model in model_recipes():
+        preset, by, label = model, MODEL_RECIPE, f"{MODEL_RECIPE} (bench/conf/trainer/{model}.yaml)"
+    else:
+        preset, by, label = "default", "trainer default", ""
+    sources = {k: label for k in _preset_keys(preset)} if label else {}
+    for where, ovs in layers:
+        for ov in ovs:
+            key = _override_key(ov)
+            if key.startswith("trainer."):
+                sources[key[len("trainer."):]] = where
+    return RecipeSource(preset=preset, chosen_by=by, sources=tuple(sources.items()))
+
+
+@functools.lru_cache(maxsize=None)
+def _preset_keys(option: str) -> tuple[str, ...]:
+    """The trainer keys a trainer file sets itself (dotted below ``augment``; its ``inputs`` move into the
+    representation), read from the file: the rest are the schema's defaults."""
+    from bench.core.config import CONF_DIR
+
+    path = CONF_DIR / "trainer" / f"{option}.yaml"
+    if not path.is_file():  # an unknown preset: composing the cell names it, with the ones that exist
+        return ()
+    raw = OmegaConf.to_container(OmegaConf.load(path)) or {}
+    keys = []
+    for k, v in raw.items():
+        if k in ("defaults", "inputs", "name"):
+            continue
+        keys += [f"{k}.{sub}" for sub in v] if isinstance(v, dict) else [str(k)]
+    return tuple(keys)
 
 
 def _recipe_inputs(cell_cfg: DictConfig, items: dict[str, AxisItem], label: str) -> dict[str, AxisItem]:
@@ -576,4 +643,6 @@ def _settle(cells: list[Cell]) -> None:
         key = stable_hash({k: cell.cfg[k] for k in ("representation", "model", "trainer", "protocol", "tuning")})
         if key not in settled:
             settled[key] = validate_cell(cell)
-        cell.settings = settled[key]
+        tuned = settled[key].tuning.space.get("trainer") if settled[key].tuning.enabled else None
+        cell.recipe = cell.recipe.tuned(tuned or {})
+        cell.settings = dataclasses.replace(settled[key], recipe=cell.recipe)

@@ -1,4 +1,4 @@
-"""``python -m bench.report <run dir | study name> [--out reports/<study>]``."""
+"""``python -m bench.report <run dir | study name> [--out reports/<study>] [--open]``."""
 
 from __future__ import annotations
 
@@ -18,8 +18,9 @@ from .tables import ReportOptions
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     d = ReportOptions()
-    p = argparse.ArgumentParser(prog="python -m bench.report", description="Write reports/<study>/report.md and report.pdf (+ figures/*.png, "
-                                "tables/*.csv and *.tex) from a study's run directory.")
+    p = argparse.ArgumentParser(prog="python -m bench.report",
+                                description="Write reports/<study>/report.md, report.html and report.pdf "
+                                "(+ figures/*.png, tables/*.csv and *.tex) from a study's run directory.")
     p.add_argument("target", help="a run directory (holding predictions.parquet) or a study name under --runs-dir")
     p.add_argument("--out", type=Path, default=None,
                    help="report directory (default: reports/<study>): new, empty, or one the suite wrote a report "
@@ -41,7 +42,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--decide-at", type=float, default=d.decide_at,
                    help=f"posterior probability a verdict needs (better, worse or practically equivalent; "
                         f"default: {d.decide_at})")
-    p.add_argument("--no-pdf", action="store_true", help="write the Markdown, figures and tables only")
+    p.add_argument("--no-pdf", action="store_true", help="write the Markdown, report.html, figures and tables only")
+    p.add_argument("--open", action="store_true",
+                   help="open report.html in the web browser when written (with no browser, print its path)")
     p.add_argument("-q", "--quiet", action="store_true")
     return p.parse_args(argv)
 
@@ -67,9 +70,26 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {_one_line(e)}", file=sys.stderr)
         return 2
     print(out / "report.md")
+    print(out / "report.html")
     if not a.no_pdf:
         print(out / "report.pdf")
+    if a.open:
+        open_page(out / "report.html")
     return 0
+
+
+def open_page(path: Path) -> bool:
+    """Open ``path`` in the web browser (a ``file://`` URI: the page needs no server); with no browser
+    to open, say where the page is. Returns whether a browser took it."""
+    import webbrowser
+
+    try:
+        opened = webbrowser.open(path.resolve().as_uri())
+    except webbrowser.Error:
+        opened = False
+    if not opened:
+        print(f"no web browser to open; open this file in one: {path}")
+    return opened
 
 
 def _one_line(e: BaseException) -> str:

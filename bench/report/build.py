@@ -16,6 +16,7 @@ from . import pdf as pdfmod
 from . import sections
 from .context import Facet, PerSetting, ReportContext
 from .document import Block, Heading
+from .html import write_html
 from .load import ReportInputError, axis_options, load_run, ordered
 from .tables import ReportOptions, baseline_label
 
@@ -98,7 +99,8 @@ def _write_report(run, out: Path, opts: ReportOptions) -> None:
             blocks: list[Block] = [b for section in sections.SECTIONS for b in build_section(section, ctx)]
             (stage / "report.md").write_text(md.render(blocks))
             ctx.written.append(stage / "report.md")
-            if opts.pdf:
+            write_html(ctx, blocks)  # report.html: the same blocks and derived data, one self-contained page
+            if opts.pdf and pdfmod.can_typeset():  # no compiler: one warning, the other files still written
                 n = pdfmod.render(blocks, stage / "report.pdf", stage, title=f"Benchmark report: {run.study}",
                                   items=[], footer=f"dualflow-bench · {run.study}")
                 ctx.written.append(stage / "report.pdf")

@@ -235,6 +235,23 @@ def _raw_block(text: str) -> str:
     return str(text).replace("\\", "\\\\").replace('"', '\\"').replace("\r", "").replace("\n", "\\n")
 
 
+def can_typeset() -> bool:
+    """Whether the Typst compiler (the ``typst`` package) loads. When it does not (not installed, or
+    its native module fails to load), one warning says why and how to fix it, and the report is
+    written without its PDF."""
+    try:
+        import typst  # noqa: F401
+
+        typst.compile_with_warnings  # noqa: B018 - a broken install imports but lacks the compiler
+    except Exception as e:  # noqa: BLE001 - ImportError, OSError from a native library, AttributeError
+        why = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+        log.warning("report.pdf skipped: the Typst compiler cannot be loaded (%s: %s); the rest of the report is "
+                    "written. Fix: pip install --force-reinstall typst, or skip the PDF with report_options.pdf=false",
+                    type(e).__name__, why)
+        return False
+    return True
+
+
 def render(blocks: list[Block], path: Path, base_dir: Path, *, title: str, items: list[tuple[str, str]],
            footer: str) -> int:
     """Typeset the PDF at ``path`` (figures resolved in ``base_dir``); returns the number of pages."""

@@ -115,18 +115,38 @@ def build_manifest(plan, prepared) -> dict:
         note = (table.meta.get("exactness") or {}).get(str(cell.cfg["representation"].get("name")))
         if note:
             rep["exactness"][label] = note
-    trainers: dict[str, dict] = {}
-    for cell in plan.cells:  # a model item may carry its own recipe (e.g. its own epochs)
-        tr = dict(cell.cfg["trainer"])
-        trainers.setdefault(cell.model.name, {k: tr.get(k) for k in _RECIPE if k in tr})
     return {
         "version": VERSION, "study": plan.study.get("name"),
         "protocol": dict(plan.cells[0].cfg["protocol"]) if plan.cells else {},
-        "datasets": datasets, "representations": reps, "trainer": trainers,
+        "datasets": datasets, "representations": reps, "trainer": cell_recipes(plan.cells),
     }
 
 
 _RECIPE = ("epochs", "batch_size", "lr", "optimizer", "weight_decay", "scheduler", "early_stopping_patience")
+
+
+def cell_recipes(cells) -> dict[str, dict]:
+    """The recipe each model's cells ran: its ``_RECIPE`` values, the trainer file it started from
+    (``recipe``: the model's own ``bench/conf/trainer/<model>.yaml``, a preset named on purpose, or
+    ``default``) and who set each value (``sources``: model recipe / trainer preset / study / study item /
+    command line / tuned; trainer default for the rest). Keyed by model; where one model's cells ran
+    different recipes (a representation item's own overrides), by ``model | representation``."""
+    per_model: dict[str, dict[str, dict]] = {}
+    for cell in cells:
+        tr, src = dict(cell.cfg["trainer"]), cell.recipe
+        shown = [k for k in _RECIPE if k in tr] + [k for k, _ in src.sources if k not in _RECIPE]
+        entry = {**{k: tr.get(k) for k in _RECIPE if k in tr}, "recipe": src.preset,
+                 "sources": {k: src.source_of(k) for k in shown}}
+        entry.update({k: tr.get(k) for k in shown if k not in _RECIPE and k in tr})
+        per_model.setdefault(cell.model.name, {}).setdefault(cell.representation.name, entry)
+    out: dict[str, dict] = {}
+    for model, by_rep in per_model.items():
+        distinct = {json.dumps(e, sort_keys=True, default=str) for e in by_rep.values()}
+        if len(distinct) == 1:
+            out[model] = next(iter(by_rep.values()))
+        else:
+            out.update({f"{model} | {rep}": e for rep, e in by_rep.items()})
+    return out
 
 
 def write_manifest(run_dir: str | Path, plan, prepared) -> Path:
@@ -186,6 +206,25 @@ def _recipe_text(tr: dict) -> str:
             + (f", {sched} schedule" if sched and sched != "none" else "") + f", {sel}")
 
 
+def _origin_text(tr: dict) -> str:
+    """Where a recipe's values came from, grouped by source: ``model recipe (bench/conf/trainer/ststnet.yaml):
+    epochs, lr, scheduler; command line: epochs=3``; empty for older manifests (no ``sources``)."""
+    sources = tr.get("sources")
+    if not isinstance(sources, dict):
+        return ""
+    by: dict[str, list[str]] = {}
+    for key, src in sources.items():
+        by.setdefault(str(src), []).append(f"{key}={tr[key]}" if key in tr else str(key))
+    if not by or set(by) == {"trainer default"}:
+        return f"the trainer defaults (trainer={tr.get('recipe', 'default')}); no value set by a model, study or command line"
+    order = ("model recipe", "trainer preset", "study", "study item", "command line", "tuned")
+    ranked = sorted((src for src in by if src != "trainer default"),
+                    key=lambda src: max(i for i, o in enumerate(order) if src.startswith(o) or i == 0))
+    parts = [f"{src}: {', '.join(by[src])}" for src in ranked]  # lowest precedence first
+    rest = by.get("trainer default")
+    return "; ".join(parts) + (f"; trainer default: {', '.join(rest)}" if rest else "")
+
+
 def manifest_items(manifest: dict) -> list[tuple[str, str]]:
     """(label, value) display pairs of a manifest, in reading order; a dataset's items carry its
     name when the study has several."""
@@ -214,11 +253,15 @@ def manifest_items(manifest: dict) -> list[tuple[str, str]]:
         if notes:
             txt += "; on these files: " + " | ".join(sorted(notes))
         items.append((f"Representation {name}", txt))
-    recipes = {m: _recipe_text(tr) for m, tr in (manifest.get("trainer") or {}).items()}
-    if len(set(recipes.values())) == 1:
+    trainers = manifest.get("trainer") or {}
+    recipes = {m: _recipe_text(tr) for m, tr in trainers.items()}
+    origins = {m: _origin_text(tr) for m, tr in trainers.items()}
+    if len(set(recipes.values())) == 1 and len(set(origins.values())) == 1:
         items.append(("Training recipe", next(iter(recipes.values()))))
+        items += [("Recipe source", o) for o in list(origins.values())[:1] if o]
     else:
         items += [(f"Training recipe [{m}]", t) for m, t in recipes.items()]
+        items += [(f"Recipe source [{m}]", o) for m, o in origins.items() if o]
     proto = manifest.get("protocol") or {}
     if proto:
         items.append(("Protocol", str(proto.get("name", ""))))

@@ -9,25 +9,28 @@ from pathlib import Path
 from bench.core.config import to_container
 from bench.results.tables import UnitStore
 from bench.runtime.executors import StudyInterrupted, make_executor
+from bench.runtime.progress import progress_bar
 from bench.training.units import check_tasks
 
 
 class _Progress:
-    """Two bars (cells, folds) fed by each finished record; the failed rows are kept."""
+    """Two bars (cells, folds) fed by each finished record; the failed rows are kept. Off a terminal
+    (``bench.runtime.progress``) they are plain lines: one per finished cell, one every few folds."""
 
-    def __init__(self, cell_units: dict[str, int], n_tasks: int, enabled: bool):
-        from tqdm.auto import tqdm
-
-        self.cells = tqdm(total=len(cell_units), desc="cells", unit="cell", disable=not enabled, position=0)
-        self.units = tqdm(total=n_tasks, desc="folds", unit="fold", disable=not enabled, position=1)
+    def __init__(self, cell_units: dict[str, int], n_tasks: int, enabled: bool, stream=None):
+        self.cells = progress_bar(total=len(cell_units), desc="cells", unit="cell", enabled=enabled, position=0,
+                                  every=1, stream=stream)
+        self.units = progress_bar(total=n_tasks, desc="folds", unit="fold", enabled=enabled, position=1,
+                                  stream=stream)
         self.left = dict(cell_units)
         self.failed: list[dict] = []
 
     def done(self, task, rec: dict) -> None:
-        self.units.update(1)
         self.units.set_postfix_str(f"{rec['row'].get('cell', '')} fold {task.fold}", refresh=False)
+        self.units.update(1)
         self.left[task.cell] -= 1
         if self.left[task.cell] == 0:
+            self.cells.set_postfix_str(f"{rec['row'].get('cell', '')} done", refresh=False)
             self.cells.update(1)
         if rec["row"].get("status") != "ok":
             self.failed.append(rec["row"])

@@ -60,5 +60,5 @@ def run_facts(plan, prep, units, ctx, *, failed: int, started: str, train_second
         "finished": now_utc(),
         "units": {"total": len(units.keys), "ran": len(units.tasks), "resumed": units.skipped, "failed": failed},
         "timings": {**{k: round(v, 3) for k, v in prep.timings.items()}, "train": round(train_seconds, 3)},
-        "audit": ctx.audit,
+        "audit": ctx.audit, "audit_grid": ctx.audit_grid,
     }

@@ -105,22 +105,28 @@ def write_audit(run_dir: Path, records: list[dict], audit: bool) -> None:
     """``audit.parquet``: the leakage audit's per-epoch test predictions (``bench.evaluation.audit``), written
     only with ``audit=true``; without it, a previous audited run's file goes, so a report never
     shows shortcuts of a table they were not computed with."""
-    path = run_dir / "audit.parquet"
     if not audit:
-        path.unlink(missing_ok=True)
+        for name in ("audit.parquet", "audit_inner.parquet"):
+            (run_dir / name).unlink(missing_ok=True)
         return
     import tempfile
 
     from bench.evaluation.audit import audit_frame
+    from bench.evaluation.grid_audit import inner_frame
 
-    fd, tmp = tempfile.mkstemp(dir=run_dir, prefix=".audit.parquet.", suffix=".tmp")
-    os.close(fd)
-    try:
-        audit_frame(records).to_parquet(tmp, index=False)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    # audit_inner.parquet: one inner-validation score per unit (the honest configuration pick), when any
+    for name, frame in (("audit.parquet", audit_frame(records)), ("audit_inner.parquet", inner_frame(records))):
+        if name == "audit_inner.parquet" and not len(frame):
+            (run_dir / name).unlink(missing_ok=True)
+            continue
+        fd, tmp = tempfile.mkstemp(dir=run_dir, prefix=f".{name}.", suffix=".tmp")
+        os.close(fd)
+        try:
+            frame.to_parquet(tmp, index=False)
+            os.replace(tmp, run_dir / name)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
 
 
 def write_examples(run_dir: Path, plan, prep) -> None:

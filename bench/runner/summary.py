@@ -143,12 +143,19 @@ def _best(grp, n_classes: int, names: _Names) -> str:
             + (f" ± {r['UF1_sd']:.3f} over {seeds} seeds" if seeds > 1 else " (one seed)"))
 
 
-def print_next_steps(mlflow_info: dict | None, report_dir: Path | None, out=None) -> None:
-    """The commands to look at the results: the MLflow UI with the link that opens on the runs, the report."""
+def print_next_steps(mlflow_info: dict | None, report_dir: Path | None, out=None, *, run_dir: Path | None = None,
+                     results=None) -> None:
+    """The commands to look at the results: the MLflow UI with the link that opens on the runs, the report;
+    after a tuned run (``results``), a line on the tuning and the optuna-dashboard command on ``run_dir``'s storage."""
     from bench.tracking.mlflow_store import ui_command, ui_link
+    from bench.training.tuning import dashboard_commands, tuning_line
 
     out = out or sys.stdout
     lines = []
+    tuned = tuning_line(results) if run_dir is not None else None
+    if tuned:
+        print(f"\n{tuned}", file=out)
+        lines += [f"  Optuna:       {cmd}" for cmd in dashboard_commands(run_dir)]
     if mlflow_info and not mlflow_info.get("error") and mlflow_info.get("tracking_uri"):
         cmd = ui_command(mlflow_info["tracking_uri"])
         link = mlflow_info.get("ui_link") or ui_link(mlflow_info.get("experiment_id"), mlflow_info["tracking_uri"],

@@ -32,6 +32,7 @@ class RunContext:
     commit: str
     resume: bool
     audit: bool
+    audit_grid: bool = False  # audit=grid: every unit also holds an inner-validation score (bench.evaluation.grid_audit)
 
 
 def plan_units(plan, prep, store: UnitStore, ctx: RunContext) -> UnitPlan:
@@ -44,13 +45,18 @@ def plan_units(plan, prep, store: UnitStore, ctx: RunContext) -> UnitPlan:
                                prep.fold_digest(cell, fold)])
             units.keys.append(key)
             store.expect(key, _expectation(arrays, fold))
-            if ctx.resume and store.is_done(key, audit=ctx.audit):
+            if ctx.resume and store.is_done(key, audit=ctx.audit) and (not ctx.audit_grid or _has_inner(store, key)):
                 units.skipped += 1
                 continue
             units.unaudited += bool(ctx.audit and ctx.resume and store.is_done(key))
             units.cell_units[cell.label] = units.cell_units.get(cell.label, 0) + 1
             units.tasks.append(_task(cell, fold, key, arrays, ctx))
     return units
+
+
+def _has_inner(store: UnitStore, key: str) -> bool:
+    """With audit=grid, a finished unit also needs its inner-validation score (else it runs again)."""
+    return "inner" in ((store.load(key) or {}).get("audit") or {})
 
 
 def _cell_arrays(cell, prep) -> dict:
@@ -84,7 +90,7 @@ def _task(cell, fold, key: str, arrays: dict, ctx: RunContext) -> UnitTask:
         names={"representation": str(cell.cfg["representation"]["name"]), "model": str(cell.cfg["model"]["name"])},
         seed=cell.seed, fold=str(fold.name), train_idx=np.asarray(fold.train_idx),
         test_idx=np.asarray(fold.test_idx), cell_cfg=cell.cfg, cell_hash=cell.cfg_hash, unit_key=key,
-        run_dir=str(ctx.run_dir), git_commit=ctx.commit, audit=ctx.audit, settings=cell.settings, **arrays)
+        run_dir=str(ctx.run_dir), git_commit=ctx.commit, audit=ctx.audit, audit_grid=ctx.audit_grid, settings=cell.settings, **arrays)
 
 
 def resume_notes(units: UnitPlan, store: UnitStore, run_dir: Path, out) -> None:

@@ -1,6 +1,7 @@
 """``run_study``: the walk of a study, step by step (``python -m bench.run`` calls it).
 
-Plan the grid (``bench.plan``) -> claim and lock the run directory -> load each dataset once ->
+Plan the grid (``bench.plan``) -> check each dataset's folders (``dataset.root``) -> claim and lock the run
+directory -> load each dataset once ->
 flows once per (dataset, flow) from the content-hash cache -> each representation once per
 (dataset, flow, representation) -> folds with the leak guard -> units on an executor, each
 persisted as it finishes -> the results table -> MLflow (written from the table) -> the report ->
@@ -17,6 +18,7 @@ import time
 from pathlib import Path
 
 from bench.core.config import ConfigError, to_container
+from bench.core.hashing import stable_hash
 from bench.plan.planner import Plan, plan_study
 from bench.core.files import atomic_write_text
 from bench.results.tables import UnitStore, collect, write_tables
@@ -44,6 +46,7 @@ def _run_study(overrides: list[str], *, out, held: contextlib.ExitStack) -> Path
     plan = plan_study(overrides)
     check_plan(plan)
     _check_data_cache(plan)
+    _check_data_roots(plan)  # a wrong dataset.root is refused before anything is written in the run dir
     ctx = _claim_run_dir(plan, overrides, held, out)
     tracking_cfg = _check_tracking(plan, ctx.run_dir)
     check_tuning_storage(ctx.run_dir, plan.cells, out)  # a damaged optuna.journal: refused (or a torn line cut) now
@@ -74,7 +77,7 @@ def _run_study(overrides: list[str], *, out, held: contextlib.ExitStack) -> Path
     if failed:
         print(f"\n{len(failed)} unit(s) FAILED; tracebacks in {ctx.run_dir / 'results.csv'} (column 'error')", file=out)
     report_path = _report(plan, ctx.run_dir, facts, t_start) if plan.base.report else None
-    print_next_steps(facts.get("mlflow"), report_path, out=out)
+    print_next_steps(facts.get("mlflow"), report_path, out=out, run_dir=ctx.run_dir, results=results)
     print(f"done in {facts['wall_seconds']:.1f} s; results: {ctx.run_dir / 'results.parquet'}", file=out)
     return ctx.run_dir
 
@@ -102,8 +105,8 @@ def check_plan(plan: Plan) -> None:
     check_executor_cfg(to_container(plan.base.executor))
     for key in ("resume", "report", "progress", "audit"):
         value = plan.base.get(key)
-        if not isinstance(value, bool):
-            raise ConfigError(f"{key} must be true or false, got {value!r}")
+        if not isinstance(value, bool) and not (key == "audit" and value == "grid"):
+            raise ConfigError(f"{key} must be true or false{' (or grid)' if key == 'audit' else ''}, got {value!r}")
 
 
 def _claim_run_dir(plan: Plan, overrides: list[str], held: contextlib.ExitStack, out) -> RunContext:
@@ -126,7 +129,8 @@ def _claim_run_dir(plan: Plan, overrides: list[str], held: contextlib.ExitStack,
     if reports_dir is not None:  # a second study writing the same report is refused now
         held.enter_context(locked(reports_dir, purpose="write a report into", command=f"study {study}"))
     return RunContext(study=study, run_dir=run_dir, commit=git_commit(), resume=bool(base.resume),
-                      audit=bool(base.audit))  # audit: per-epoch test predictions, apart from the headline
+                      audit=base.audit is not False,  # audit: per-epoch test predictions, apart from the headline
+                      audit_grid=base.audit == "grid")  # audit=grid: also each unit's inner-validation score
 
 
 def _check_data_cache(plan: Plan) -> None:
@@ -146,6 +150,16 @@ def _check_data_cache(plan: Plan) -> None:
                      else f"dataset.cache_dir {d}")
             raise ConfigError(f"{where} cannot hold the generated {name} data ({why}); point DUALFLOW_CACHE "
                               "(or paths.cache=..., dataset.cache_dir=...) at a writable folder")
+
+
+def _check_data_roots(plan: Plan) -> None:
+    """Every dataset folder a cell names (``dataset.root``, a composite's ``dataset.<db>.root``) must be
+    an existing folder: a wrong one is refused now, naming its key (and a public release's clone
+    command), before the run directory, its lock or ``mlflow.db`` exist (``bench.data.check_roots``)."""
+    from bench.data import check_roots
+
+    for node in {stable_hash(c.cfg["dataset"]): c.cfg["dataset"] for c in plan.cells}.values():
+        check_roots(node)
 
 
 def _unusable_folder(d: Path) -> str:

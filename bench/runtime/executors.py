@@ -388,10 +388,24 @@ def _stop_pool(pool: ProcessPoolExecutor, inflight: dict, on_result) -> list[int
     return held
 
 
+NODE_LOSS_RETRIES = 3  # times a unit is resubmitted after the node (or the object) it ran on was lost
+CRASH_RETRIES = 1  # times a unit whose Ray worker process died is run again before it is failed
+
+
 @EXECUTORS.register("ray")
 class RayExecutor:
-    """The same units as Ray tasks. Each distinct data array is put in the object store once and
-    shared by reference, not copied into every task."""
+    """The same units as Ray tasks, on a local Ray (``address: null``) or a running cluster
+    (``address: auto`` or ``<head ip>:<port>``). Each distinct data array is put in the object store
+    once and shared by reference, not copied into every task; workers read no file of the dataset or
+    the flow cache, and the records come back to this process, which writes them.
+
+    A lost node loses no unit: a unit whose node died (``NodeDiedError``) or whose result was lost
+    with it (``ObjectLostError``) is submitted again, up to ``NODE_LOSS_RETRIES`` times, and runs on
+    the nodes left. A unit whose worker process died (``WorkerCrashedError``, ``OutOfMemoryError``:
+    a segfault, the OOM killer, ``unit_timeout_s``) runs once more, then is recorded as failed. A
+    unit's own Python exception is already a failed record (``run_unit`` never raises) and is not
+    retried; any other Ray error fails its unit at once, naming the error. Each record says where it
+    ran: ``ran_on`` (node id, host, attempt), outside the row, so no key, table or headline sees it."""
 
     def __init__(self, cfg: dict):
         try:
@@ -404,49 +418,109 @@ class RayExecutor:
         self.timeout_s = float(cfg.get("unit_timeout_s") or 0)
         self.on_error = cfg.get("on_error", "continue")
 
-    def run(self, tasks: list[UnitTask], on_result) -> None:
+    @contextlib.contextmanager
+    def _connected(self):
+        """Ray initialised for the block: joined at ``address``, or a local Ray started (and shut down)."""
         ray = self.ray
-        started = False
-        if not ray.is_initialized():
-            kw = {"address": self.cfg.get("address")} if self.cfg.get("address") else {
-                "num_cpus": self.cfg.get("num_cpus") or self.cfg.get("workers") or os.cpu_count(),
-                "include_dashboard": False}
-            ray.init(ignore_reinit_error=True, log_to_driver=False, **kw)
-            started = True
+        if ray.is_initialized():
+            yield
+            return
+        kw = {"address": self.cfg.get("address")} if self.cfg.get("address") else {
+            "num_cpus": self.cfg.get("num_cpus") or self.cfg.get("workers") or os.cpu_count(),
+            "include_dashboard": False}
+        ray.init(ignore_reinit_error=True, log_to_driver=False, **kw)
         try:
-            remote = ray.remote(num_cpus=float(self.cfg.get("cpus_per_task", 1)), max_retries=0)(_ray_unit)
-            refs: dict[int, object] = {}
-            futs = {}
-            for t in tasks:
-                t.threads = self.threads
-                t.timeout_s = self.timeout_s
-                key = id(t.x)
-                if key not in refs:
-                    refs[key] = ray.put(t.x)
-                futs[remote.remote(dataclasses.replace(t, x=None), refs[key])] = t
-            while futs:
-                done, _ = ray.wait(list(futs), num_returns=1)
-                for ref in done:
-                    t = futs.pop(ref)
-                    try:
-                        rec = ray.get(ref)
-                    except Exception as e:  # noqa: BLE001 - a dead Ray worker fails only its unit
-                        rec = t.failed(f"Ray task failed: {e!r}")
-                    on_result(t, rec)
-                    if rec["row"].get("status") != "ok" and self.on_error == "stop":
-                        for r in futs:
-                            ray.cancel(r)
-                        raise StudyStopped(f"unit {t.unit_key} failed:\n{rec['row'].get('error')}")
+            yield
         finally:
-            if started:
-                ray.shutdown()
+            ray.shutdown()
+
+    def run(self, tasks: list[UnitTask], on_result) -> None:
+        with self._connected():
+            remote = self.ray.remote(num_cpus=float(self.cfg.get("cpus_per_task", 1)), max_retries=0)(_ray_unit)
+            _RayRun(self, remote, on_result).until_done(tasks)
 
 
-def _ray_unit(task: UnitTask, x) -> dict:
+class _RayRun:
+    """One run of units on Ray: submit, collect, resubmit the units a lost node took with it."""
+
+    def __init__(self, ex: RayExecutor, remote, on_result):
+        self.ex, self.ray, self.remote, self.on_result = ex, ex.ray, remote, on_result
+        self.refs: dict[int, object] = {}  # id(data array) -> its object ref, put once
+        self.futs: dict[object, tuple[UnitTask, int]] = {}  # result ref -> (unit, attempt)
+        self.losses: dict[str, int] = {}  # unit key -> node losses so far
+        self.crashes: dict[str, int] = {}  # unit key -> worker deaths so far
+
+    def submit(self, t: UnitTask, attempt: int) -> None:
+        key = id(t.x)
+        if key not in self.refs:
+            self.refs[key] = self.ray.put(t.x)
+        self.futs[self.remote.remote(dataclasses.replace(t, x=None), self.refs[key], attempt)] = (t, attempt)
+
+    def until_done(self, tasks: list[UnitTask]) -> None:
+        for t in tasks:
+            t.threads, t.timeout_s = self.ex.threads, self.ex.timeout_s
+            self.submit(t, 1)
+        try:
+            while self.futs:
+                done, _ = self.ray.wait(list(self.futs), num_returns=1)
+                for ref in done:
+                    t, attempt = self.futs.pop(ref)
+                    rec = self.collect(ref, t, attempt)
+                    if rec is not None:
+                        self.deliver(t, rec)
+        except BaseException:  # an interrupt, on_error=stop, on_result failing: stop what is in flight
+            for r in self.futs:
+                with contextlib.suppress(Exception):
+                    self.ray.cancel(r, force=True)
+            raise
+
+    def collect(self, ref, t: UnitTask, attempt: int) -> dict | None:
+        """The unit's record, or None when it was submitted again (its node or worker was lost)."""
+        exc = self.ray.exceptions
+        try:
+            return self.ray.get(ref)
+        except (exc.NodeDiedError, exc.ObjectLostError) as e:
+            return self.again(t, attempt, self.losses, NODE_LOSS_RETRIES, "its node was lost", e)
+        except (exc.WorkerCrashedError, exc.OutOfMemoryError) as e:
+            return self.again(t, attempt, self.crashes, CRASH_RETRIES, "its Ray worker process died", e)
+        except Exception as e:  # noqa: BLE001 - any other Ray error fails only its unit
+            return _ran_on(t.failed(f"Ray task failed (attempt {attempt}): {type(e).__name__}: {e}"), attempt)
+
+    def again(self, t: UnitTask, attempt: int, counts: dict, limit: int, why: str, e: Exception) -> dict | None:
+        n = counts[t.unit_key] = counts.get(t.unit_key, 0) + 1
+        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        if n <= limit:
+            log.warning("unit %s (%s, fold %s): %s (%s: %s); submitted again", t.unit_key, t.cell, t.fold, why,
+                        type(e).__name__, first)
+            self.submit(t, attempt + 1)
+            return None
+        return _ran_on(t.failed(f"{why} {n} time(s) while running this unit (attempt {attempt}, no retry left): "
+                                f"{type(e).__name__}: {e}"), attempt)
+
+    def deliver(self, t: UnitTask, rec: dict) -> None:
+        self.on_result(t, rec)
+        if rec["row"].get("status") != "ok" and self.ex.on_error == "stop":
+            raise StudyStopped(f"unit {t.unit_key} ({rec['row'].get('cell')}, fold {t.fold}) failed:\n"
+                               f"{rec['row'].get('error')}", unit_key=t.unit_key,
+                               error=str(rec["row"].get("error") or ""))
+
+
+def _ran_on(rec: dict, attempt: int, node_id: str = "", host: str = "") -> dict:
+    """``rec`` with where and at which attempt it ran (``ran_on``: outside the row, in no table)."""
+    rec["ran_on"] = {"node_id": node_id, "host": host, "attempt": int(attempt)}
+    return rec
+
+
+def _ray_unit(task: UnitTask, x, attempt: int = 1) -> dict:
+    import socket
+
+    import ray
+
     _init_worker(task.threads)
     # No crash file: a Ray worker may run on a node without this run directory, and Ray reports a
     # dead worker itself; a timeout's stack goes to the worker's stderr (Ray's worker logs).
-    return _worker_unit(dataclasses.replace(task, x=x), crash_log=False)
+    rec = _worker_unit(dataclasses.replace(task, x=x), crash_log=False)
+    return _ran_on(rec, attempt, ray.get_runtime_context().get_node_id(), socket.gethostname())
 
 
 def make_executor(cfg: dict):

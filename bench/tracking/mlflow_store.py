@@ -10,21 +10,35 @@ runs kept, incomplete ones deleted and logged again, missing ones logged), which
 ``backfill`` holds the run directory's lock (``bench.runtime.rundir``): it refuses to run while a study or
 another backfill writes the same run directory.
 
-What the UI shows (MLflow 3 picks its view per experiment): the experiment is tagged
-``mlflow.experimentKind=custom_model_development`` and every link printed or reported opens its runs
-table (``#/experiments/<id>/runs?workflowType=machine_learning``), not the GenAI overview. Each run
+What the UI shows. The experiment is tagged ``mlflow.experimentKind=custom_model_development`` and
+every link printed or reported opens its runs table (``#/experiments/<id>/runs?workflowType=machine_learning``).
+The bare ``#/experiments/<id>`` (or a click on the experiment in MLflow's list) opens what the
+*browser's* workflow type says, not the tag, in MLflow 3.17 (the version the suite is tested with):
+the ``workflowType`` of the URL, else the GenAI / Model training switch at the top of the UI as last
+chosen in that browser (``localStorage["mlflow.workflowType_v1"]``), else GenAI, whose overview it
+then shows. Choosing "Model training" once makes every bare experiment link open on the runs; MLflow's
+newer UI code syncs that switch to the experiment's ``mlflow.experimentKind`` tag, which this sets
+(``tests/tracking/test_tracking_mlflow_ui.py`` checks what the installed version does). The experiment's
+description (``mlflow.note.content``) states the study's question and its best cell. Each run
 spans the real time of the work it stands for: a fold run the unit's recorded ``started_at`` /
 ``finished_at``, a cell run its folds, the study run the whole study. Cell runs carry the pooled
-UF1/UAR/accuracy (and per source database when a cell pools several) as metrics and the cell's axes
-and ``p_*`` parameter columns as params, so the runs table sorts and groups by them; fold runs carry
+UF1/UAR/accuracy (and per source database when a cell pools several) as metrics, and the same three
+rounded under names the runs table lists first and in that order (``bench.tracking.cells.DISPLAY_METRICS``),
+the cell's axes and ``p_*`` parameter columns, its training recipe (``trainer.<field>``, every
+``TrainConfig`` field) and, when tuned, the median over outer folds of each chosen value
+(``tuned.<name>``; a fold run carries its own) as params, so the runs table sorts and groups by them.
+Cell runs are named ``<representation> × <model> · seed <s>`` (led by dataset / flow when those vary);
+fold runs ``fold <fold>``; both carry the tag ``cell`` (the results' cell key). Fold runs carry
 the per-epoch curves (``train_loss``, ``val_*``) as metric steps. Every run is tagged
 ``dualflow.level`` = study | cell | fold (filter: ``tags.`dualflow.level` = 'cell'``). The study run
 carries the run manifest (``manifest.json``, ``bench.results.manifest``) as an artifact and its items as
 ``manifest.*`` tags when the run has one.
 
 Artifacts live under the run directory: a new experiment in a local store (sqlite, file) gets the
-artifact location ``<run_dir>/mlartifacts``, so moving or deleting a run directory takes its
-artifacts along. An existing experiment keeps the location it was created with (MLflow cannot change
+artifact location ``<run_dir>/mlartifacts``, so deleting a run directory takes its artifacts along,
+and after moving one, ``python -m bench.tracking backfill NEW_RUN_DIR`` (or the study's next run
+there) re-roots the store's artifact URIs onto the new place (``bench.tracking.relocate``). An
+existing experiment keeps the location it was created with (MLflow cannot change
 it); logging says so and where its artifacts go. For a tracking server (``http://...``) the server's
 own artifact store is used, since the server, not this process, serves them.
 
@@ -49,6 +63,9 @@ import numpy as np
 import pandas as pd
 
 from bench.core.config import ConfigError
+from bench.tracking.cells import (DISPLAY_METRICS, cell_run_name, display_scores, fold_run_name, recipe, tuned_per_fold,
+                                  unit_hparams, varying_axes)
+from bench.tracking.relocate import reroot
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +82,8 @@ UI_HOST = "http://127.0.0.1:5000"  # where ``mlflow ui --host 127.0.0.1`` listen
 VIEW_KEY = "dualflow-cells"
 VIEW_STATE = {
     "orderByKey": "metrics.`uf1`", "orderByAsc": False,
-    "selectedColumns": ["metrics.`uf1`", "metrics.`uar`", "metrics.`acc`", "params.`dataset`", "params.`flow`",
-                        "params.`representation`", "params.`model`", "params.`seed`"],
+    "selectedColumns": [*(f"metrics.`{name}`" for _, name in DISPLAY_METRICS), "params.`dataset`", "params.`flow`",
+                        "params.`representation`", "params.`model`", "params.`seed`", "tags.`cell`"],
 }
 
 
@@ -102,7 +119,29 @@ def _client(uri: str, timeout: float = 10):
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(int(timeout)))
     from mlflow.tracking import MlflowClient
 
+    quiet_mlflow()
     return MlflowClient(tracking_uri=uri)
+
+
+QUIET_LOGGERS = ("mlflow.store.db.utils", "alembic")  # "Creating initial MLflow database tables...", migrations
+
+
+def quiet_mlflow() -> None:
+    """Keep MLflow's store set-up chatter (INFO) off the console; its warnings and errors still show."""
+    for name in QUIET_LOGGERS:
+        logger = logging.getLogger(name)
+        if logger.getEffectiveLevel() < logging.WARNING:
+            logger.setLevel(logging.WARNING)
+
+
+def first_line(e: BaseException, limit: int = 300) -> str:
+    """An exception's first line, whole up to ``limit`` characters, else cut at a word with an ellipsis."""
+    text = str(e).strip()
+    line = text.splitlines()[0].strip() if text else type(e).__name__
+    if len(line) <= limit:
+        return line
+    cut = line[:limit].rsplit(" ", 1)[0] if " " in line[:limit] else line[:limit]
+    return cut.rstrip(" ,;:") + " …"
 
 
 def check_tracking(cfg: dict) -> None:
@@ -111,8 +150,7 @@ def check_tracking(cfg: dict) -> None:
     try:
         _client(uri, cfg.get("check_timeout_s", 10)).search_experiments(max_results=1)
     except Exception as e:  # noqa: BLE001 - any failure here means: do not start training
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ConfigError(f"MLflow tracking URI {uri!r} is not reachable: {first[:300]}. "
+        raise ConfigError(f"MLflow tracking URI {uri!r} is not reachable ({type(e).__name__}: {first_line(e)}). "
                           f"Start the server, fix tracking.uri, or run with tracking=none.") from None
 
 
@@ -271,7 +309,11 @@ def log_run(run_dir: str | Path, cfg: dict, *, facts: dict | None = None, record
     histories = _histories(run_dir, results, records)
     uri = cfg.get("uri") or default_uri(run_dir)
     client = _client(uri, cfg.get("check_timeout_s", 10))
+    moved = reroot(run_dir, uri)  # a moved run directory: its store's artifact URIs follow it
     exp_id, info = _open_experiment(client, cfg, facts, uri, run_dir)
+    if moved:
+        info["rerooted"] = [f"{old} -> {new}" for old, new in moved]
+    _describe(client, exp_id, facts, results, predictions, classes)
     results_hash = str(pd.util.hash_pandas_object(results[["unit_key", "status", "fold_uf1"]], index=False).sum())
     found = _search_all(client, exp_id, f"tags.`dualflow.results_hash` = '{results_hash}'")
     studies = [r for r in found if "mlflow.parentRunId" not in r.data.tags]
@@ -301,6 +343,39 @@ def log_run(run_dir: str | Path, cfg: dict, *, facts: dict | None = None, record
     if partial:
         out.update(completed=True, cells_kept=len(kept), cells_logged=logged, runs_deleted=deleted)
     return out
+
+
+NOTE = "mlflow.note.content"  # the experiment's description in the MLflow UI (Markdown)
+
+
+def _describe(client, exp_id: str, facts: dict, results: pd.DataFrame, predictions: pd.DataFrame,
+              classes: list[str]) -> None:
+    """The experiment's description: the study's question (its ``description``) and its best cell."""
+    lines = [f"**{facts['study']}**: {facts.get('description') or '(no description)'}"]
+    best = _best_cell(results, predictions, len(classes))
+    if best:
+        name, s = best
+        lines.append(f"Best cell (pooled UF1 over its folds, of {results['cell'].nunique()}): **{name}**, "
+                     f"UF1 {s['uf1']:.3f}, UAR {s['uar']:.3f}, accuracy {s['acc']:.3f}.")
+    text = "\n\n".join(lines)
+    if client.get_experiment(exp_id).tags.get(NOTE) != text:
+        client.set_experiment_tag(exp_id, NOTE, text)
+
+
+def _best_cell(results: pd.DataFrame, predictions: pd.DataFrame, n_classes: int) -> tuple[str, dict] | None:
+    """(run name, pooled scores) of the cell with the highest pooled UF1; None without predictions."""
+    from bench.evaluation.metrics import pooled_scores
+    from bench.results.tables import CELL_AXES
+
+    if not len(predictions):
+        return None
+    varying = varying_axes(results)
+    scored = []
+    for keys, g in predictions.groupby(list(CELL_AXES), sort=True):
+        s = pooled_scores(g["y_true"].to_numpy(), g["y_pred"].to_numpy(), n_classes)
+        scored.append((float(s["uf1"]), cell_run_name(pd.Series(dict(zip(CELL_AXES, keys))), varying), s))
+    _, name, s = max(scored, key=lambda t: t[0])
+    return name, s
 
 
 def _histories(run_dir: Path, results: pd.DataFrame, records: list[dict] | None) -> dict[str, list]:
@@ -360,7 +435,8 @@ def _study_params(facts: dict, results: pd.DataFrame) -> list:
 def _keep_complete_cells(client, exp_id: str, pid: str, wanted: set, kept: dict[str, str]) -> int:
     """Fill ``kept`` with the partial study run's complete cell runs; delete its other children (returns how many)."""
     for c in sorted(_children(client, exp_id, pid), key=lambda r: r.info.start_time or 0):
-        name = c.data.tags.get("mlflow.runName", c.info.run_name)
+        # the cell key: the tag ``cell``, or, on runs logged before it, the run name
+        name = c.data.tags.get("cell") or c.data.tags.get("mlflow.runName", c.info.run_name)
         if name in wanted and name not in kept and _is_complete(c):
             kept[name] = c.info.run_id
     deleted = 0
@@ -394,11 +470,12 @@ def _log_study_contents(client, cfg: dict, exp_id: str, pid: str, run_dir: Path,
         # keyed like the results' "cell" column (dataset|flow|representation|model|seed)
         preds_by_cell = {"|".join(map(str, keys)): g for keys, g in predictions.groupby(list(CELL_AXES))} \
             if len(predictions) else {}
+        varying = varying_axes(results)
         for cell, rows in results.groupby("cell", sort=True):
             if cell in kept:
                 continue
-            _log_cell(client, cfg, exp_id, pid, cell, rows, preds_by_cell.get(cell, predictions.iloc[:0]),
-                      classes, histories, base_tags, tmp)
+            _log_cell(client, cfg, exp_id, pid, (cell, cell_run_name(rows.iloc[0], varying)), rows,
+                      preds_by_cell.get(cell, predictions.iloc[:0]), classes, histories, base_tags, tmp)
             logged += 1
     return logged
 
@@ -412,17 +489,20 @@ def _log_study_artifacts(client, pid: str, run_dir: Path, facts: dict, tmp: Path
             client.log_artifact(pid, str(path))  # same name: replaced, never doubled
 
 
-def _log_cell(client, cfg: dict, exp_id: str, pid: str, cell: str, rows: pd.DataFrame, preds: pd.DataFrame,
-              classes: list[str], histories: dict, base_tags: list, tmp: Path) -> str:
-    """One cell run and its fold runs; tagged complete after the last fold."""
+def _log_cell(client, cfg: dict, exp_id: str, pid: str, cell_name: tuple[str, str], rows: pd.DataFrame,
+              preds: pd.DataFrame, classes: list[str], histories: dict, base_tags: list, tmp: Path) -> str:
+    """One cell run (``cell_name``: its cell key and run name) and its fold runs; tagged complete after the last fold."""
+    cell, name = cell_name
     now = int(time.time() * 1000)
     start, end = _span(rows)  # from its first fold's start to its last fold's end
     start, end = start or now, end or now
-    cid = client.create_run(exp_id, run_name=cell, start_time=start,
-                            tags={"mlflow.parentRunId": pid, "dualflow.level": "cell", COMPLETE: "false"}).info.run_id
+    cid = client.create_run(exp_id, run_name=name, start_time=start, tags={
+        "mlflow.parentRunId": pid, "dualflow.level": "cell", "cell": cell, COMPLETE: "false"}).info.run_id
     params = _cell_params(rows)
     metrics = _cell_metrics(client, cfg, cid, cell, rows, preds, classes, end, tmp)
-    client.log_batch(cid, metrics=metrics, params=params, tags=base_tags)
+    for i in range(0, len(params), 90):  # MLflow caps a batch at 100 params
+        client.log_batch(cid, metrics=metrics if i == 0 else [], params=params[i:i + 90],
+                         tags=base_tags if i == 0 else [])
     for _, r in rows.iterrows():
         _log_fold(client, cfg, exp_id, cid, r, histories.get(r["unit_key"], []), now)
     client.set_terminated(cid, "FINISHED" if (rows["status"] == "ok").all() else "FAILED", end_time=end)
@@ -434,13 +514,15 @@ def _cell_params(rows: pd.DataFrame) -> list:
     """A cell run's params: its axes, hash, ``p_*`` columns, and representation/model parameters."""
     from mlflow.entities import Param
 
-    from bench.results.tables import CELL_AXES
+    from bench.results.tables import CELL_AXES, encode_param
 
     r0 = rows.iloc[0]
     params = [Param(a, str(r0[a])) for a in (*CELL_AXES, "cell_hash")]
     # The p_<axis>[_<param>] columns (option and each resolved parameter): group and sort by them.
     params += [Param(c, str(r0[c])[:6000]) for c in rows.columns if c.startswith("p_") and pd.notna(r0[c])]
     params += [Param("rep_params", str(r0["rep_params"])[:6000]), Param("model_params", str(r0["model_params"])[:6000])]
+    trainer, tuned = recipe(rows)  # the training recipe and, when tuned, the chosen values' medians
+    params += [Param(k, encode_param(v)[:6000]) for k, v in {**trainer, **tuned}.items()]
     return params
 
 
@@ -457,6 +539,7 @@ def _cell_metrics(client, cfg: dict, cid: str, cell: str, rows: pd.DataFrame, pr
     cm = confusion_matrix(preds["y_true"].to_numpy(), preds["y_pred"].to_numpy(), len(classes))
     s = scores_from_confusion(cm)
     metrics += [Metric(m, float(s[m]), end, 0) for m in ("uf1", "uar", "acc")]
+    metrics += [Metric(name, v, end, 0) for name, v in display_scores(s).items()]  # rounded, listed first
     sources = sorted(preds["source_dataset"].astype(str).unique()) if "source_dataset" in preds else []
     if len(sources) > 1:  # a composite (MEGC2019): each source database's pooled scores too
         for src in sources:
@@ -484,10 +567,12 @@ def _log_cell_artifacts(client, cid: str, cell: str, cm: np.ndarray, classes: li
 def _log_fold(client, cfg: dict, exp_id: str, cid: str, r: pd.Series, history: list, now: int) -> str:
     from mlflow.entities import Metric, Param, RunTag
 
+    from bench.results.tables import encode_param
+
     start, end = _span(r.to_frame().T)
     start, end = start or now, end or now
-    fid = client.create_run(exp_id, run_name=f"fold {r['fold']}", start_time=start,
-                            tags={"mlflow.parentRunId": cid, "dualflow.level": "fold", COMPLETE: "false"}).info.run_id
+    fid = client.create_run(exp_id, run_name=fold_run_name(r["fold"]), start_time=start, tags={
+        "mlflow.parentRunId": cid, "dualflow.level": "fold", "cell": str(r["cell"]), COMPLETE: "false"}).info.run_id
     fm = [Metric(f"fold_{m}", float(r[f"fold_{m}"]), end, 0) for m in ("uf1", "uar", "acc")]
     fm += [Metric(m, float(r[m]), end, 0) for m in ("train_seconds", "predict_seconds", "tune_seconds", "epochs_run")]
     if cfg.get("log_epochs", True):
@@ -502,6 +587,7 @@ def _log_fold(client, cfg: dict, exp_id: str, cid: str, r: pd.Series, history: l
     fp = [Param("fold", str(r["fold"])), Param("test_subjects", str(r["test_subjects"])[:6000]),
           Param("n_train", str(r["n_train"])), Param("n_test", str(r["n_test"])),
           Param("hparams", str(r["hparams"])[:6000])]
+    fp += [Param(f"tuned.{k}", encode_param(v)[:6000]) for k, v in sorted(tuned_per_fold(unit_hparams(r)).items())]
     for i in range(0, len(fm), 900):  # MLflow caps a batch at 1000 metrics
         client.log_batch(fid, metrics=fm[i:i + 900], params=fp if i == 0 else [],
                          tags=[RunTag("status", str(r["status"]))] if i == 0 else [])
@@ -556,6 +642,8 @@ def _backfill(run_dir: Path, uri: str | None, experiment: str | None) -> int:
               + (f", deleted {info['runs_deleted']} incomplete run(s) first" if info["runs_deleted"] else ""))
     else:
         print(("logged" if info["logged"] else "already logged") + f": {where}")
+    for line in info.get("rerooted", []):
+        print(f"moved run directory: artifact location re-rooted, {line}")
     cmd = ui_command(info["tracking_uri"])
     print((f"open: {cmd}, then " if cmd else "open: ") + info["ui_link"])
     return 0

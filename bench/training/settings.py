@@ -1,4 +1,4 @@
-"""A cell's typed settings: its protocol, trainer recipe and tuning, parsed once.
+"""A cell's typed settings: its protocol, trainer recipe (and where each value came from) and tuning, parsed once.
 
 The planner builds one ``CellSettings`` per cell from the cell's resolved config and hands it to
 the runner and, inside each ``UnitTask``, to the workers, so nothing downstream re-parses a config
@@ -40,12 +40,48 @@ class TuningSettings:
 
 
 @dataclass(frozen=True)
+class RecipeSource:
+    """Where a cell's trainer recipe came from (the values themselves are ``CellSettings.trainer``).
+
+    ``preset`` is the trainer file the cell started from: its model's own recipe
+    (``bench/conf/trainer/<model>.yaml``), a preset named on purpose (``trainer=ststnet_paper``) or
+    ``default`` (the schema's defaults). ``sources`` says, for every trainer key set above the schema's
+    defaults, who set it last: ``model recipe (...)``, ``trainer preset <name> (...)``, ``study``,
+    ``study item``, ``command line``, or ``tuned per outer fold (...)``; a key it does not name has the
+    schema's default (``bench.core.schemas.TrainConfig``)."""
+
+    preset: str = "default"
+    chosen_by: str = "trainer default"  # who chose the preset: model recipe | study | study item | command line
+    sources: tuple[tuple[str, str], ...] = ()  # (trainer key, who set it), dotted below augment
+
+    def source_of(self, key: str) -> str:
+        """Who set ``key`` (``trainer default`` when nobody did)."""
+        return dict(self.sources).get(key, "trainer default")
+
+    def tuned(self, space: Mapping[str, Any]) -> "RecipeSource":
+        """The same, with the keys a tuning space searches marked as tuned (their configured value is the
+        starting config only; each outer fold's chosen value is in its unit record)."""
+        if not space:
+            return self
+        src = dict(self.sources)
+        for key in space:
+            src[str(key)] = f"tuned per outer fold (nested Optuna; configured: {src.get(str(key), 'trainer default')})"
+        return RecipeSource(self.preset, self.chosen_by, tuple(src.items()))
+
+    def params(self) -> dict[str, str]:
+        """Flat ``{"recipe": preset, "recipe_source.<key>": source}``, for MLflow params and tags."""
+        return {"recipe": self.preset, **{f"recipe_source.{k}": v for k, v in self.sources}}
+
+
+@dataclass(frozen=True)
 class CellSettings:
-    """What a cell runs under, typed: the outer protocol, the trainer recipe and the tuning."""
+    """What a cell runs under, typed: the outer protocol, the trainer recipe, the tuning, and where the
+    recipe's values came from."""
 
     protocol: ProtocolSpec
     trainer: TrainConfig  # the recipe as configured (the unit's seed and any tuned values come later)
     tuning: TuningSettings
+    recipe: RecipeSource = field(default_factory=RecipeSource)  # set by the planner
 
     @classmethod
     def from_cell_config(cls, cfg: Mapping[str, Any]) -> "CellSettings":

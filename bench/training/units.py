@@ -49,6 +49,7 @@ class UnitTask:
     flows: np.ndarray | None = None  # (N, 2, 2, H, W), only when tuning recomputes the representation
     columns: dict = field(default_factory=dict)  # the cell's parameter columns (bench.results.tables.cell_columns)
     audit: bool = False  # the leakage audit (root key audit): also predict the test fold with every epoch's weights
+    audit_grid: bool = False  # audit=grid: also an inner-validation score without the trainer's (one extra fit)
     settings: CellSettings | None = None  # the planner's typed settings; None: parsed from cell_cfg once
 
     def __post_init__(self):
@@ -174,7 +175,37 @@ def _run(task: UnitTask, row: dict) -> dict:
     if task.audit:  # leaky by design: kept apart from row and predictions (bench.evaluation.audit reads it)
         rec["audit"] = {"epochs": out["audit"]["epochs"], "y_pred": out["audit"]["y_pred"].tolist(),
                         "seconds": float(out["audit_seconds"])}
+        inner = _inner_score(task, res, split, tr, te, model_cfg, trainer_cfg, table)
+        if inner is not None:
+            rec["audit"]["inner"] = inner
     return rec
+
+
+def _inner_score(task: UnitTask, res, split, tr, te, model_cfg: dict, trainer_cfg: dict, table) -> dict | None:
+    """The leakage audit's inner-validation score of this unit (``bench.evaluation.grid_audit``), made
+    after the headline is final: the trainer's own validation subjects when it has them (its history at
+    the kept epoch), else, only with ``audit=grid``, one extra fit on the training subjects less 20 % of
+    them held out (``bench.protocols.folds.inner_split``), scored on those. The test fold is never read."""
+    from bench.evaluation.metrics import pooled_scores
+
+    if split is not None:
+        hist = [h for h in res.history if h.get("val_uf1") is not None]
+        if not hist:
+            return None
+        at = [h for h in hist if int(h["epoch"]) == int(res.best_epoch)] or hist[-1:]
+        return {"uf1": float(at[0]["val_uf1"]), "uar": float(at[0]["val_uar"]), "n_val": int(len(split[1])),
+                "validation": "the trainer's validation subjects (protocol.validation)", "seconds": 0.0}
+    if not task.audit_grid or len(set(task.subjects[tr])) < 2:
+        return None
+    from bench.protocols.folds import inner_split
+
+    t0 = time.perf_counter()
+    fit_idx, val_idx = inner_split(table, tr, val_fraction=0.2, seed=task.seed, test_idx=te)
+    out = train_and_predict(task, fit_idx, val_idx, model_cfg, dict(trainer_cfg))
+    s = pooled_scores(task.y[val_idx], np.asarray(out["probs"]).argmax(1), task.n_classes)
+    return {"uf1": float(s["uf1"]), "uar": float(s["uar"]), "n_val": int(len(val_idx)),
+            "validation": "an extra fit holding out 20% of the training subjects (audit=grid)",
+            "seconds": time.perf_counter() - t0}
 
 
 def check_tasks(tasks: list[UnitTask]) -> None:

@@ -249,3 +249,91 @@ def test_a_file_as_dualflow_cache_is_one_error_line_naming_it(tmp_path, monkeypa
     assert "DUALFLOW_CACHE" in line and str(cache) in line and "FileNotFoundError" not in line
     assert not (tmp_path / "runs").exists()  # refused before the run directory was claimed
     assert time.monotonic() - t0 < 60
+
+
+# ------------------------------------------------------------------ issue 28: a new user's first errors
+
+@pytest.mark.parametrize("override, meant", [("study=ablation_phase", "ablation_phases"), ("flow=farnebak", "farneback"),
+                                             ("trainer=defualt", "default"), ("representation=cof_x", "cof"),
+                                             ("tracking=mlfow", "mlflow")])
+def test_an_unknown_study_or_option_says_did_you_mean(override, meant, capsys):
+    assert main([override, "--plan"]) == 2
+    line = one_error_line(capsys.readouterr().err)
+    group, given = override.split("=")
+    assert f"unknown {group} {given!r}" in line and f"Did you mean {meant}" in line, line
+    assert "Available: " in line and "Config search path" not in line, line
+
+
+def test_an_unknown_option_in_a_study_list_has_the_same_hint():
+    """``bench.core.config.unknown_option``: the message for an axis item of a study file, too."""
+    from bench.core.config import unknown_option
+
+    msg = unknown_option("model", "ststnett", "study.models[0]")
+    assert msg.startswith("study.models[0]: unknown model 'ststnett'. Did you mean ststnet")
+    assert msg.endswith("timm_resnet18") and "Available: " in msg
+
+
+def test_a_missing_dataset_root_says_so_naming_the_key_and_writes_nothing(tmp_path, capsys):
+    """Item 3 and 4: the folder is named as missing, with its key; the run and report folders are not
+    created (no mlflow.db, no lock files) since the data is checked before either is claimed."""
+    missing = tmp_path / "no" / "CASME2"
+    assert main(["study=smoke", "dataset=casme2", f"dataset.root={missing}", f"run_dir={tmp_path / 'run'}",
+                 f"paths.reports={tmp_path / 'reports'}", "progress=false"]) == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert f"dataset.root={missing} does not exist" in line and "dataset.root=<folder" in line, line
+    assert not (tmp_path / "run").exists() and not (tmp_path / "reports").exists(), sorted(tmp_path.rglob("*"))
+
+
+@pytest.mark.parametrize("preset, url", [("megc2019_htnet", "https://github.com/wangzhifengharrison/HTNet"),
+                                         ("megc2019_causalnet", "https://github.com/tony19980810/CausalNet")])
+def test_a_missing_release_clone_names_the_clone_command(tmp_path, preset, url):
+    from bench.core.config import option_node
+
+    from bench.data import check_roots
+
+    missing = tmp_path / "HTNet"
+    node = option_node("dataset", preset, [f"dataset.root={missing}"])
+    for check in (check_roots, load_dataset):  # the run's check before any folder is written, and the loader's
+        with pytest.raises(DataError) as e:
+            check(node)
+        msg = str(e.value)
+        assert msg.startswith(f"dataset {preset}: dataset.root={missing} does not exist"), msg
+        assert f"get it with: git clone {url} {missing}" in msg, msg
+    missing.mkdir()  # a folder, but not the clone: the sample list is missing
+    with pytest.raises(DataError) as e:
+        load_dataset(option_node("dataset", preset, [f"dataset.root={missing}"]))
+    msg = str(e.value)
+    assert "combined_3_class2_for_optical_flow.csv: annotation file not found" in msg, msg
+    assert "dataset.annotation=<file>" in msg and f"git clone {url}" in msg, msg
+
+
+def test_wrong_annotation_hints_name_the_full_keys(tmp_path):
+    from bench.data import check_roots
+
+    (tmp_path / "CASME2").mkdir()
+    with pytest.raises(DataError, match=r"no CASME II annotation file .* dataset\.annotation=<file>"):
+        load_dataset({"name": "casme2", "root": str(tmp_path / "CASME2")})
+    with pytest.raises(DataError, match=r"dataset casme2: dataset\.casme2\.root=\S+ does not exist"):
+        load_dataset({"name": "megc2019", "casme2": {"root": str(tmp_path / "nope")}, "include": ["casme2"]})
+    check_roots({"name": "megc2019", "casme2": {"root": str(tmp_path / "nope")}, "samm": {"root": "???"},
+                 "include": ["samm"]})  # a part left out of include, or unset (the loader says so), is not checked
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(DataError, match=r"dataset\.root=\S+ is not a folder"):
+        load_dataset({"name": "casme2", "root": str(tmp_path / "file")})
+
+
+def test_a_missing_pdf_compiler_skips_the_pdf_with_one_line(tmp_path, monkeypatch, caplog):
+    """Item 5: typst not importable (``None`` in ``sys.modules`` makes ``import typst`` fail as a missing
+    package does): one warning saying why and how to fix it; report.md and the rest are written."""
+    import logging
+
+    from bench.report import make_report
+
+    run = fabricate_run(tmp_path / "run", models=("ststnet",), n_subjects=3, seeds=(0,), aux=False, examples=False)
+    monkeypatch.setitem(sys.modules, "typst", None)
+    with caplog.at_level(logging.WARNING):
+        out = make_report(run, tmp_path / "report")
+    assert (out / "report.md").is_file() and not (out / "report.pdf").exists()
+    warned = [r.getMessage() for r in caplog.records if "report.pdf" in r.getMessage()]
+    assert len(warned) == 1 and "Typst compiler cannot be loaded (ModuleNotFoundError" in warned[0], warned
+    assert "pip install" in warned[0] and "report_options.pdf=false" in warned[0], warned[0]

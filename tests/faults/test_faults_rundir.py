@@ -286,8 +286,8 @@ def _assert_logged_once(run_dir: Path) -> None:
     client, parents, cells, folds = _store(tracking.default_uri(run_dir))
     results, _ = read_tables(run_dir)
     assert len(parents) == 1 and parents[0].data.tags[tracking.COMPLETE] == "true"
-    assert sorted(c.info.run_name for c in cells) == sorted(results["cell"].unique())
-    by_cell = {c.info.run_id: c.info.run_name for c in cells}
+    assert sorted(c.data.tags["cell"] for c in cells) == sorted(results["cell"].unique())  # run names are short
+    by_cell = {c.info.run_id: c.data.tags["cell"] for c in cells}
     got = sorted((by_cell[f.data.tags["mlflow.parentRunId"]], f.data.params["fold"]) for f in folds)
     assert got == sorted(zip(results["cell"], results["fold"].astype(str)))  # every fold exactly once
     assert all(f.data.metrics.get("fold_uf1") is not None for f in folds)

@@ -153,8 +153,9 @@ def test_bad_new_switch_values_raise(bad, match):
 
 
 def test_yaml_defaults_match_the_constructor():
-    """bench/conf/model/fmanet.yaml and FMANet's signature agree, except the one documented difference:
-    the suite's modulation is ``se`` (chosen on validation subjects), the constructor's ``spatial``."""
+    """bench/conf/model/fmanet.yaml and FMANet's signature agree, except the documented differences:
+    the suite's modulation is ``se`` (chosen on validation subjects), the constructor's ``spatial``; the
+    suite's streams ``auto`` (every study gets FMANet's single-phase baseline), the constructor's ``both``."""
     import inspect
     from pathlib import Path
 
@@ -163,6 +164,7 @@ def test_yaml_defaults_match_the_constructor():
     node = OmegaConf.to_container(OmegaConf.load(Path(__file__).resolve().parents[2] / "bench/conf/model/fmanet.yaml"))
     sig = inspect.signature(FMANet.__init__).parameters
     assert node.pop("modulation") == "se" and sig["modulation"].default == "spatial"
+    assert node.pop("streams") == "auto" and sig["streams"].default == "both"
     for k, v in node.items():
         d = sig[k].default
         assert (list(d) if isinstance(d, tuple) else d or {} if k == "backbone_params" else d) == v, k

@@ -82,7 +82,8 @@ def test_study_exclude_rule_still_works_and_says_so():
 
 def test_every_cell_skipped_names_the_reasons():
     with pytest.raises(ConfigError, match=r"(?s)every cell is excluded:.*single_phase\|fmanet: fmanet with streams=both"):
-        plan_study(["study=smoke", "study.models=[fmanet]", "study.representations=[single_phase]"])
+        plan_study(["study=smoke", "study.models=[fmanet]", "study.representations=[single_phase]",
+                    "model.streams=both"])  # FMANet's default, streams=auto, takes single_phase
 
 
 def test_group_override_replaces_axis_and_lists_override():

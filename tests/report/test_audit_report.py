@@ -116,3 +116,41 @@ def test_a_bad_audit_table_names_the_file_and_row(tmp_path):
     audit.drop(columns="epoch").to_parquet(run / "audit.parquet")
     with pytest.raises(ReportInputError, match=r"audit.parquet: missing column\(s\) epoch"):
         load_run(run)
+
+
+def test_a_family_of_configurations_gets_the_grid_table_figure_and_stacked_protocols(tmp_path):
+    """Two representations of one registry name (a θ sweep) make a family of K = 2 per model; with
+    inner scores the honest pick is shown; CausalNet's stacked protocol reports one figure per family."""
+    from bench.evaluation.grid_audit import INNER_COLUMNS, config_choice, families
+
+    run = fabricate_run(tmp_path, aux=False, examples=False, seeds=(0,))
+    add_audit(run)
+    res = pd.read_parquet(run / "results.parquet")
+    res.assign(representation_name="cof").to_parquet(run / "results.parquet")
+    units = res[["study", "dataset", "flow", "representation", "model", "seed", "fold"]].drop_duplicates()
+    # inner UF1: the COF configuration always looks better on the training subjects
+    inner = units.assign(inner_uf1=np.where(units["representation"] == "single_phase", 0.4, 0.6), inner_uar=0.5,
+                         n_val=4, validation="hand-made")[INNER_COLUMNS]
+    inner.to_parquet(run / "audit_inner.parquet")
+    out = tmp_path / "reports"
+    data = load_run(run)
+    md = render(build_section(shortcuts, ReportContext(data, out, OPTS)))
+    assert "### Configuration chosen on the test folds" in md and "inner validation: hand-made" in md
+    assert (out / "figures" / "shortcuts_grid_k.png").stat().st_size > 5_000
+    grid = pd.read_csv(out / "tables" / "shortcuts_grid.csv")
+    assert sorted(grid["K"]) == [2, 2]
+    cell = ("setting", "representation", "model")
+    want, _ = config_choice(data.predictions, inner.assign(setting="synthetic"), families(data.results, cell), 3, cell)
+    for _, w in want.iterrows():  # the honest pick is the COF configuration's own pooled score
+        g = grid[grid["family"] == " × ".join(w["family"])].iloc[0]
+        assert g["honest"] == pytest.approx(w["uf1_inner_pick"], abs=1e-6)
+        assert g["inflation"] == pytest.approx(w["uf1_leaky_best_of_k"] - w["uf1_inner_pick"], abs=1e-6)
+    summ = pd.read_csv(out / "tables" / "shortcuts.csv")
+    for model in ("ststnet", "fmanet"):  # honest = the COF cell's own pooled UF1 (inner scores always pick it)
+        cof = summ[(summ["representation"] == "cof[theta1=0.3]") & (summ["model"] == model)]["uf1"].iloc[0]
+        assert grid[grid["family"] == f"synthetic × cof × {model}"]["honest"].iloc[0] == pytest.approx(cof, abs=1e-5)
+    assert md.count("under CausalNet's protocol (best epoch per subject + best of K configurations, K = 2) the family") == 2
+    assert "under HTNet's protocol (best epoch per subject) single-phase flow × STSTNet would have reported UF1" in md
+    assert "under STSTNet (paper)'s protocol (UAR as mean precision)" in md and "would have reported UAR" in md
+    prot = pd.read_csv(out / "tables" / "shortcuts_protocols.csv")
+    assert set(prot["protocol"]) == {"HTNet", "CausalNet", "MER-CLIP", "STSTNet (paper)"}

@@ -22,8 +22,8 @@ from tests.helpers.fabricate import fabricate_run
 
 OPTS = ReportOptions(n_boot=20, pdf=False)
 ORDER = ["answer", "intro", "composite", "definitions", "headline", "noise_floor", "breakdown", "significance",
-         "shortcuts", "ranks", "per_subject", "confusions", "sweeps", "explanations", "learning_curves", "examples",
-         "costs", "failures", "reproducibility"]
+         "shortcuts", "ranks", "per_subject", "confusions", "sweeps", "selected_hparams", "explanations",
+         "learning_curves", "examples", "costs", "failures", "reproducibility"]
 
 
 def _name(module) -> str:

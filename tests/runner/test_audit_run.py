@@ -67,4 +67,32 @@ def test_headline_is_bit_identical_with_and_without_the_audit(tmp_path, session_
     assert not (run_dir / "audit.parquet").exists()
     back_results, back_preds = _headline(run_dir)
     assert back_results.equals(off_results) and back_preds.equals(off_preds)
+    off_metrics = _mlflow_metrics(run_dir, tmp_path / "off.db")
+
+    # audit=grid: every unit also needs an inner-validation score (one extra fit after the headline),
+    # so they run again; the headline, and the MLflow metrics logged from it, stay bit-identical.
+    out = io.StringIO()
+    run_study([*ovs, "audit=grid"], out=out)
+    grid_results, grid_preds = _headline(run_dir)
+    assert grid_results.equals(off_results) and grid_preds.equals(off_preds)
+    inner = pd.read_parquet(run_dir / "audit_inner.parquet")
+    assert len(inner) == 3 and inner["inner_uf1"].between(0, 1).all() and (inner["n_val"] > 0).all()
+    assert set(inner["validation"]) == {"an extra fit holding out 20% of the training subjects (audit=grid)"}
+    assert _mlflow_metrics(run_dir, tmp_path / "grid.db") == off_metrics
+    run_study([*ovs, "audit=false"], out=io.StringIO())
+    assert not (run_dir / "audit_inner.parquet").exists()
+
+
+def _mlflow_metrics(run_dir, db) -> dict:
+    """Every MLflow run's metrics (wall-clock ones left out) as logged from the run directory's tables."""
+    from mlflow.tracking import MlflowClient
+
+    from bench.tracking import mlflow_store as tracking
+
+    uri = f"sqlite:///{db}"
+    tracking.log_run(run_dir, {"uri": uri, "experiment": "smoke"})
+    client = MlflowClient(tracking_uri=uri)
+    exp = client.get_experiment_by_name("smoke")
+    return {r.info.run_name: {k: v for k, v in r.data.metrics.items() if "seconds" not in k and not k.endswith("_at")}
+            for r in client.search_runs([exp.experiment_id], max_results=1000)}
 

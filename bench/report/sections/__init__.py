@@ -10,7 +10,8 @@ earlier section.
 
 from . import (
     answer, breakdown, composite, confusions, costs, definitions, examples, explanations, failures, headline, intro,
-    learning_curves, noise_floor, per_subject, ranks, reproducibility, shortcuts, significance, sweeps,
+    learning_curves, noise_floor, per_subject, ranks, reproducibility, selected_hparams, shortcuts, significance,
+    sweeps,
 )
 
 SECTIONS = [
@@ -27,6 +28,7 @@ SECTIONS = [
     per_subject,
     confusions,
     sweeps,
+    selected_hparams,  # what nested tuning chose per cell: median [min, max] over outer folds (tuned runs only)
     explanations,
     learning_curves,
     examples,

@@ -128,12 +128,27 @@ def per_source_answers(ctx: ReportContext, f: Facet) -> list[Block]:
     v = f.of(ctx.verdicts, "dataset")
     out: list[Block] = []
     for source in dict.fromkeys(["", *v["source"]]):
-        sentences = family_sentences(ctx, v[v["source"] == source])
+        part = v[v["source"] == source]
+        sentences = family_sentences(ctx, part) + uncompared(ctx, f, part) if len(v) else []
         if sentences:
             out += [Para(f"**{DISPLAY.get(source, source) if source else 'Full'}**:"), Bullets(sentences)]
     if out:
         out.insert(0, Para("The answer per source database (the verdict rule of section \"Verdicts against the "
                            "baseline\", on that database's own predictions and subjects; Full: all of them pooled):"))
+    return out
+
+
+def uncompared(ctx: ReportContext, f: Facet, v) -> list[str]:
+    """One sentence for each model of the setting that has no verdict: it has no baseline cell (or no
+    other representation), so the answer says so instead of leaving the model out."""
+    done = set(v["model"])
+    base = ctx.rep_name(ctx.base or ctx.opts.baseline)
+    out = []
+    for model in [m for m in ctx.models if m in set(f.head["model"]) and m not in done]:
+        reps = set(f.head.loc[f.head["model"] == model, "representation"])
+        why = (f"it has no {base} cell (the baseline)" if (ctx.base or ctx.opts.baseline) not in reps
+               else "it has no other representation" if len(reps) < 2 else "no verdict on these predictions")
+        out.append(f"With {ctx.model_name(model)}, no comparison: {why}.")
     return out
 
 

@@ -5,6 +5,10 @@ so: it is computed from the same trained models as the headline (per-epoch test 
 after training, and the honest predictions scored the wrong way), and it never enters the headline,
 the significance tests or tuning. Per cell: honest UF1/UAR, each shortcut's value and its inflation
 (+Δ, signed: a shortcut can also come out lower), mean ± sd over seeds when there are several.
+Then the configuration shortcut (best of K configurations of one model family chosen on the test
+folds, beside the honest pick on inner validation, and its inflation as a function of K;
+``bench.evaluation.grid_audit``), and what each published protocol (``anchors/protocols.yaml``) would
+have reported for each cell.
 """
 
 from __future__ import annotations
@@ -14,12 +18,17 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.figure import Figure
 
+from pathlib import Path
+
+import yaml
+
 from bench.evaluation.audit import SHORTCUTS, AuditError, shortcut_scores, summarize
+from bench.evaluation.grid_audit import config_choice, families, load_inner, protocol_scores
 
 from .. import figures as F
 from ..context import Facet, ReportContext
 from ..document import Block, Bullets, Heading, Para, Table
-from ..load import SETTING, ReportInputError
+from ..load import SETTING, ReportInputError, _setting_column
 
 CELL = (SETTING, "representation", "model")
 TITLE = "What common shortcuts would have reported"
@@ -31,7 +40,14 @@ WHERE = {
                           "subject (MER-CLIP)",
     "fold_mean": "MEB measured 0.666 averaged per fold vs 0.739 pooled for one model",
     "mean_precision": "The published STSTNet UAR: 0.7605 reported vs 0.7186 recomputed from its own log",
+    "class_dropping": "CausalNet's recognition_evaluation (main_train.py): per class `confusion_matrix(...).ravel()` "
+                      "unpacked into TN, FP, FN, TP inside `try/except: pass`, so a class with one value only in "
+                      "the fold's binary truth and predictions is skipped",
+    "class_dropping_one_class": "MER-CLIP's recognition_evaluation (mmaction/evaluation/metrics/acc_metric.py, "
+                                "tools/cal_metric.py): the same try/except, and `UF1 = 1; UAR = 1` when the truth and "
+                                "the predictions are one and the same single class",
 }
+PROTOCOLS = Path(__file__).resolve().parents[1] / "anchors" / "protocols.yaml"
 MAX_CELLS = 16  # more groups of bars than one figure can show legibly; the table has every cell
 
 
@@ -144,7 +160,14 @@ def lead(ctx: ReportContext) -> list[Block]:
              "predictions with the MEGC rules (a class absent from a fold's truth and predictions is left "
              "out of its UF1, a class predicted but absent from its truth out of its UAR) and averages the "
              "folds; UAR as mean precision averages TP/predicted over the classes with true samples "
-             "(a class never predicted counts 0).")]
+             "(a class never predicted counts 0); the class-dropping rules score each fold as the cited code "
+             "does (a fold whose figure is NaN there, e.g. a predicted class absent from its truth, is left out "
+             "of the average). Configuration chosen on test: within a family (one setting, one representation "
+             "and one model by registry name, several configurations: a θ sweep, a switch, a learning-rate or "
+             "epoch grid), the best pooled test UF1 of the K configurations (LEAKY) beside the honest "
+             "counterpart, the configuration with the best inner-validation UF1 chosen per outer fold on its "
+             "training subjects only, those folds' test predictions pooled; its inflation is shown against k "
+             "(the mean over subsets of k configurations, k = 1 giving 0).")]
 
 
 def build_setting(ctx: ReportContext, f: Facet) -> list[Block]:
@@ -160,10 +183,12 @@ def build_setting(ctx: ReportContext, f: Facet) -> list[Block]:
     t = _table(ctx.shown(summ), ctx.shown(f.of(per_seed)), "LEAKY — what common shortcuts would have reported, beside the honest "
                "headline" + f.suffix + " (mean ± sd over seeds; Δ = shortcut − honest).")
     out = ctx.table(t, summ.rename(columns={SETTING: "dataset"}), f.stem("shortcuts"))
-    return out + ctx.figure(shortcut_bars, f.stem("shortcuts"),
-                            "LEAKY shortcuts vs the honest score per cell" + f.suffix
-                            + ": grey = honest (headline); hatched = what each shortcut would have reported "
-                            "(whiskers: ± sd over seeds).", ctx.shown(summ))
+    out += ctx.figure(shortcut_bars, f.stem("shortcuts"),
+                      "LEAKY shortcuts vs the honest score per cell" + f.suffix
+                      + ": grey = honest (headline); hatched = what each shortcut would have reported "
+                      "(whiskers: ± sd over seeds).", ctx.shown(summ))
+    g = ctx.derive(grid_scores)
+    return out + _grid_blocks(ctx, f, g) + _protocol_lines(ctx, f, g)
 
 
 def close(ctx: ReportContext, faceted: list[Block]) -> list[Block]:
@@ -173,3 +198,126 @@ def close(ctx: ReportContext, faceted: list[Block]) -> list[Block]:
         return []
     return [Para(f"{len(missing)} cell-seed(s) have no audit predictions (run before `audit=true`, or "
                  "failed): their best-epoch shortcuts are shown as —.")]
+
+
+# ---------------------------------------------------------- configuration shortcut, published protocols
+
+def load_protocols(path: Path = PROTOCOLS) -> list[dict]:
+    """The published protocols (method, label, epoch, configs, score, uar_as, uf1, uar, code, note)."""
+    data = yaml.safe_load(Path(path).read_text()) or {}
+    out = data.get("protocols") or []
+    for i, a in enumerate(out):
+        missing = [k for k in ("method", "label", "epoch", "configs", "score", "uar_as", "code") if k not in a]
+        if missing:
+            raise ReportInputError(f"{path}: protocol {i} ({a.get('method', '?')}) lacks {', '.join(missing)}")
+    return out
+
+
+def grid_scores(ctx: ReportContext) -> dict:
+    """The configuration shortcut (choices, curve) and every published protocol on every cell and seed."""
+    run = ctx.run
+    try:
+        inner = load_inner(run.run_dir)
+        inner = inner.assign(**{SETTING: _setting_column(inner, len(run.flows) > 1)})
+        fam_of = families(run.results, CELL) if len(run.results) else {}
+        choices, curve = config_choice(run.predictions, inner, fam_of, run.n_classes, CELL)
+        protocols = load_protocols()
+        specs = {p["method"]: p for p in protocols}
+        prot = protocol_scores(run.audit, run.predictions, specs, fam_of, run.n_classes, CELL)
+    except AuditError as e:
+        raise ReportInputError(str(e)) from None
+    return {"choices": choices, "curve": curve, "protocols": protocols, "scores": prot, "families": fam_of}
+
+
+def _setting_of(df: pd.DataFrame, setting) -> pd.DataFrame:
+    if not len(df):
+        return df
+    return df[[fam[0] == setting for fam in df["family"]]]
+
+
+def inflation_curve(curve: pd.DataFrame, path, dpi: int) -> None:
+    """Per family, the mean over seeds of best-of-k minus the honest pick (solid) and minus a blind
+    pick (dashed) against k."""
+    if not len(curve):
+        raise F.Skipped("no family of two or more configurations")
+    with F._style():
+        fig = Figure(figsize=(F.TEXT_WIDTH_IN * 0.6, 3.0), layout="constrained")
+        ax = fig.subplots()
+        colors = sns.color_palette("colorblind", curve["family"].nunique())
+        for color, (fam, g) in zip(colors, curve.groupby("family", sort=False)):
+            m = g.groupby("k", sort=True)[["inflation", "inflation_vs_random"]].mean()
+            name = " × ".join(map(str, fam[-2:]))
+            if m["inflation"].notna().any():
+                ax.plot(m.index, m["inflation"], "o-", color=color, label=f"{name}: vs honest inner pick")
+            ax.plot(m.index, m["inflation_vs_random"], "s--", color=color, alpha=0.7, label=f"{name}: vs blind pick")
+        ax.axhline(0, color="0.5", linewidth=0.6)
+        ax.set_xscale("log", base=2)
+        ks = sorted(curve["k"].unique())
+        ax.set_xticks(ks, [str(k) for k in ks])
+        ax.minorticks_off()
+        ax.set_xlabel("k configurations chosen among")
+        ax.set_ylabel("LEAKY ΔUF1 (best of k − pick)")
+        ax.legend(frameon=False, fontsize="small")
+        F._save(fig, path, dpi)
+
+
+def _grid_blocks(ctx: ReportContext, f: Facet, g: dict) -> list[Block]:
+    ch = _setting_of(g["choices"], f.setting)
+    if not len(ch):
+        return []
+    agg = ch.groupby("family", sort=False).agg(
+        K=("K", "max"), seeds=("seed", "nunique"), leaky=("uf1_leaky_best_of_k", "mean"),
+        honest=("uf1_inner_pick", "mean"), mean_uf1=("mean_uf1", "mean"), inflation=("inflation", "mean")).reset_index()
+    fmt = (lambda v: "—" if not np.isfinite(v) else f"{v:.3f}")
+    rows = [[" × ".join(map(str, r["family"][-2:])), str(int(r["K"])), fmt(r["leaky"]), fmt(r["honest"]),
+             "—" if not np.isfinite(r["inflation"]) else f"{round(float(r['inflation']), 3) or 0.0:+.3f}",
+             fmt(r["mean_uf1"]), str(int(r["seeds"]))] for _, r in agg.iterrows()]
+    validation = "; ".join(sorted({v for v in ch["validation"] if v})) or "none recorded (run with `audit=grid`)"
+    t = Table(["Family (representation × model)", "K", "LEAKY best of K (UF1)", "honest inner pick (UF1)", "ΔUF1",
+               "mean of the K", "Seeds"], rows,
+              "LEAKY — the configuration chosen on the test folds vs the same choice made per fold on its "
+              f"training subjects{f.suffix} (inner validation: {validation}).",
+              align=["l", "r", "r", "r", "r", "r", "r"])
+    numeric = agg.assign(family=[" × ".join(map(str, k)) for k in agg["family"]])
+    cur = _setting_of(g["curve"], f.setting)
+    return ([Heading("Configuration chosen on the test folds", 3)] + ctx.table(t, numeric, f.stem("shortcuts_grid"))
+            + ctx.figure(inflation_curve, f.stem("shortcuts_grid_k"),
+                         "LEAKY inflation of choosing the best of k configurations on the test folds, against k"
+                         + f.suffix + " (mean over subsets of k and seeds; k = 1 gives 0).", cur))
+
+
+def _protocol_lines(ctx: ReportContext, f: Facet, g: dict) -> list[Block]:
+    sc = f.of(g["scores"]) if len(g["scores"]) else g["scores"]
+    if not len(sc):
+        return []
+    lines = []
+    sign = (lambda v: f"{round(float(v), 3) or 0.0:+.3f}")
+    for p in g["protocols"]:
+        mine = sc[sc["protocol"] == p["method"]]
+        m = mine.groupby(["representation", "model"], sort=False)[["uf1", "d_uf1", "honest_uf1", "uar", "d_uar",
+                                                                   "K"]].mean()
+        m = m.reset_index()
+        if p["configs"] == "best_of_k":  # one figure per family: every member reports the family's best
+            n = len(lines)
+            m = m.assign(_fam=[g["families"].get((f.setting, r, mo)) for r, mo in zip(m["representation"], m["model"])])
+            for fam, grp in m[m["K"] > 1].groupby("_fam", sort=False):
+                if np.isfinite(grp["uf1"].iloc[0]):
+                    lines.append(f"under {p['method']}'s protocol ({p['label']}, K = {int(grp['K'].iloc[0])}) the "
+                                 f"family {' × '.join(map(str, fam[-2:]))} would have reported UF1 {grp['uf1'].iloc[0]:.3f} "
+                                 f"({sign(grp['uf1'].iloc[0] - grp['honest_uf1'].mean())} against the mean honest "
+                                 f"UF1 of its {len(grp)} configurations)")
+            if len(lines) == n:
+                lines.append(f"{p['method']}'s protocol ({p['label']}) needs several configurations of one "
+                             "representation and model (a grid study such as `leakage_audit_grid`); this setting has none")
+            continue
+        for _, r in ctx.shown(m).iterrows():
+            m_ = "uar" if p["uar_as"] == "mean_precision" else "uf1"  # that shortcut moves the UAR only
+            if np.isfinite(r[m_]):
+                lines.append(f"under {p['method']}'s protocol ({p['label']}) {r['representation']} × {r['model']} "
+                             f"would have reported {m_.upper()} {r[m_]:.3f} ({sign(r['d_' + m_])})")
+    ctx.csv(sc.rename(columns={SETTING: "dataset"}), f.stem("shortcuts_protocols"))
+    src = "; ".join(f"{p['method']}: {p['code']}" for p in g["protocols"])
+    return [Heading("What each published protocol would have reported here", 3),
+            Para("LEAKY. Each published protocol's shortcuts (`bench/report/anchors/protocols.yaml`) stacked on "
+                 "this run's own models, Δ against the cell's honest UF1 (mean over seeds). Where the code does "
+                 f"it: {src}."), Bullets(lines or ["no cell has the audit rows these protocols need"])]
