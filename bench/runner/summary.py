@@ -130,8 +130,15 @@ def print_answer(predictions, n_classes: int, cells, report_options: dict, out=N
         for sentence in family_sentences(names, mine[mine["source"] == FULL]):
             print(f"  - {sentence}", file=out)
     if not len(v):
-        print(f"  no comparison: the baseline {opts.baseline!r} is not among this study's representations "
-              "(report_options.baseline=...)", file=out)
+        print(f"  no comparison: {_why_no_comparison(opts.baseline, names)}", file=out)
+
+
+def _why_no_comparison(baseline: str, names: _Names) -> str:
+    """Why no verdict was drawn: one representation only, or the baseline is not in the study."""
+    options = set(names.options["representation"].values())
+    if options == {baseline}:
+        return f"the study has one representation ({baseline!r}), so none to set beside the baseline"
+    return f"the baseline {baseline!r} is not among this study's representations (report_options.baseline=...)"
 
 
 def _best(grp, n_classes: int, names: _Names) -> str:

@@ -26,3 +26,12 @@ def test_the_console_prints_the_same_answer_as_the_report(tmp_path, session_cach
                      sentences[0])
     report = (tmp_path / "reports" / "smoke" / "report.md").read_text()
     assert sentences[0] in report  # the same words as the report's answer, not a second wording
+
+
+def test_no_comparison_says_why_one_representation_or_a_missing_baseline():
+    from bench.runner.summary import _Names, _why_no_comparison
+
+    one = _Names({"representation": {"single_phase": "single_phase"}, "model": {}})
+    assert "one representation ('single_phase')" in _why_no_comparison("single_phase", one)
+    other = _Names({"representation": {"cof": "cof"}, "model": {}})
+    assert "not among this study's representations" in _why_no_comparison("single_phase", other)
