@@ -54,7 +54,9 @@ def _free_port() -> int:
 
 
 def _start_node(args: list[str], temp: str, log: Path) -> subprocess.Popen:
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    # RAY_AUTH_MODE explicit: Ray 2.5x+ turns token auth on for `ray start` once ~/.ray/auth_token exists (any
+    # earlier local ray.init() writes one), while a driver connecting to it stays unauthenticated
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled"}
     with open(log, "w") as f:  # its own session: the node is ended by its process group, nothing else
         return subprocess.Popen([_ray_cli(), "start", *args, "--num-cpus=1", f"--temp-dir={temp}", "--block",
                                  "--disable-usage-stats"],
