@@ -33,6 +33,9 @@ REFERENCE = {
     "timm_resnet10t_half": {"epochs": 20},
     "ststnet": {"epochs": 40},
     "fmanet": {"epochs": 80},
+    # OFF-ApexNet is not in ablation_phases: check it with ``study.models=[off_apexnet]`` (issue 26's
+    # cheaper recipe); its previous recipe is the trainer defaults' 40 epochs.
+    "off_apexnet": {"epochs": 40},
 }
 # The model option each study model replaced (its model config group option); absent: the same network.
 REFERENCE_MODEL = {"timm_resnet10t_half": "timm_resnet10t"}
@@ -66,14 +69,17 @@ def compare(models: list[str] | None = None, representations: list[str] | None =
     and the study's, over the chosen representations (default all) and folds (default all)."""
     import torch
 
-    from bench.core.config import to_container
+    from bench.core.config import compose, to_container
     from bench.runner.prepare import Prepared
     from bench.plan.planner import plan_study
 
     torch.set_num_threads(threads)
     plan = plan_study([f"study={STUDY}", "tracking=none", "report=false", *(overrides or [])])
     prep = Prepared(plan, progress=False)
-    base_trainer = to_container(plan.base.trainer)
+    # The reference is the trainer group's defaults plus REFERENCE: a trainer key given on the command
+    # line (trainer.epochs=20, a candidate recipe) must change the study's side only.
+    base_trainer = to_container(compose([f"study={STUDY}", *(o for o in overrides or []
+                                                            if not o.lstrip("+").startswith("trainer"))]).trainer)
     cell_seed = min(c.seed for c in plan.cells)  # one cell per (representation, model)
     seed = cell_seed if seed is None else int(seed)
     rows: dict[str, dict] = {}

@@ -20,6 +20,13 @@ representation the model sees there, ``INPUTS``), with ``torch.set_num_threads(1
 * **floor = compute + memory (a sum, not a max)**: on one thread the optimizer pass starts after
   the backward pass ends and nothing overlaps it, and the GEMM / convolution timings already include
   their own memory traffic, so the two phases add. Every time is this process's CPU time;
+* **the step's kernels alone** — every aten op of one step (forward, backward, optimizer), replayed
+  alone like the floor's products and summed by kind: what PyTorch's own kernels cost with nothing
+  between them. Where this sum alone exceeds ``TARGET`` x floor (BatchNorm, pooling and dropout
+  kernels around tiny GEMMs), no change to the Python around the kernels can meet the target: only
+  other kernels can (a fusing compiler, hand-written fused ones) or another network. The achieved
+  step minus it is the rest: Python, autograd and dispatch between the ops, and caches colder inside
+  a step than in a replay;
 * **where the rest goes** — ``torch.profiler`` self CPU time per step grouped by kind (``KINDS``:
   GEMM / convolution, normalisation, dropout, activation, pooling, optimizer, allocation, layout /
   copies, other elementwise, Python / autograd) — profiled time is inflated by the profiler itself,
@@ -48,6 +55,14 @@ _clock = time.process_time
 # The composite's representation per model (megc2019_phases): OFF-ApexNet's and STSTNet's published
 # inputs are single-phase flow (u, v, magnitude / strain); FMANet's dual-stream cell reads both phases.
 INPUTS = {"off_apexnet": "single_phase", "fmanet": "two_phase_stack", "ststnet": "stored"}
+# megc2019_phases on the two-phase release (13 cells; bench/conf/trainer/<model>.yaml's epochs): per
+# model, the representation measured and how many cells it stands for. OFF-ApexNet's cof, mm_cof,
+# two_phase_stack and stored cells are costed as its single_phase one (the same network; their first
+# convolutions read 2-4 channels instead of 2: <3% of its FLOPs), FMANet's stored cell as its
+# single-stream single_phase one (the same 3-channel single-stream network).
+COMPOSITE = {"off_apexnet": (("single_phase", 5),), "fmanet": (("two_phase_stack", 1), ("single_phase", 2)),
+             "ststnet": (("stored", 5),)}
+COMPOSITE_FOLDS = 68
 FLOOR_OPS = ("mm", "addmm", "bmm", "baddbmm", "convolution", "convolution_backward")
 # Optimizer bytes per parameter: float32 arrays read + written by one step.
 OPTIMIZER_ARRAYS = {"adam": 7, "adamw": 7, "sgd": 5}
@@ -124,16 +139,17 @@ class _Meta:
 
 
 class _Capture(TorchDispatchMode):
-    """Records every floor op (``FLOOR_OPS``) dispatched while active."""
+    """Records every floor op (``FLOOR_OPS``) dispatched while active; with ``every_op``, every aten op."""
 
-    def __init__(self):
+    def __init__(self, every_op: bool = False):
         super().__init__()
         self.ops: list[CapturedOp] = []
+        self.every_op = every_op
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         name = func.overloadpacket.__name__
-        if name in FLOOR_OPS:
+        if self.every_op or name in FLOOR_OPS:
             meta = lambda a: _Meta(tuple(a.shape), tuple(a.stride()), a.dtype) if isinstance(a, torch.Tensor) else a
             self.ops.append(CapturedOp(name, func, tree_map(meta, args), tree_map(meta, kwargs)))
         return func(*args, **kwargs)
@@ -200,6 +216,28 @@ def compute_floor(ops: list[CapturedOp], repeats: int = 5) -> dict:
         by_kind[op.name] = by_kind.get(op.name, 0.0) + op.seconds
     return {"seconds": sum(o.seconds for o in ops), "flops": sum(o.flops for o in ops), "by_op": by_kind,
             "n_ops": len(ops)}
+
+
+def kernels_alone(step: Callable[[], Any], repeats: int = 3) -> dict:
+    """Every aten op of one ``step`` (forward, backward and optimizer) replayed alone, warm, summed by
+    kind: what PyTorch's own kernels cost with no Python, autograd or dispatch between them. The step
+    minus this sum is the rest (between the ops, and colder caches); what is inside the sum (BatchNorm, pooling, dropout kernels)
+    only other kernels (a fusing compiler, hand-written ones) could lower. An op that cannot run on
+    random tensors of its captured layout is counted in ``not_replayed``, not timed."""
+    with _Capture(every_op=True) as cap:
+        step()
+    by_kind: dict[str, float] = {}
+    failed = 0
+    for op in cap.ops:
+        try:
+            t = time_op(op, repeats, min_seconds=0.002)
+        except Exception:  # noqa: BLE001 - e.g. an op whose index arguments random values break
+            failed += 1
+            continue
+        k = kind_of(f"aten::{op.name}")
+        by_kind[k] = by_kind.get(k, 0.0) + t
+    return {"seconds": sum(by_kind.values()), "by_kind": dict(sorted(by_kind.items(), key=lambda kv: -kv[1])),
+            "n_ops": len(cap.ops), "not_replayed": failed}
 
 
 # ------------------------------------------------------------------------------ the model's step
@@ -342,6 +380,7 @@ def measure(name: str, representation: str | None = None, size: int = 28, batch:
             s.opt.step()
         opt_measured = (_clock() - adam_t) / 5
         kinds = profile_kinds(s.step, profile_steps)
+        alone = kernels_alone(s.step, repeats)
     bws = copy_bandwidth(2 * s.n_params)  # two buffers of 2P floats: the optimizer's 4P-float working set
     bw = bws["best"]
     mem_bytes = optimizer_bytes(s.n_params, s.optimizer)
@@ -355,7 +394,9 @@ def measure(name: str, representation: str | None = None, size: int = 28, batch:
             "optimizer_step_s": opt_measured, "floor_s": floor, "achieved_s": achieved,
             "achieved_vs_floor": achieved / floor, "target_met": achieved / floor <= TARGET,
             "gflops_achieved": flops / achieved / 1e9, "gflops_floor_ops": comp["flops"] / max(comp["seconds"], 1e-12) / 1e9,
-            "profile_s": kinds}
+            "profile_s": kinds, "kernels_alone_s": alone["seconds"], "kernels_alone_by_kind_s": alone["by_kind"],
+            "step_ops": alone["n_ops"], "ops_not_replayed": alone["not_replayed"],
+            "between_ops_s": max(0.0, achieved - alone["seconds"])}
 
 
 def format_row(r: dict) -> str:
@@ -363,6 +404,7 @@ def format_row(r: dict) -> str:
     ms = lambda s: f"{s * 1e3:.2f} ms"
     total = sum(r["profile_s"].values()) or 1.0
     rest = ", ".join(f"{k} {v / total:.0%}" for k, v in r["profile_s"].items() if v / total >= 0.01)
+    alone = ", ".join(f"{k} {ms(v)}" for k, v in r["kernels_alone_by_kind_s"].items() if v >= 0.01e-3)
     return (f"{r['model']} on {r['representation']} ({len(r['channels'])} ch, {r['params'] / 1e6:.3f} M params, "
             f"{r['step_flops'] / 1e9:.3f} GFLOP/step): achieved / floor x{r['achieved_vs_floor']:.2f} "
             f"(target <= {TARGET}: {'met' if r['target_met'] else 'NOT met'})\n"
@@ -371,7 +413,40 @@ def format_row(r: dict) -> str:
             f"{r['gflops_floor_ops']:.1f} GFLOP/s) + memory {ms(r['memory_floor_s'])} "
             f"({r['optimizer_bytes'] / 1e6:.1f} MB at {r['copy_bandwidth_Bps'] / 1e9:.1f} GB/s; "
             f"the optimizer step itself {ms(r['optimizer_step_s'])}); achieved {r['gflops_achieved']:.1f} GFLOP/s\n"
-            f"  profiled self time by kind: {rest}")
+            f"  profiled self time by kind: {rest}\n"
+            f"  its {r['step_ops']} aten ops replayed alone: {ms(r['kernels_alone_s'])} "
+            f"(x{r['kernels_alone_s'] / r['floor_s']:.2f} of the floor; {alone}"
+            f"{'; ' + str(r['ops_not_replayed']) + ' not replayable' if r['ops_not_replayed'] else ''}); "
+            f"the rest of the step (Python, autograd and dispatch between the ops; caches colder than in "
+            f"a replay): {ms(r['between_ops_s'])}")
+
+
+def recipe_epochs(model: str) -> int:
+    """The epochs of ``model``'s own recipe (bench/conf/trainer/<model>.yaml), else the trainer default's."""
+    from bench.core.config import compose, group_options
+
+    return int(compose([f"trainer={model if model in group_options('trainer') else 'default'}"]).trainer.epochs)
+
+
+def composite_minutes(rows: list[dict], epochs: dict[str, int], steps_per_epoch: int = 14, seeds: int = 3,
+                      cores: int = 2) -> dict[str, float]:
+    """Training wall minutes of ``megc2019_phases`` (``COMPOSITE``'s cells x 68 folds x ``seeds``) on
+    ``cores`` one-thread workers, from the rows' CPU seconds per step: as achieved, at the floor, and at
+    ``TARGET`` x the floor. Training only (no evaluation, flows or reports); a row not in ``COMPOSITE``
+    is ignored, and a composite (model, representation) without a row raises."""
+    measured = {(r["model"], r["representation"]): r for r in rows}
+    total = {"achieved": 0.0, "floor": 0.0}
+    for model, cells in COMPOSITE.items():
+        for rep, n in cells:
+            r = measured.get((model, rep))
+            if r is None:
+                raise ValueError(f"composite_minutes: no measured row for {model} on {rep}")
+            steps = n * COMPOSITE_FOLDS * epochs[model] * steps_per_epoch
+            total["achieved"] += steps * r["achieved_s"]
+            total["floor"] += steps * r["floor_s"]
+    scale = seeds / cores / 60.0
+    return {"achieved": total["achieved"] * scale, "floor": total["floor"] * scale,
+            "at_target": total["floor"] * TARGET * scale}
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
@@ -384,16 +459,28 @@ def main(argv: list[str] | None = None) -> list[dict]:
     ap.add_argument("--epochs", type=int, default=3, help="timed epochs per fit (after one untimed)")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--profile-steps", type=int, default=10)
+    ap.add_argument("--composite", action="store_true",
+                    help="measure every (model, representation) of COMPOSITE and extrapolate the 3-seed "
+                         "megc2019_phases training on 2 cores: achieved, at the floor, at the target")
     a = ap.parse_args(argv)
     torch.set_num_threads(1)
     print(f"roofline: {a.size} px, batch {a.batch_size}, 1 thread, load average {os.getloadavg()[0]:.1f} "
           f"on {os.cpu_count()} cores (floor = compute + memory; target achieved / floor <= {TARGET})", flush=True)
+    todo = ([(m, rep) for m, cells in COMPOSITE.items() for rep, _ in cells] if a.composite
+            else [(m, a.representation) for m in a.models])
     rows = []
-    for m in a.models:
-        r = measure(m, a.representation, a.size, a.batch_size, steps_per_epoch=a.steps_per_epoch, epochs=a.epochs,
+    for m, rep in todo:
+        r = measure(m, rep, a.size, a.batch_size, steps_per_epoch=a.steps_per_epoch, epochs=a.epochs,
                     repeats=a.repeats, profile_steps=a.profile_steps)
         rows.append(r)
         print(format_row(r), flush=True)
+    if a.composite:
+        epochs = {m: recipe_epochs(m) for m in COMPOSITE}
+        t = composite_minutes(rows, epochs, a.steps_per_epoch)
+        print(f"megc2019_phases, 3 seeds, training only, 2 one-thread workers ({COMPOSITE_FOLDS} folds x "
+              f"{a.steps_per_epoch} steps per epoch; epochs {', '.join(f'{m} {e}' for m, e in epochs.items())}): "
+              f"achieved {t['achieved']:.0f} min | at every model's floor {t['floor']:.0f} min | "
+              f"at {TARGET} x the floor {t['at_target']:.0f} min (study target: 90 min)")
     return rows
 
 

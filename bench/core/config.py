@@ -99,6 +99,10 @@ def _register_studies() -> None:
             first = (str(e).strip().splitlines() or [type(e).__name__])[0]
             _broken_studies[path.stem] = f"cannot read study file {path}: {first}"
             continue
+        if isinstance(node, DictConfig) and "max_seeds" not in node:
+            # Declared (unset) in every study, so `study.max_seeds=5` is a known key wherever
+            # `study.seeds=auto` may be chosen; unset means the policy's default (bench.plan.planner).
+            node.max_seeds = None
         cs.store(group="study", name=path.stem, node=node)
     _registered = True
 

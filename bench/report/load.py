@@ -265,6 +265,17 @@ def load_histories(run_dir: str | Path, results: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def unit_hparams_lenient(raw) -> dict:
+    """A results row's ``hparams`` JSON as a dict; ``{}`` for a failed unit's empty value, bad JSON or
+    anything not an object. The report reads leniently (a broken row leaves its section shorter);
+    the tracking backfill reads strictly, naming the unit (bench.tracking.cells.unit_hparams)."""
+    try:
+        h = json.loads(raw) if isinstance(raw, str) else {}
+    except ValueError:
+        return {}
+    return h if isinstance(h, dict) else {}
+
+
 def ordered(values, first: str | None = None) -> list[str]:
     """Unique values in order of first appearance, ``first`` (if present) moved to the front."""
     seen = list(dict.fromkeys(str(v) for v in values))

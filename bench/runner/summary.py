@@ -173,5 +173,7 @@ def print_next_steps(mlflow_info: dict | None, report_dir: Path | None, out=None
     if report_dir is not None:
         lines.append(f"  report:       {Path(report_dir) / 'report.md'}"
                      + (f" and {Path(report_dir) / 'report.pdf'}" if (Path(report_dir) / "report.pdf").exists() else ""))
+        if (Path(report_dir) / "report.html").exists():  # the browsable one: sortable table, drill-downs
+            lines.append(f"  in a browser: {Path(report_dir) / 'report.html'}")
     if lines:
         print("\nLook at the results:", *lines, sep="\n", file=out)

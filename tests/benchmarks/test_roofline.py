@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from torch import nn
 
@@ -48,6 +49,38 @@ def test_a_convolution_is_replayed_with_its_backward():
     assert replayed.shape == x.shape and replayed.stride() == x.stride()  # the layout travels
 
 
+def test_every_op_of_a_step_is_replayed_alone_and_sorted_into_kinds():
+    """One Linear + ReLU + sum, forward and backward: every aten op is captured (not only the floor's
+    products), each replayed on its own, and the GEMMs' share is the floor ops' own."""
+    torch.manual_seed(0)
+    layer = nn.Linear(16, 8)
+    x = torch.randn(4, 16)
+
+    def step():
+        layer.zero_grad(set_to_none=True)
+        torch.relu(layer(x)).sum().backward()
+    alone = roofline.kernels_alone(step, repeats=1)
+    floor_ops, _ = roofline.capture_step(step)
+    assert alone["n_ops"] > len(floor_ops) == 2  # addmm forward, mm for the weight grad
+    assert alone["not_replayed"] == 0 and alone["seconds"] == sum(alone["by_kind"].values()) > 0
+    assert {"gemm/conv", "activation"} <= set(alone["by_kind"])
+
+
+def test_the_composite_extrapolation_counts_cells_folds_epochs_and_seeds():
+    """One ms per step everywhere: the 13 cells x 68 folds x the recipes' epochs x 14 steps x 3 seeds
+    on 2 cores, in minutes; the floor and the target line scale with it."""
+    rows = [{"model": m, "representation": rep, "achieved_s": 1e-3, "floor_s": 0.5e-3}
+            for m, cells in roofline.COMPOSITE.items() for rep, _ in cells]
+    epochs = {"off_apexnet": 40, "fmanet": 30, "ststnet": 20}
+    t = roofline.composite_minutes(rows, epochs, steps_per_epoch=14)
+    steps = 68 * 14 * (5 * 40 + 3 * 30 + 5 * 20)
+    assert t["achieved"] == pytest.approx(steps * 1e-3 * 3 / 2 / 60)
+    assert t["floor"] == pytest.approx(t["achieved"] / 2) and t["at_target"] == pytest.approx(t["floor"] * 1.5)
+    assert {m: roofline.recipe_epochs(m) for m in epochs} == epochs  # the models' own recipes today
+    with pytest.raises(ValueError, match="no measured row for ststnet on stored"):
+        roofline.composite_minutes([r for r in rows if r["model"] != "ststnet"], epochs)
+
+
 def test_adam_moves_seven_floats_per_parameter():
     assert roofline.optimizer_bytes(2_664_775, "adam") == 7 * 4 * 2_664_775  # OFF-ApexNet: ~74.6 MB
     assert round(roofline.optimizer_bytes(2_664_775) / 1e6, 1) == 74.6
@@ -78,6 +111,8 @@ def test_the_benchmark_runs_on_a_tiny_setting(capsys):
     assert r["replayed_flops"] == r["step_flops"] > 0  # every counted FLOP was replayed
     assert r["floor_s"] == r["compute_floor_s"] + r["memory_floor_s"]
     assert r["optimizer_bytes"] == 7 * 4 * r["params"]
+    assert r["step_ops"] > r["floor_ops"] and r["kernels_alone_s"] > 0  # the whole step's ops, alone
+    assert r["between_ops_s"] == max(0.0, r["achieved_s"] - r["kernels_alone_s"])
     assert r["achieved_vs_floor"] == r["achieved_s"] / r["floor_s"]
     assert "outside any op" in r["profile_s"]
     text = capsys.readouterr().out

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench.core.config import compose
+from bench.core.config import ConfigError, compose
 from bench.core.schemas import TrainConfig
 from bench.plan.planner import MODEL_RECIPE, model_recipes, plan_study
 from bench.results.manifest import cell_recipes, manifest_items
@@ -125,3 +125,15 @@ def test_the_composite_study_plans_fmanets_single_phase_baseline_and_decides_wit
     assert plan.seed_policy is not None and plan.seed_policy.start == 3
     assert sorted({c.seed for c in plan.cells}) == [0, 1, 2]
     assert compose(["study=leakage_audit_megc2019"]).study.seeds == "auto"  # the same policy, the same start
+
+
+def test_every_study_takes_max_seeds_and_a_seed_list_still_overrides_auto(htnet, tmp_path):
+    """study.max_seeds is a known key of every study (unset: the policy's default), so a user can cap
+    seeds=auto on the composite; a seed list given instead still plans with no policy."""
+    base = ["study=megc2019_phases", f"dataset.root={htnet}", f"paths.cache={tmp_path}", *QUIET]
+    assert plan_study([*base, "study.max_seeds=5"]).seed_policy.max_seeds == 5
+    listed = plan_study([*base, "study.seeds=[0]"])
+    assert listed.seed_policy is None and {c.seed for c in listed.cells} == {0}
+    assert compose(["study=smoke"]).study.max_seeds is None  # declared, unset: the policy's default
+    with pytest.raises(ConfigError, match="applies to study.seeds=auto only"):  # refused before any data work
+        plan_study(["study=smoke", "study.max_seeds=5", *QUIET])

@@ -150,6 +150,10 @@ def test_a_family_of_configurations_gets_the_grid_table_figure_and_stacked_proto
         cof = summ[(summ["representation"] == "cof[theta1=0.3]") & (summ["model"] == model)]["uf1"].iloc[0]
         assert grid[grid["family"] == f"synthetic × cof × {model}"]["honest"].iloc[0] == pytest.approx(cof, abs=1e-5)
     assert md.count("under CausalNet's protocol (best epoch per subject + best of K configurations, K = 2) the family") == 2
+    for _, w in want.iterrows():  # each best-of-K line gives its Δ against the honest inner pick too
+        name = " × ".join(map(str, w["family"][-2:]))
+        line = next(ln for ln in md.splitlines() if "CausalNet's protocol" in ln and f"family {name} " in ln)
+        assert f"against the honest inner pick, {w['uf1_inner_pick']:.3f})" in line
     assert "under HTNet's protocol (best epoch per subject) single-phase flow × STSTNet would have reported UF1" in md
     assert "under STSTNet (paper)'s protocol (UAR as mean precision)" in md and "would have reported UAR" in md
     prot = pd.read_csv(out / "tables" / "shortcuts_protocols.csv")

@@ -26,6 +26,8 @@ def test_the_console_prints_the_same_answer_as_the_report(tmp_path, session_cach
                      sentences[0])
     report = (tmp_path / "reports" / "smoke" / "report.md").read_text()
     assert sentences[0] in report  # the same words as the report's answer, not a second wording
+    html = tmp_path / "reports" / "smoke" / "report.html"
+    assert html.is_file() and f"  in a browser: {html}" in text  # the closing lines name the browsable report
 
 
 def test_no_comparison_says_why_one_representation_or_a_missing_baseline():

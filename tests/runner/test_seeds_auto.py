@@ -77,7 +77,7 @@ import json  # noqa: E402
 import pytest  # noqa: E402
 
 TINY = [
-    "study=smoke", "study.seeds=auto", "+study.max_seeds=4",
+    "study=smoke", "study.seeds=auto", "study.max_seeds=4",
     "study.datasets=[{option: synthetic, label: synthetic, params: {n_subjects: 3, clips_per_class: 1, size: 48}}]",
     "study.representations=[single_phase, cof, two_phase_stack]", "trainer.epochs=1", "flow.size=32",
     "tracking=none", "report=false", "progress=false", "executor.workers=1",

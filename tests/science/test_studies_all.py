@@ -22,7 +22,7 @@ def _real_data(study: str, tmp_path) -> list[str] | None:
 
     root = write_release_fixture(tmp_path / "htnet", "htnet", rows=TINY_ROWS)
     # seeds: auto runs its first round only here (3 seeds); the rounds are tested in tests/runner
-    auto = ["++study.max_seeds=3"] if study in ("stored_scale", "megc2019_phases", "leakage_audit_megc2019") else []
+    auto = ["study.max_seeds=3"] if study in ("stored_scale", "megc2019_phases", "leakage_audit_megc2019") else []
     return [f"dataset.root={root}", *auto, *(o for o in TINY if not o.startswith(("dataset.", "flow.")))]
 
 

@@ -11,7 +11,6 @@ the Markdown's text does.
 
 from __future__ import annotations
 
-import json
 import math
 
 import numpy as np
@@ -21,7 +20,7 @@ from bench.evaluation import metrics
 from bench.evaluation.verdicts import FULL, prob
 
 from ..context import ReportContext
-from ..load import SETTING, axis_params
+from ..load import SETTING, axis_params, unit_hparams_lenient
 from ..names import minus, signed
 from ..sections import learning_curves, per_subject
 from ..tables import fmt
@@ -166,12 +165,9 @@ def _unit_settings(g: pd.DataFrame) -> list[list[str]]:
         return []
     seen: dict[str, list[str]] = {}
     for raw in g["hparams"]:
-        try:
-            h = json.loads(raw) if isinstance(raw, str) else {}
-        except ValueError:
-            continue
+        h = unit_hparams_lenient(raw)
         for part in ("trainer", "tuned"):
-            node = h.get(part) if isinstance(h, dict) else None
+            node = h.get(part)
             for k, v in (node.items() if isinstance(node, dict) else ()):
                 vals = seen.setdefault(f"{part}.{k}", [])
                 if value(v) not in vals:

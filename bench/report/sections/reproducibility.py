@@ -9,12 +9,11 @@ run did not record is left out, never printed as "not recorded".
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from ..context import ReportContext
 from ..document import Block, Bullets, Code, Heading, Para, Table
-from ..load import ordered
+from ..load import ordered, unit_hparams_lenient
 from ..tables import ReportOptions
 from ..words import duration, unset, value
 
@@ -123,10 +122,7 @@ def _hparams(results, part: str) -> dict[str, dict]:
         return {}
     out = {}
     for model in ordered(results["model"]):
-        try:
-            node = json.loads(results.loc[results["model"] == model, "hparams"].iloc[0]).get(part) or {}
-        except (TypeError, ValueError, AttributeError):
-            continue
+        node = unit_hparams_lenient(results.loc[results["model"] == model, "hparams"].iloc[0]).get(part)
         if isinstance(node, dict) and node:
             out[model] = node
     return out

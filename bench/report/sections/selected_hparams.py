@@ -22,18 +22,14 @@ from bench.training.tuning import dashboard_commands, tuned_params
 
 from ..context import ReportContext
 from ..document import Block, Code, Heading, Para, Table
-from ..load import SETTING
+from ..load import SETTING, unit_hparams_lenient
 from .reproducibility import shown_path
 
 CELL = [SETTING, "representation", "model"]
 
 
 def _chosen(raw) -> dict:
-    try:
-        h = json.loads(raw) if isinstance(raw, str) else {}
-    except ValueError:
-        return {}
-    tuned = h.get("tuned") if isinstance(h, dict) else None
+    tuned = unit_hparams_lenient(raw).get("tuned")
     return tuned if isinstance(tuned, dict) else {}
 
 
