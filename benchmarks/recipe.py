@@ -62,6 +62,21 @@ def _final_losses(model_cfg: dict, trainer_cfg: dict, x, y, channels, folds, see
     return losses, seconds
 
 
+def default_trainer(overrides: list[str]) -> dict:
+    """The trainer group's defaults for the study, with the command line's non-trainer keys only: a
+    trainer key given there (``trainer.epochs=20``, a candidate recipe) changes the study's side of the
+    comparison, never the reference's."""
+    from bench.core.config import compose, to_container
+
+    return to_container(compose([f"study={STUDY}", *(o for o in overrides
+                                                     if not o.lstrip("+").startswith("trainer"))]).trainer)
+
+
+def reference_trainer(name: str, overrides: list[str] = (), base: dict | None = None) -> dict:
+    """``REFERENCE[name]`` over the trainer defaults: the recipe ``name`` ran before its change."""
+    return {**(default_trainer(list(overrides)) if base is None else base), **REFERENCE[name]}
+
+
 def compare(models: list[str] | None = None, representations: list[str] | None = None,
             folds: list[int] | None = None, overrides: list[str] | None = None, threads: int = 1,
             seed: int | None = None) -> list[dict]:
@@ -69,17 +84,13 @@ def compare(models: list[str] | None = None, representations: list[str] | None =
     and the study's, over the chosen representations (default all) and folds (default all)."""
     import torch
 
-    from bench.core.config import compose, to_container
     from bench.runner.prepare import Prepared
     from bench.plan.planner import plan_study
 
     torch.set_num_threads(threads)
     plan = plan_study([f"study={STUDY}", "tracking=none", "report=false", *(overrides or [])])
     prep = Prepared(plan, progress=False)
-    # The reference is the trainer group's defaults plus REFERENCE: a trainer key given on the command
-    # line (trainer.epochs=20, a candidate recipe) must change the study's side only.
-    base_trainer = to_container(compose([f"study={STUDY}", *(o for o in overrides or []
-                                                            if not o.lstrip("+").startswith("trainer"))]).trainer)
+    base_trainer = default_trainer(overrides or [])
     cell_seed = min(c.seed for c in plan.cells)  # one cell per (representation, model)
     seed = cell_seed if seed is None else int(seed)
     rows: dict[str, dict] = {}
@@ -95,7 +106,7 @@ def compare(models: list[str] | None = None, representations: list[str] | None =
         all_folds = prep.fold_list(cell)
         chosen = [all_folds[i] for i in folds] if folds is not None else all_folds
         new_cfg = dict(cell.cfg["trainer"])
-        ref_cfg = {**base_trainer, **REFERENCE[name]}
+        ref_cfg = reference_trainer(name, overrides or [], base_trainer)
         new_model = dict(cell.cfg["model"])
         ref_model = _reference_model(name, new_model)
         row = rows.setdefault(name, {"model": name, "reference": REFERENCE[name], "ref_losses": [], "new_losses": [],
