@@ -25,6 +25,7 @@ from bench.data import DataError, load_dataset
 from bench.run import main
 from bench.score import MAX_CLASSES, MAX_LINE_BYTES
 from bench.score import main as score_main
+from tests.helpers.signals import ctrl_c_reaches_it
 
 from tests.helpers.fabricate import fabricate_run
 from tests.helpers.local_servers import free_port
@@ -189,7 +190,8 @@ def test_ctrl_c_on_backfill_exits_130_with_one_line(tmp_path):
         env = {**os.environ, "MLFLOW_HTTP_REQUEST_TIMEOUT": "60", "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0"}
         proc = subprocess.Popen([sys.executable, "-m", "bench.tracking", "backfill", str(run_dir), "--uri",
                                  f"http://127.0.0.1:{srv.getsockname()[1]}"], cwd=REPO, env=env,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                preexec_fn=ctrl_c_reaches_it)
         conn, _ = srv.accept()  # the backfill is talking to the store now
         with conn:
             proc.send_signal(signal.SIGINT)

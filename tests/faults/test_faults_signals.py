@@ -27,6 +27,7 @@ from pathlib import Path
 import pytest
 
 from bench.run import main
+from tests.helpers.signals import ctrl_c_reaches_it
 
 TINY = [
     "study=smoke",
@@ -388,7 +389,8 @@ def _start_and_watch(cmd, tmp_path, until, timeout_s=300):
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env.pop("DUALFLOW_LOGLEVEL", None)
     log = open(tmp_path / "study.log", "w+")  # noqa: SIM115 - read back by the caller
-    proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                            preexec_fn=ctrl_c_reaches_it)
     tree = Tree(proc.pid)
     deadline = time.monotonic() + timeout_s
     try:
