@@ -57,9 +57,9 @@ _clock = time.process_time
 INPUTS = {"off_apexnet": "single_phase", "fmanet": "two_phase_stack", "ststnet": "stored"}
 # megc2019_phases on the two-phase release (13 cells; bench/conf/trainer/<model>.yaml's epochs): per
 # model, the representation measured and how many cells it stands for. OFF-ApexNet's cof, mm_cof,
-# two_phase_stack and stored cells are costed as its single_phase one (the same network; their first
-# convolutions read 2-4 channels instead of 2: <3% of its FLOPs), FMANet's stored cell as its
-# single-stream single_phase one (the same 3-channel single-stream network).
+# two_phase_stack and stored cells are costed as its single_phase one (cof, mm_cof and stored have
+# its FLOPs exactly; two_phase_stack's 4-channel streams 8% more, 1.6% of OFF-ApexNet's total),
+# FMANet's stored cell as its single-stream single_phase one (the same 3-channel network).
 COMPOSITE = {"off_apexnet": (("single_phase", 5),), "fmanet": (("two_phase_stack", 1), ("single_phase", 2)),
              "ststnet": (("stored", 5),)}
 COMPOSITE_FOLDS = 68
@@ -221,9 +221,9 @@ def compute_floor(ops: list[CapturedOp], repeats: int = 5) -> dict:
 def kernels_alone(step: Callable[[], Any], repeats: int = 3) -> dict:
     """Every aten op of one ``step`` (forward, backward and optimizer) replayed alone, warm, summed by
     kind: what PyTorch's own kernels cost with no Python, autograd or dispatch between them. The step
-    minus this sum is the rest (between the ops, and colder caches); what is inside the sum (BatchNorm, pooling, dropout kernels)
-    only other kernels (a fusing compiler, hand-written ones) could lower. An op that cannot run on
-    random tensors of its captured layout is counted in ``not_replayed``, not timed."""
+    minus this sum is the rest (between the ops, and colder caches); what is inside the sum (BatchNorm,
+    pooling, dropout kernels) only other kernels (a fusing compiler, hand-written ones) could lower. An
+    op that cannot run on random tensors of its captured layout is counted in ``not_replayed``."""
     with _Capture(every_op=True) as cap:
         step()
     by_kind: dict[str, float] = {}
