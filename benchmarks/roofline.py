@@ -423,9 +423,10 @@ def format_row(r: dict) -> str:
 
 def recipe_epochs(model: str) -> int:
     """The epochs of ``model``'s own recipe (bench/conf/trainer/<model>.yaml), else the trainer default's."""
-    from bench.core.config import compose, group_options
+    from bench.core.config import compose
+    from bench.plan.planner import model_recipes
 
-    return int(compose([f"trainer={model if model in group_options('trainer') else 'default'}"]).trainer.epochs)
+    return int(compose([f"trainer={model if model in model_recipes() else 'default'}"]).trainer.epochs)
 
 
 def composite_minutes(rows: list[dict], epochs: dict[str, int], steps_per_epoch: int = 14, seeds: int = 3,

@@ -25,10 +25,10 @@ from bench.data import DataError, load_dataset
 from bench.run import main
 from bench.score import MAX_CLASSES, MAX_LINE_BYTES
 from bench.score import main as score_main
-from tests.helpers.signals import ctrl_c_reaches_it
 
 from tests.helpers.fabricate import fabricate_run
 from tests.helpers.local_servers import free_port
+from tests.helpers.signals import ctrl_c_reaches_it
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = [
